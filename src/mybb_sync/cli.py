@@ -1,0 +1,151 @@
+"""The ``mybb-sync`` command: a thin shell over the library.
+
+Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
+Errors are one line on stderr; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from . import __version__
+from .atomic import Root, sweep_temps
+from .catalog import Catalog, load_catalog
+from .config import Settings, load_settings
+from .errors import ConfigError, MybbSyncError
+from .export import Exporter, Scope
+from .layout import GLOBAL_SID
+from .progress import ProgressBar
+from .state import RootLock, State
+from .store import open_store
+
+log = logging.getLogger("mybb_sync")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(f"{self.prog}: {message}")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("connection and paths (flags > MYBB_SYNC_* environment > mybb-sync.toml)")
+    g.add_argument("--config", type=Path, metavar="PATH", help="TOML settings file (default: ./mybb-sync.toml)")
+    g.add_argument("--db", metavar="URL", help="mysql://user:password@host:port/dbname[?unix_socket=/path]")
+    g.add_argument("--prefix", metavar="PREFIX", help="table prefix (default: mybb_)")
+    g.add_argument("--root", metavar="DIR", help="the sync root folder")
+    g.add_argument("--mybb-root", metavar="DIR", help="the forum's install folder (reads inc/config.php)")
+    g.add_argument("--temp-suffix", metavar="SUFFIX", help="suffix of temp files (default: .tmp)")
+    parser.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="mybb-sync",
+        description="Keep a MyBB forum's templates and stylesheets and a folder of files in two-way sync.",
+    )
+    parser.add_argument("--version", action="version", version=f"mybb-sync {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    export = sub.add_parser("export", help="write templates and stylesheets to files (atomic, incremental)")
+    export.add_argument("--set", action="append", default=[], metavar="NAME", help="a template set (repeatable)")
+    export.add_argument("--theme", action="append", default=[], metavar="NAME", help="a theme (repeatable)")
+    export.add_argument("--all", action="store_true", help="every set and theme (the default)")
+    export.add_argument("--force", action="store_true", help="overwrite files changed on disk (conflicts)")
+    export.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    _common(export)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    flags = {key: getattr(args, key, None) for key in ("db", "prefix", "root", "mybb_root", "temp_suffix")}
+    return load_settings(flags, config_path=args.config)
+
+
+def select_scope(catalog: Catalog, sets: Sequence[str], themes: Sequence[str], everything: bool) -> Scope:
+    """Resolve ``--set``/``--theme`` names; unknown names are a usage error listing the choices."""
+    if everything or not (sets or themes):
+        return Scope((*sorted(catalog.sets), GLOBAL_SID), tuple(sorted(catalog.themes)))
+    set_ids = []
+    for name in sets:
+        sid = catalog.set_sid(name)
+        if sid is None:
+            choices = ", ".join(repr(t) for t in catalog.sets.values()) or "none"
+            raise ConfigError(f"unknown template set {name!r}; available: {choices}")
+        set_ids.append(sid)
+    theme_ids = []
+    for name in themes:
+        tid = catalog.theme_tid(name)
+        if tid is None:
+            choices = ", ".join(repr(t.name) for t in catalog.themes.values()) or "none"
+            raise ConfigError(f"unknown theme {name!r}; available: {choices}")
+        theme_ids.append(tid)
+    return Scope((*set_ids, GLOBAL_SID) if set_ids else (), tuple(theme_ids))
+
+
+async def cmd_export(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    root = Root(settings.require_root(), settings.temp_suffix)
+    db = settings.require_db()
+    root.path.mkdir(parents=True, exist_ok=True)
+    lock = RootLock(root.path)
+    if not lock.acquire():
+        raise MybbSyncError(f"another mybb-sync process is writing {root.path} (see 'mybb-sync status')")
+    try:
+        await anyio.to_thread.run_sync(sweep_temps, root)
+        state = State(root.path)
+        async with open_store(db, settings.prefix) as store:
+            catalog = await load_catalog(store)
+            scope = select_scope(catalog, args.set, args.theme, args.all)
+            bar = ProgressBar("exporting")
+            try:
+                report = await Exporter(root, state).run(store, catalog, scope, force=args.force, progress=bar)
+            finally:
+                bar.close()
+        state.close()
+    finally:
+        lock.release()
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2, sort_keys=True))
+    else:
+        print(report.summary())
+    for conflict in report.conflicts[:20]:
+        log.warning("conflict, not overwritten: %s", conflict)
+    return 1 if report.errors else 0
+
+
+COMMANDS: dict[str, Any] = {"export": cmd_export}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="mybb-sync: %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return anyio.run(COMMANDS[args.command], args)
+    except MybbSyncError as exc:
+        if debug:
+            log.exception("failed")
+        print(f"mybb-sync: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

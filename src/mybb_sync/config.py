@@ -1,0 +1,290 @@
+"""Settings: command-line flags > environment (``MYBB_SYNC_*``) > TOML file.
+
+The database may also come from the forum's own ``inc/config.php``, read
+without PHP. Passwords never appear in a ``repr``, a log line or an error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "mybb-sync.toml"
+ENV_PREFIX = "MYBB_SYNC_"
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_]{0,30}$")
+_CHARSETS = frozenset({"utf8mb4", "utf8", "utf8mb3", "latin1"})
+
+
+def validate_prefix(prefix: str) -> str:
+    """The table prefix is interpolated into SQL, so it must be plain."""
+    if not _PREFIX_RE.match(prefix):
+        raise ConfigError(f"invalid table prefix {prefix!r}: use at most 30 of A-Z a-z 0-9 _")
+    return prefix
+
+
+@dataclass(frozen=True)
+class Database:
+    """Where the forum's database is. ``password`` is hidden from ``repr``."""
+
+    scheme: Literal["mysql", "sqlite"]
+    host: str = "localhost"
+    port: int = 3306
+    user: str = "root"
+    password: str = field(default="", repr=False)
+    name: str = ""
+    unix_socket: str | None = None
+    path: Path | None = None
+    charset: str = "utf8mb4"
+
+    @classmethod
+    def parse(cls, url: str) -> Database:
+        """Read ``mysql://user:pass@host:port/db[?unix_socket=..&charset=..]`` or ``sqlite:///path``."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            raise ConfigError("invalid --db URL (expected mysql://user:password@host:port/dbname)") from None
+        if parts.scheme == "sqlite":
+            path = unquote(parts.path)
+            if not path or path == "/":
+                raise ConfigError("invalid --db URL: sqlite:///path/to/forum.sqlite needs a path")
+            return cls(scheme="sqlite", path=Path(path))
+        if parts.scheme not in ("mysql", "mariadb", "mysqli"):
+            raise ConfigError(f"unsupported database scheme {parts.scheme!r} in --db (use mysql:// or sqlite:///)")
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        name = unquote(parts.path.lstrip("/"))
+        if not name:
+            raise ConfigError("invalid --db URL: no database name (mysql://user:password@host:port/dbname)")
+        charset = query.get("charset", "utf8mb4")
+        if charset not in _CHARSETS:
+            raise ConfigError(f"unsupported charset {charset!r} in --db")
+        return cls(
+            scheme="mysql",
+            host=parts.hostname or "localhost",
+            port=port or 3306,
+            user=unquote(parts.username or "root"),
+            password=unquote(parts.password or ""),
+            name=name,
+            unix_socket=query.get("unix_socket"),
+            charset=charset,
+        )
+
+    def redacted(self) -> str:
+        """A printable URL with the password replaced."""
+        if self.scheme == "sqlite":
+            return f"sqlite:///{self.path}"
+        auth = f"{self.user}:***" if self.password else self.user
+        where = f"?unix_socket={self.unix_socket}" if self.unix_socket else ""
+        return f"mysql://{auth}@{self.host}:{self.port}/{self.name}{where}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs; ``None`` means not configured."""
+
+    db: Database | None = None
+    prefix: str = "mybb_"
+    root: Path | None = None
+    mybb_root: Path | None = None
+    temp_suffix: str = ".tmp"
+    on_delete: Literal["ignore", "revert"] = "ignore"
+    poll_interval: float = 1.0
+    rescan_interval: float | None = None
+    log_format: Literal["text", "json"] = "text"
+
+    def require_db(self) -> Database:
+        if self.db is None:
+            raise ConfigError("no database configured: pass --db mysql://user:password@host/dbname or --mybb-root")
+        return self.db
+
+    def require_root(self) -> Path:
+        if self.root is None:
+            raise ConfigError("no sync root configured: pass --root DIR")
+        return self.root
+
+
+# Keys accepted from every source, with the converter each value goes through.
+def _positive(value: Any) -> float:
+    number = float(value)
+    if number <= 0:
+        raise ValueError("must be positive")
+    return number
+
+
+def _choice(*allowed: str):  # noqa: ANN202 - tiny local factory
+    def convert(value: Any) -> str:
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return str(value)
+
+    return convert
+
+
+def _temp_suffix(value: Any) -> str:
+    text = str(value)
+    if not re.fullmatch(r"\.[A-Za-z0-9_.-]{1,16}", text):
+        raise ValueError("must start with '.' and hold only letters, digits, '_', '-' or '.'")
+    return text
+
+
+_CONVERTERS: dict[str, Any] = {
+    "db": Database.parse,
+    "prefix": validate_prefix,
+    "root": lambda v: Path(v).expanduser(),
+    "mybb_root": lambda v: Path(v).expanduser(),
+    "temp_suffix": _temp_suffix,
+    "on_delete": _choice("ignore", "revert"),
+    "poll_interval": _positive,
+    "rescan_interval": _positive,
+    "log_format": _choice("text", "json"),
+}
+assert set(_CONVERTERS) == {f.name for f in fields(Settings)}
+
+
+def load_settings(
+    flags: Mapping[str, Any],
+    environ: Mapping[str, str] = os.environ,
+    config_path: Path | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Merge the three sources, highest first; then fill the database from ``inc/config.php``."""
+    if config_path is None:
+        default = (cwd or Path.cwd()) / DEFAULT_CONFIG_FILE
+        toml_values = _read_toml(default) if default.is_file() else {}
+    else:
+        toml_values = _read_toml(config_path)
+    env_values = {
+        key: environ[ENV_PREFIX + key.upper()] for key in _CONVERTERS if ENV_PREFIX + key.upper() in environ
+    }
+    merged: dict[str, Any] = {}
+    for source in (toml_values, env_values, {k: v for k, v in flags.items() if v is not None}):
+        merged.update(source)
+    values: dict[str, Any] = {}
+    for key, raw in merged.items():
+        try:
+            values[key] = _CONVERTERS[key](raw)
+        except ConfigError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"invalid {key.replace('_', '-')}: {exc}") from None
+    settings = Settings(**values)
+    if settings.db is None and settings.mybb_root is not None:
+        forum = read_forum_config(settings.mybb_root)
+        prefix = settings.prefix if "prefix" in merged else forum.prefix
+        settings = replace(settings, db=forum.database, prefix=prefix)
+    return settings
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    section = data.get("mybb-sync", data)
+    values = {str(k).replace("-", "_"): v for k, v in section.items()}
+    unknown = sorted(set(values) - set(_CONVERTERS))
+    if unknown:
+        raise ConfigError(f"unknown key(s) in {path}: {', '.join(unknown)}")
+    return values
+
+
+@dataclass(frozen=True)
+class ForumConfig:
+    database: Database
+    prefix: str
+
+
+# $config['database']['key'] = 'value';  (also ['write']['key'] and ['write'][0]['key'])
+_PHP_ASSIGN = re.compile(
+    r"""\$config\s*\[\s*['"]database['"]\s*\]((?:\s*\[\s*(?:'[^']*'|"[^"]*"|\d+)\s*\])+)\s*=\s*"""
+    r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|-?\d+|true|false|null)\s*;""",
+    re.IGNORECASE,
+)
+_PHP_KEY = re.compile(r"""\[\s*(?:'([^']*)'|"([^"]*)"|(\d+))\s*\]""")
+
+
+def _php_literal(token: str) -> str:
+    if token[0] == "'":
+        return re.sub(r"\\([\\'])", r"\1", token[1:-1])
+    if token[0] == '"':
+        return re.sub(r"\\(.)", r"\1", token[1:-1])
+    return token
+
+
+def parse_forum_config(php: str) -> dict[tuple[str, ...], str]:
+    """The ``$config['database'][...]`` assignments of a MyBB ``inc/config.php``, keyed by path."""
+    found: dict[tuple[str, ...], str] = {}
+    for match in _PHP_ASSIGN.finditer(php):
+        keys = tuple(next(g for g in m.groups() if g is not None) for m in _PHP_KEY.finditer(match.group(1)))
+        found[keys] = _php_literal(match.group(2))
+    return found
+
+
+def forum_database(assignments: Mapping[tuple[str, ...], str]) -> ForumConfig:
+    """Build the connection settings; boards with a replica are written through ``write``."""
+    if any(k[0] == "write" for k in assignments):
+        first_write = min(
+            (k[:2] for k in assignments if k[0] == "write" and len(k) > 2), default=("write",)
+        )
+        conn = {k[-1]: v for k, v in assignments.items() if k[: len(first_write)] == first_write}
+    else:
+        conn = {k[0]: v for k, v in assignments.items() if len(k) == 1}
+    general = {k[0]: v for k, v in assignments.items() if len(k) == 1}
+    kind = general.get("type", conn.get("type", "mysqli")).lower()
+    prefix = validate_prefix(general.get("table_prefix", "mybb_"))
+    database = general.get("database", conn.get("database", ""))
+    if kind == "sqlite":
+        if not database:
+            raise ConfigError("inc/config.php: sqlite board without a database file")
+        return ForumConfig(Database(scheme="sqlite", path=Path(database)), prefix)
+    if kind not in ("mysqli", "mysql"):
+        raise ConfigError(f"inc/config.php: database type {kind!r} is not supported (mysqli, mysql, sqlite)")
+    host = conn.get("hostname", general.get("hostname", "localhost"))
+    port, socket = 3306, None
+    if host.startswith("/"):
+        host, socket = "localhost", host
+    elif ":" in host:
+        host, _, tail = host.rpartition(":")
+        if tail.isdigit():
+            port = int(tail)
+        else:
+            socket = tail
+    encoding = general.get("encoding", "utf8mb4")
+    if encoding not in _CHARSETS:
+        raise ConfigError(f"inc/config.php: unsupported encoding {encoding!r}")
+    return ForumConfig(
+        Database(
+            scheme="mysql",
+            host=host or "localhost",
+            port=port,
+            user=conn.get("username", general.get("username", "root")),
+            password=conn.get("password", general.get("password", "")),
+            name=conn.get("database", database),
+            unix_socket=socket,
+            charset=encoding,
+        ),
+        prefix,
+    )
+
+
+def read_forum_config(mybb_root: Path) -> ForumConfig:
+    """Read the database settings from ``<mybb_root>/inc/config.php``."""
+    path = mybb_root / "inc" / "config.php"
+    try:
+        php = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    assignments = parse_forum_config(php)
+    if not assignments:
+        raise ConfigError(f"{path} holds no $config['database'] settings")
+    return forum_database(assignments)

@@ -1,0 +1,169 @@
+"""Batches of files through the sync rule: look at disk, state and database, decide.
+
+An :class:`Entry` is one file of the sync root with the database row it
+shows (or none). :func:`plan` reads the state rows and the files of a batch
+(in one worker-thread hop) and applies :func:`reconcile.decide` to each; the
+exporter and the service then carry the decisions out. Unchanged files are
+recognised by one ``lstat`` against the state; only the others are read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .atomic import ABSENT, Expect, Root, Write, Written, read_files, stat_files
+from .layout import Kind
+from .reconcile import Action, content_hash, decide
+from .state import FileStat, FileState, State
+from .store import MAX_TEMPLATE_BYTES, Stylesheet, TemplateRow
+
+# Stylesheets are LONGTEXT; still, a file this large is no stylesheet.
+MAX_STYLESHEET_BYTES = 4 * 1024 * 1024
+
+Row = TemplateRow | Stylesheet
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One file: where it is, what it stands for, and the row the forum shows for it."""
+
+    path: str
+    kind: Kind
+    owner: int  # template set sid (-1: global templates) or theme tid
+    name: str
+    row: Row | None
+
+    @property
+    def text(self) -> str | None:
+        if self.row is None:
+            return None
+        return self.row.template if isinstance(self.row, TemplateRow) else self.row.stylesheet
+
+
+def row_facts(row: Row | None) -> tuple[int | None, int | None, int | None]:
+    """(row id, owning sid/tid, change marker) of the row a file was agreed with."""
+    if row is None:
+        return None, None, None
+    if isinstance(row, TemplateRow):
+        return row.tid, row.sid, row.dateline
+    return row.sid, row.tid, row.lastmodified
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    entry: Entry
+    action: Action
+    state: FileState | None
+    db_hash: str | None
+    disk_hash: str | None
+    disk_stat: FileStat | None  # the file as it was when decided on (None: absent)
+    disk_text: str | None = None  # decoded content, when it was read and valid
+    invalid: str | None = None  # why the file's content may not reach the database
+
+    @property
+    def expect(self) -> Expect:
+        """What must still be on disk for a write decided here to go ahead."""
+        return self.disk_stat if self.disk_stat is not None else ABSENT
+
+
+def max_bytes(kind: Kind) -> int:
+    return MAX_TEMPLATE_BYTES if kind is Kind.TEMPLATE else MAX_STYLESHEET_BYTES
+
+
+def validate(kind: Kind, data: bytes) -> str:
+    """The text of a file that may go to the database, or raise ValueError saying why not."""
+    if not data.strip(b" \t\r\n\x0b\x00"):
+        raise ValueError("is empty (or only whitespace)")
+    if b"\x00" in data:
+        raise ValueError("contains a NUL byte")
+    if len(data) > max_bytes(kind):
+        raise ValueError(f"is {len(data)} bytes, over the {max_bytes(kind)}-byte limit")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"is not valid UTF-8 (byte {exc.start})") from None
+
+
+def plan(root: Root, state: State, entries: Sequence[Entry], *, look_at_disk: bool) -> list[Decision]:
+    """Decide every entry (blocking: run in a worker thread, one batch per hop).
+
+    With ``look_at_disk`` false (a plain export), a file whose row still
+    equals the base is not read: whatever happened on disk, export would not
+    write it. With it true (the service), every changed stat is read.
+    """
+    paths = [e.path for e in entries]
+    states = state.get(paths)
+    stats = stat_files(root, paths)
+    db_hashes = {e.path: (None if e.text is None else content_hash(e.kind, e.text)) for e in entries}
+    to_read = []
+    for e in entries:
+        st, cur = states.get(e.path), stats[e.path]
+        if cur is None or (st is not None and st.unchanged(cur)):
+            continue
+        if not look_at_disk and st is not None and db_hashes[e.path] == st.base:
+            continue
+        to_read.append(e.path)
+    reads = {r.path: r for r in read_files(root, to_read, max_bytes=16 * 1024 * 1024)} if to_read else {}
+    out = []
+    for e in entries:
+        st, cur, db_hash = states.get(e.path), stats[e.path], db_hashes[e.path]
+        base = st.base if st is not None else None
+        text = invalid = None
+        if cur is None:
+            disk_hash = None
+        elif e.path not in reads:
+            disk_hash = base  # proven unchanged by its stat, or not worth reading
+        else:
+            read = reads[e.path]
+            cur = read.stat
+            if read.data is None:
+                disk_hash, invalid = ("unreadable:" + (read.error or "")), read.error
+                if read.stat is None and read.error is None:
+                    disk_hash = None  # vanished between stat and read
+            else:
+                text, disk_hash, invalid = _judge(e.kind, read.data, base)
+        action = decide(disk_hash, db_hash, base)
+        out.append(Decision(e, action, st, db_hash, disk_hash, cur, text, invalid))
+    return out
+
+
+def _judge(kind: Kind, data: bytes, base: str | None) -> tuple[str | None, str, str | None]:
+    """(text, hash, why invalid) of a file's bytes; content equal to the base is never refused."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and content_hash(kind, text) == base:
+        return text, base, None
+    try:
+        text = validate(kind, data)
+    except ValueError as exc:
+        return None, "invalid:" + hashlib.blake2b(data, digest_size=16).hexdigest(), str(exc)
+    return text, content_hash(kind, text), None
+
+
+def agreed_state(entry: Entry, content_hash_: str, stat: FileStat | None, row: Row | None = None) -> FileState:
+    """The state row recording that disk and database agree on ``content_hash_``."""
+    row_id, row_owner, marker = row_facts(row if row is not None else entry.row)
+    return FileState(
+        entry.path, entry.kind, entry.owner, entry.name, content_hash_, row_id, row_owner, marker, stat, time.time_ns()
+    )
+
+
+def export_write(decision: Decision, force: bool = False) -> Write:
+    """The write that puts the database's content into the file."""
+    text = decision.entry.text
+    assert text is not None
+    return Write(decision.entry.path, text.encode("utf-8"), None if force else decision.expect)
+
+
+def states_after_writes(decisions: dict[str, Decision], results: Sequence[Written]) -> list[FileState]:
+    out = []
+    for r in results:
+        d = decisions[r.path]
+        assert d.db_hash is not None
+        out.append(agreed_state(d.entry, d.db_hash, r.stat))
+    return out

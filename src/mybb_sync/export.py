@@ -1,0 +1,270 @@
+"""Export: database rows to files, atomically, durably, incrementally.
+
+Rows stream from the database in batches; each batch is planned against the
+state store and the disk in one worker-thread hop, and the files that need
+writing are written by parallel worker threads. A bounded stream between
+the reader and the writers keeps memory flat however large the board is.
+A file changed on disk since its base is never overwritten (unless forced):
+it is reported as a conflict.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+
+from . import layout
+from .atomic import NotWritten, Root, Written, write_files
+from .catalog import Catalog
+from .engine import Decision, Entry, agreed_state, export_write, plan, states_after_writes
+from .errors import UnsafeName
+from .layout import GLOBAL_SID, Kind
+from .reconcile import Action
+from .state import Problem, ProblemKind, State
+from .store import Store
+from .stylesheets import effective_stylesheets
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+Progress = Callable[[int, int], None]  # (done, total so far)
+
+
+@dataclass
+class ExportReport:
+    """What an export did; ``as_json()`` is the ``--json`` output."""
+
+    written: int = 0
+    unchanged: int = 0
+    adopted: int = 0
+    forced: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    conflicts: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+    per_scope: Counter[str] = field(default_factory=Counter)
+    per_group: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def files(self) -> int:
+        return self.written + self.unchanged + self.adopted + len(self.conflicts)
+
+    def summary(self) -> str:
+        parts = [f"{self.written} written", f"{self.unchanged + self.adopted} unchanged"]
+        if self.forced:
+            parts.append(f"{self.forced} conflicting file(s) overwritten (--force)")
+        if self.conflicts:
+            parts.append(f"{len(self.conflicts)} conflict(s)")
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} skipped")
+        if self.errors:
+            parts.append(f"{len(self.errors)} error(s)")
+        if self.orphans:
+            parts.append(f"{len(self.orphans)} file(s) with no database row")
+        return f"exported {self.files} files: " + ", ".join(parts) + f" in {self.seconds:.2f}s"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "written": self.written,
+            "unchanged": self.unchanged + self.adopted,
+            "conflicts": self.conflicts,
+            "forced": self.forced,
+            "skipped": self.skipped,
+            "errors": self.errors,
+            "orphans": self.orphans,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+            "per_scope": dict(self.per_scope),
+            "per_group": dict(self.per_group),
+        }
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What to export: template set sids (-1 = global templates) and theme tids."""
+
+    sets: tuple[int, ...]
+    themes: tuple[int, ...]
+
+
+def scope_label(catalog: Catalog, kind: Kind, owner: int) -> str:
+    if kind is Kind.STYLESHEET:
+        return f"theme:{catalog.themes[owner].name}"
+    return "global" if owner == GLOBAL_SID else f"set:{catalog.sets[owner]}"
+
+
+async def entries(store: Store, catalog: Catalog, scope: Scope, report: ExportReport) -> AsyncIterator[list[Entry]]:
+    """Every file the scope shows, with its row, in batches (rows streamed from the database)."""
+    for sid in scope.sets:
+        async for rows in store.set_templates(sid, BATCH):
+            batch = []
+            for row in rows:
+                try:
+                    path = catalog.template_path(sid, row.title)
+                except UnsafeName as exc:
+                    report.skipped.append(f"template {row.title!r} of {scope_label(catalog, Kind.TEMPLATE, sid)}: {exc}")
+                    log.warning("skipped template %r: %s", row.title, exc)
+                    continue
+                batch.append(Entry(path, Kind.TEMPLATE, sid, row.title, row))
+            yield batch
+    if scope.themes:
+        themes, sheets = list(catalog.themes.values()), await store.stylesheets()
+        for tid in scope.themes:
+            batch = []
+            for name, row in sorted(effective_stylesheets(themes, sheets, tid).items()):
+                try:
+                    path = catalog.stylesheet_path(tid, name)
+                except UnsafeName as exc:
+                    report.skipped.append(f"stylesheet {name!r} of theme {catalog.themes[tid].name!r}: {exc}")
+                    log.warning("skipped stylesheet %r: %s", name, exc)
+                    continue
+                batch.append(Entry(path, Kind.STYLESHEET, tid, name, row))
+            yield batch
+
+
+class Exporter:
+    """Writes what the database shows into the sync root."""
+
+    def __init__(self, root: Root, state: State, *, workers: int = 8) -> None:
+        self.root = root
+        self.state = state
+        self.limiter = anyio.CapacityLimiter(workers)
+
+    async def run(
+        self,
+        store: Store,
+        catalog: Catalog,
+        scope: Scope,
+        *,
+        force: bool = False,
+        progress: Progress | None = None,
+    ) -> ExportReport:
+        report = ExportReport()
+        started = time.perf_counter()
+        exported: set[str] = set()
+        done = 0
+        send, receive = anyio.create_memory_object_stream[list[Entry]](2)
+
+        async def produce() -> None:
+            async with send:
+                async for batch in entries(store, catalog, scope, report):
+                    exported.update(e.path for e in batch)
+                    await send.send(batch)
+
+        async def consume(batches: anyio.abc.ObjectReceiveStream[list[Entry]]) -> None:
+            nonlocal done
+            async with batches:
+                async for batch in batches:
+                    await self._export_batch(catalog, batch, force, report)
+                    done += len(batch)
+                    if progress is not None:
+                        progress(done, len(exported))
+
+        async with anyio.create_task_group() as tg, receive:
+            tg.start_soon(produce)
+            for _ in range(2):
+                tg.start_soon(consume, receive.clone())
+        report.orphans = await anyio.to_thread.run_sync(self._orphans, catalog, scope, exported)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    async def _export_batch(self, catalog: Catalog, batch: Sequence[Entry], force: bool, report: ExportReport) -> None:
+        decisions = await anyio.to_thread.run_sync(
+            lambda: plan(self.root, self.state, batch, look_at_disk=False), limiter=self.limiter
+        )
+        writes, adopted, problems = [], [], []
+        for d in decisions:
+            label = scope_label(catalog, d.entry.kind, d.entry.owner)
+            report.per_scope[label] += 1
+            if d.entry.kind is Kind.TEMPLATE:
+                report.per_group[layout.group_of(d.entry.name, catalog.groups)] += 1
+            if d.action is Action.NOTHING:
+                report.unchanged += 1
+                if d.disk_text is not None and d.state is not None and d.disk_stat != d.state.stat:
+                    adopted.append(agreed_state(d.entry, d.state.base, d.disk_stat))
+            elif d.action is Action.ADOPT:
+                report.adopted += 1
+                adopted.append(agreed_state(d.entry, d.db_hash or "", d.disk_stat))
+            elif d.action in (Action.EXPORT, Action.DISK_DELETED):
+                writes.append(export_write(d))
+            elif force:
+                report.forced += 1
+                writes.append(export_write(d, force=True))
+            else:
+                report.conflicts.append(d.entry.path)
+                problems.append(Problem(d.entry.path, ProblemKind.CONFLICT, _conflict_detail(d), time.time()))
+        results = await write_files(self.root, writes, self.limiter) if writes else []
+        ok = [r for r in results if isinstance(r, Written)]
+        for r in results:
+            if isinstance(r, NotWritten):
+                if r.changed:
+                    report.conflicts.append(r.path)
+                    problems.append(Problem(r.path, ProblemKind.CONFLICT, r.reason, time.time()))
+                else:
+                    report.errors.append(f"{r.path}: {r.reason}")
+                    problems.append(Problem(r.path, ProblemKind.ERROR, r.reason, time.time()))
+        report.written += len(ok)
+        report.bytes += sum(r.stat.size for r in ok)
+        by_path = {d.entry.path: d for d in decisions}
+        new_states = states_after_writes(by_path, ok) + adopted
+
+        def record() -> None:
+            self.state.put(new_states)
+            self.state.report(problems)
+
+        await anyio.to_thread.run_sync(record, limiter=self.limiter)
+
+    def _orphans(self, catalog: Catalog, scope: Scope, exported: set[str]) -> list[str]:
+        """Files under the exported folders that stand for no database row (reported, never removed)."""
+        folders = []
+        for sid in scope.sets:
+            folders.append(layout.GLOBAL_DIR if sid == GLOBAL_SID else f"{layout.SETS_DIR}/{layout.escape_part(catalog.sets[sid])}")
+        folders += [f"{layout.STYLES_DIR}/{layout.escape_part(catalog.themes[tid].name)}" for tid in scope.themes]
+        orphans = []
+        for folder in folders:
+            for rel in walk_files(self.root, folder):
+                if rel not in exported:
+                    orphans.append(rel)
+        return sorted(orphans)
+
+
+def _conflict_detail(d: Decision) -> str:
+    if d.invalid:
+        return f"file is invalid ({d.invalid}) and the database changed"
+    if d.state is None:
+        return "file differs from the database and was never synced (no base): resolve --take disk|db"
+    if d.action is Action.IMPORT:
+        return "file changed on disk since the last sync (not overwritten)"
+    return "both the file and the database changed since the last sync"
+
+
+def walk_files(root: Root, folder: str) -> list[str]:
+    """Relative paths of the regular files below ``folder``, skipping ignored names (no symlinks followed)."""
+    out: list[str] = []
+    stack = [folder]
+    while stack:
+        rel = stack.pop()
+        try:
+            with os.scandir(root.path / rel) as it:
+                items = list(it)
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
+        for entry in items:
+            child = f"{rel}/{entry.name}"
+            if entry.is_dir(follow_symlinks=False):
+                if not entry.name.startswith("."):
+                    stack.append(child)
+            elif entry.is_file(follow_symlinks=False) and not layout.is_ignored_name(entry.name, root.temp_suffix):
+                out.append(child)
+    return out

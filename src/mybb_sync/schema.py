@@ -1,0 +1,64 @@
+"""MyBB 1.8's DDL for the tables mybb-sync touches (columns, types, keys, MyISAM).
+
+Used to build throwaway boards for tests, the benchmark and the demo; it
+mirrors ``install/resources/mysql_db_tables.php`` for these six tables.
+"""
+
+from __future__ import annotations
+
+from .config import validate_prefix
+
+_MYSQL_TABLES = {
+    "templates": """
+        tid int unsigned NOT NULL auto_increment,
+        title varchar(120) NOT NULL default '',
+        template text NOT NULL,
+        sid smallint NOT NULL default '0',
+        version varchar(20) NOT NULL default '0',
+        status varchar(10) NOT NULL default '',
+        dateline int unsigned NOT NULL default '0',
+        KEY sid (sid, title),
+        PRIMARY KEY (tid)""",
+    "templatesets": """
+        sid smallint unsigned NOT NULL auto_increment,
+        title varchar(120) NOT NULL default '',
+        PRIMARY KEY (sid)""",
+    "templategroups": """
+        gid int unsigned NOT NULL auto_increment,
+        prefix varchar(50) NOT NULL default '',
+        title varchar(100) NOT NULL default '',
+        isdefault tinyint(1) NOT NULL default '0',
+        PRIMARY KEY (gid)""",
+    "themes": """
+        tid smallint unsigned NOT NULL auto_increment,
+        name varchar(100) NOT NULL default '',
+        pid smallint unsigned NOT NULL default '0',
+        def tinyint(1) NOT NULL default '0',
+        properties text NOT NULL,
+        stylesheets text NOT NULL,
+        allowedgroups text NOT NULL,
+        PRIMARY KEY (tid)""",
+    "themestylesheets": """
+        sid int unsigned NOT NULL auto_increment,
+        name varchar(30) NOT NULL default '',
+        tid smallint unsigned NOT NULL default '0',
+        attachedto text NOT NULL,
+        stylesheet longtext NOT NULL,
+        cachefile varchar(100) NOT NULL default '',
+        lastmodified int unsigned NOT NULL default '0',
+        KEY tid (tid),
+        PRIMARY KEY (sid)""",
+    "datacache": """
+        title varchar(50) NOT NULL default '',
+        cache mediumtext NOT NULL,
+        PRIMARY KEY (title)""",
+}
+
+
+def mysql_ddl(prefix: str, charset: str = "utf8mb4") -> list[str]:
+    """``CREATE TABLE`` statements, as MyBB's installer creates them."""
+    p = validate_prefix(prefix)
+    return [
+        f"CREATE TABLE `{p}{name}` ({body}\n) ENGINE=MyISAM DEFAULT CHARSET={charset}"
+        for name, body in _MYSQL_TABLES.items()
+    ]

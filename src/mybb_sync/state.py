@@ -1,0 +1,234 @@
+"""The state store: one SQLite row per synced file, under ``<root>/.mybb-sync/``.
+
+Each row keeps the base (hash of the content disk and database last agreed
+on), the database row it was agreed with, and the file's size, mtime and
+inode then, so unchanged files are recognised by one ``lstat``. Problems
+(conflicts, refused files) live in a second table so ``status`` works
+offline. Methods are blocking and thread-safe: callers run them in worker
+threads, a batch per transaction.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from .layout import STATE_DIR, Kind
+
+SCHEMA_VERSION = 1
+# A file whose mtime is this close to the moment its stat was recorded may
+# be rewritten within the same timestamp tick without its stat changing
+# ("racy clean", as git calls it): such a stat is never trusted.
+RACY_NS = 2_000_000_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    owner INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    base TEXT NOT NULL,
+    row_id INTEGER,
+    row_owner INTEGER,
+    marker INTEGER,
+    size INTEGER,
+    mtime_ns INTEGER,
+    ino INTEGER,
+    checked_ns INTEGER
+);
+CREATE INDEX IF NOT EXISTS files_entity ON files (kind, owner, name);
+CREATE TABLE IF NOT EXISTS problems (
+    path TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    since REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class FileStat:
+    size: int
+    mtime_ns: int
+    ino: int
+
+
+@dataclass(frozen=True, slots=True)
+class FileState:
+    path: str
+    kind: Kind
+    owner: int
+    name: str
+    base: str
+    row_id: int | None
+    row_owner: int | None
+    marker: int | None
+    stat: FileStat | None
+    checked_ns: int | None = None
+
+    def unchanged(self, current: FileStat | None) -> bool:
+        """True if ``current`` proves the file still holds the base content."""
+        if self.stat is None or current is None or self.checked_ns is None:
+            return False
+        return current == self.stat and current.mtime_ns + RACY_NS < self.checked_ns
+
+
+class ProblemKind(StrEnum):
+    CONFLICT = "conflict"
+    INVALID = "invalid"
+    MISSING = "missing"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    path: str
+    kind: ProblemKind
+    detail: str
+    since: float
+
+
+_COLUMNS = "path, kind, owner, name, base, row_id, row_owner, marker, size, mtime_ns, ino, checked_ns"
+
+
+def _row(r: tuple) -> FileState:
+    stat = FileStat(r[8], r[9], r[10]) if r[8] is not None else None
+    return FileState(r[0], Kind(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], stat, r[11])
+
+
+class State:
+    """The per-root state database (SQLite, WAL)."""
+
+    def __init__(self, root: Path) -> None:
+        directory = root / STATE_DIR
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.path = directory / "state.sqlite"
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def get(self, paths: Sequence[str]) -> dict[str, FileState]:
+        found: dict[str, FileState] = {}
+        with self._lock:
+            for start in range(0, len(paths), 900):
+                chunk = paths[start : start + 900]
+                marks = ",".join("?" * len(chunk))
+                for r in self._db.execute(f"SELECT {_COLUMNS} FROM files WHERE path IN ({marks})", chunk):
+                    found[r[0]] = _row(r)
+        return found
+
+    def all(self) -> Iterator[FileState]:
+        """Every row (a snapshot read, streamed)."""
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM files ORDER BY path").fetchall()
+        return map(_row, rows)
+
+    def put(self, states: Iterable[FileState]) -> None:
+        rows = [
+            (
+                s.path, s.kind.value, s.owner, s.name, s.base, s.row_id, s.row_owner, s.marker,
+                *((s.stat.size, s.stat.mtime_ns, s.stat.ino) if s.stat else (None, None, None)),
+                s.checked_ns if s.checked_ns is not None else time.time_ns(),
+            )
+            for s in states
+        ]  # fmt: skip
+        if not rows:
+            return
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(f"INSERT OR REPLACE INTO files ({_COLUMNS}) VALUES ({','.join('?' * 12)})", rows)
+            self._db.executemany("DELETE FROM problems WHERE path = ? AND kind != 'invalid'", [(r[0],) for r in rows])
+            self._db.execute("COMMIT")
+
+    def delete(self, paths: Iterable[str]) -> None:
+        keys = [(p,) for p in paths]
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("DELETE FROM files WHERE path = ?", keys)
+            self._db.executemany("DELETE FROM problems WHERE path = ?", keys)
+            self._db.execute("COMMIT")
+
+    def count(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM files").fetchone()[0]
+
+    # -- problems ------------------------------------------------------------
+
+    def report(self, problems: Iterable[Problem]) -> None:
+        rows = [(p.path, p.kind.value, p.detail, p.since) for p in problems]
+        if rows:
+            with self._lock:
+                self._db.executemany(
+                    "INSERT INTO problems (path, kind, detail, since) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(path) DO UPDATE SET kind = excluded.kind, detail = excluded.detail",
+                    rows,
+                )
+
+    def clear_problems(self, paths: Iterable[str]) -> None:
+        with self._lock:
+            self._db.executemany("DELETE FROM problems WHERE path = ?", [(p,) for p in paths])
+
+    def problems(self, kind: ProblemKind | None = None) -> list[Problem]:
+        sql, args = "SELECT path, kind, detail, since FROM problems", ()
+        if kind is not None:
+            sql, args = sql + " WHERE kind = ?", (kind.value,)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY path", args).fetchall()
+        return [Problem(r[0], ProblemKind(r[1]), r[2], r[3]) for r in rows]
+
+    # -- meta ----------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+class RootLock:
+    """An exclusive ``flock`` on ``.mybb-sync/lock``: one writer per sync root.
+
+    The kernel drops it when the holder dies, so a SIGKILLed run never leaves
+    a stale lock behind.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / STATE_DIR / "lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,109 @@
+"""One async interface over a MyBB forum's database (``../shared/MYBB.md``).
+
+The rows are plain frozen dataclasses; :func:`open_store` picks the backend
+from the configured database URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..config import Database
+from ..layout import MASTER_SID
+from ..stylesheets import Stylesheet, Theme
+
+MAX_TEMPLATE_BYTES = 65_535  # templates.template is TEXT
+MAX_TITLE_CHARS = 120
+MAX_STYLESHEET_NAME_CHARS = 30
+MASTER_THEME_TID = 1  # "MyBB Master Style": the Admin CP refuses to edit it
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateSet:
+    sid: int
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateRow:
+    tid: int
+    sid: int
+    title: str
+    template: str
+    version: str
+    status: str
+    dateline: int
+
+    @property
+    def is_master(self) -> bool:
+        return self.sid == MASTER_SID
+
+
+@dataclass(frozen=True, slots=True)
+class TableMarker:
+    """Cheap facts about a table that change whenever a row does."""
+
+    rows: int
+    max_id: int
+    max_time: int
+    id_xor: int
+
+
+class Store(Protocol):
+    """What mybb-sync needs from a forum database."""
+
+    async def template_sets(self) -> list[TemplateSet]: ...
+
+    async def template_group_prefixes(self) -> frozenset[str]: ...
+
+    async def version_code(self) -> str: ...
+
+    def set_templates(self, sid: int, batch: int = 500) -> AsyncIterator[list[TemplateRow]]:
+        """Every template set ``sid`` shows (its copies win over masters), streamed in batches.
+
+        ``sid = -1`` streams the global templates.
+        """
+        ...
+
+    async def templates_by_title(self, sid: int, titles: Sequence[str]) -> dict[str, TemplateRow]:
+        """The rows set ``sid`` shows for these titles (set copy, else master; sid -1: global only)."""
+        ...
+
+    async def save_templates(self, sid: int, texts: Sequence[tuple[str, str]], now: int) -> dict[str, TemplateRow]:
+        """Save like the Admin CP: rtrim, insert a set copy or update it; returns the stored rows."""
+        ...
+
+    async def add_global_templates(self, texts: Sequence[tuple[str, str]], now: int) -> dict[str, TemplateRow]: ...
+
+    async def revert_templates(self, sid: int, titles: Sequence[str]) -> int:
+        """Delete the set's copies (Admin CP "Revert to original"); returns rows deleted."""
+        ...
+
+    async def themes(self) -> list[Theme]: ...
+
+    async def stylesheets(self) -> list[Stylesheet]: ...
+
+    async def template_markers(self) -> dict[int, TableMarker]: ...
+
+    async def stylesheet_markers(self) -> dict[int, TableMarker]: ...
+
+    async def close(self) -> None: ...
+
+
+@asynccontextmanager
+async def open_store(db: Database, prefix: str) -> AsyncIterator[Store]:
+    """Connect to the configured database; closes the pool on exit."""
+    if db.scheme != "mysql":
+        from ..errors import ConfigError
+
+        raise ConfigError(f"database scheme {db.scheme!r} is not supported yet")
+    from .mysql import MySQLStore
+
+    store = await MySQLStore.connect(db, prefix)
+    try:
+        yield store
+    finally:
+        await store.close()

@@ -1,0 +1,199 @@
+"""A private, throwaway MariaDB server and synthetic boards in it.
+
+Used by the test suite and the benchmark: a server in a temp datadir on its
+own unix socket (no TCP port), which a test can stop and start again to
+inject an outage. Start-up waits on the server's own ``READY=1`` (sd_notify),
+never on a sleep.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import aiomysql
+
+from .config import Database
+from .schema import mysql_ddl
+from .stylesheets import Stylesheet, Theme, build_stylesheet_list, default_theme_cache
+from .synthetic import Board
+
+READY_TIMEOUT = 60.0
+
+
+class PrivateMariaDB:
+    """One ``mariadbd`` in a temp directory; ``stop()``/``start()`` for outages."""
+
+    def __init__(self, base: Path | None = None) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="mybb-sync-mariadb-", dir=base))
+        self.datadir = self.dir / "data"
+        self.socket = self.dir / "mysqld.sock"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def _binary(self, name: str) -> str:
+        found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin")
+        if found is None:
+            raise RuntimeError(f"{name} not found: install MariaDB server or set MYBB_SYNC_TEST_DSN")
+        return found
+
+    def _user_args(self) -> list[str]:
+        return ["--user=root"] if os.geteuid() == 0 else []
+
+    def install(self) -> None:
+        result = subprocess.run(
+            [
+                self._binary("mariadb-install-db"),
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+                *self._user_args(),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-1:]
+            raise RuntimeError(f"mariadb-install-db failed: {' '.join(tail)}")
+
+    def start(self) -> None:
+        """Start the server and return once it says READY=1."""
+        if not self.datadir.exists():
+            self.install()
+        notify_path = self.dir / "notify.sock"
+        notify_path.unlink(missing_ok=True)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+            notify.bind(str(notify_path))
+            notify.settimeout(READY_TIMEOUT)
+            self._proc = subprocess.Popen(
+                [
+                    self._binary("mariadbd"),
+                    "--no-defaults",
+                    f"--datadir={self.datadir}",
+                    f"--socket={self.socket}",
+                    f"--pid-file={self.dir / 'mysqld.pid'}",
+                    f"--log-error={self.dir / 'error.log'}",
+                    "--skip-networking",
+                    "--max-connections=500",
+                    *self._user_args(),
+                ],
+                env={**os.environ, "NOTIFY_SOCKET": str(notify_path)},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                while b"READY=1" not in notify.recv(4096):
+                    pass
+            except TimeoutError:
+                self.stop()
+                raise RuntimeError(f"mariadbd did not become ready; see {self.dir / 'error.log'}") from None
+
+    def stop(self) -> None:
+        """Shut the server down (SIGTERM) and wait for it to exit."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            self._proc.wait(timeout=60)
+        self._proc = None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def database(self, name: str = "mysql") -> Database:
+        return Database(scheme="mysql", user="root", name=name, unix_socket=str(self.socket))
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+_counter = itertools.count(1)
+
+
+async def _connect(db: Database, name: str | None = None) -> aiomysql.Connection:
+    kwargs = dict(user=db.user, password=db.password, db=name, charset=db.charset, autocommit=True)
+    if db.unix_socket:
+        kwargs["unix_socket"] = db.unix_socket
+    else:
+        kwargs.update(host=db.host, port=db.port)
+    return await aiomysql.connect(**kwargs)
+
+
+async def create_board(server: Database, board: Board, prefix: str = "mybb_", name: str | None = None) -> Database:
+    """Create a fresh database on ``server`` holding ``board``; returns its URL."""
+    name = name or f"mybbsync_{os.getpid()}_{next(_counter)}"
+    conn = await _connect(server)
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+            await cur.execute(f"USE `{name}`")
+            for ddl in mysql_ddl(prefix):
+                await cur.execute(ddl)
+            await _load(cur, board, prefix)
+    finally:
+        conn.close()
+    return replace(server, name=name)
+
+
+async def drop_board(db: Database) -> None:
+    conn = await _connect(db)
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(f"DROP DATABASE IF EXISTS `{db.name}`")
+    finally:
+        conn.close()
+
+
+async def _load(cur: aiomysql.Cursor, board: Board, p: str) -> None:
+    await cur.executemany(f"INSERT INTO `{p}templatesets` (sid, title) VALUES (%s, %s)", board.templatesets())
+    await cur.executemany(
+        f"INSERT INTO `{p}templategroups` (prefix, title, isdefault) VALUES (%s, %s, 1)", board.templategroups()
+    )
+    await cur.execute(
+        f"INSERT INTO `{p}datacache` (title, cache) VALUES ('version', %s)", (board.datacache_version(),)
+    )
+    batch: list[tuple[str, str, int, str, int]] = []
+    for row in board.templates():
+        batch.append(row)
+        if len(batch) >= 2000:
+            await _insert_templates(cur, p, batch)
+            batch = []
+    if batch:
+        await _insert_templates(cur, p, batch)
+    sheets = [
+        Stylesheet(sid, name, tid, attached, text, name, 1_700_000_000)
+        for sid, (name, tid, attached, text) in enumerate(board.stylesheets(), start=1)
+    ]
+    await cur.executemany(
+        f"INSERT INTO `{p}themestylesheets` (sid, name, tid, attachedto, stylesheet, cachefile, lastmodified) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        [(s.sid, s.name, s.tid, s.attachedto, s.stylesheet, s.cachefile, s.lastmodified) for s in sheets],
+    )
+    themes = [Theme(tid, name, pid, d, props, "") for tid, name, pid, d, props in board.themes()]
+    themes = [
+        replace(t, stylesheets=build_stylesheet_list(themes, sheets, t.tid, lambda tid, name: None)) for t in themes
+    ]
+    await cur.executemany(
+        f"INSERT INTO `{p}themes` (tid, name, pid, def, properties, stylesheets, allowedgroups) "
+        "VALUES (%s, %s, %s, %s, %s, %s, 'all')",
+        [(t.tid, t.name, t.pid, t.def_, t.properties, t.stylesheets) for t in themes],
+    )
+    default = next(t for t in themes if t.def_)
+    await cur.execute(
+        f"INSERT INTO `{p}datacache` (title, cache) VALUES ('default_theme', %s)", (default_theme_cache(default),)
+    )
+
+
+async def _insert_templates(cur: aiomysql.Cursor, p: str, rows: list[tuple[str, str, int, str, int]]) -> None:
+    values = ", ".join(["(%s, %s, %s, %s, '', %s)"] * len(rows))
+    await cur.execute(
+        f"INSERT INTO `{p}templates` (title, template, sid, version, status, dateline) VALUES {values}",
+        [v for row in rows for v in row],
+    )

@@ -1,0 +1,87 @@
+"""Shared fixtures: a private MariaDB server, synthetic boards, sync roots.
+
+The database tests never skip: they use a throwaway ``mariadbd`` started
+here (temp datadir, own unix socket), or the server ``MYBB_SYNC_TEST_DSN``
+points at. With neither, the session fails with a message saying so.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from mybb_sync.config import Database
+from mybb_sync.store import Store, open_store
+from mybb_sync.synthetic import Board
+from mybb_sync.testing import PrivateMariaDB, create_board, drop_board
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "mybb-fixtures"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def golden(*parts: str) -> Path:
+    """A path in ``../shared/mybb-fixtures``; skips, saying why, in a clone without it."""
+    if not FIXTURES.is_dir():
+        pytest.skip(f"golden data absent: {FIXTURES} (../shared/mybb-fixtures is not in this clone)")
+    return FIXTURES.joinpath(*parts)
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[PrivateMariaDB | None]:
+    """The private server (None when MYBB_SYNC_TEST_DSN names an existing one)."""
+    if os.environ.get("MYBB_SYNC_TEST_DSN"):
+        yield None
+        return
+    if not (shutil.which("mariadbd") or Path("/usr/sbin/mariadbd").exists()):
+        pytest.fail(
+            "database tests need MariaDB: install mariadb-server (mariadbd, mariadb-install-db) "
+            "or set MYBB_SYNC_TEST_DSN=mysql://user:password@host:port/db",
+            pytrace=False,
+        )
+    server = PrivateMariaDB()
+    server.start()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(scope="session")
+def server_db(mariadb: PrivateMariaDB | None) -> Database:
+    if mariadb is None:
+        return Database.parse(os.environ["MYBB_SYNC_TEST_DSN"])
+    return mariadb.database()
+
+
+@pytest.fixture
+def board_spec() -> Board:
+    """The board a test gets; override in a module for other sizes."""
+    return Board(masters=300)
+
+
+@pytest.fixture
+async def board(server_db: Database, board_spec: Board, mariadb: PrivateMariaDB | None) -> AsyncIterator[Database]:
+    """A fresh database holding ``board_spec``, dropped afterwards."""
+    db = await create_board(server_db, board_spec)
+    yield db
+    if mariadb is None or mariadb.running:
+        await drop_board(db)
+
+
+@pytest.fixture
+async def store(board: Database) -> AsyncIterator[Store]:
+    async with open_store(board, "mybb_") as s:
+        yield s
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    path = tmp_path / "root"
+    path.mkdir()
+    return path
