@@ -289,3 +289,428 @@ def test_edit_of_own_sheet_touches_only_its_row_and_files(mybb_fixtures: Path) -
     assert [u.sid for u in case.plan.updates] == [18]
     assert case.plan.themes == ()
     assert case.plan.default_theme is None
+
+
+# --- hand-checked: minification, rule by rule ---------------------------------------
+
+
+def test_minify_removes_comments_across_lines() -> None:
+    assert minify_css(b"a{b:c}/* one\n two */d{e:f}") == b"a{b:c}d{e:f}"
+
+
+def test_minify_removes_whitespace_around_braces_colons_semicolons_commas() -> None:
+    assert minify_css(b"a , b {\n\tc : d ;\n\te:f\n}\n") == b"a,b{c:d;e:f}"
+
+
+def test_minify_keeps_whitespace_between_words() -> None:
+    assert minify_css(b"a b{border:1px  solid red}") == b"a b{border:1px  solid red}"
+
+
+def test_minify_drops_the_semicolon_before_a_closing_brace() -> None:
+    assert minify_css(b"a{b:c;}") == b"a{b:c}"
+
+
+def test_minify_shortens_doubled_hex_colours_keeping_letter_case() -> None:
+    assert minify_css(b"a{color:#FFFFFF}") == b"a{color:#FFF}"
+    assert minify_css(b"a{color:#aabbcc}") == b"a{color:#abc}"
+    assert minify_css(b"a{color:#112233}") == b"a{color:#123}"
+
+
+def test_minify_leaves_other_hex_colours_alone() -> None:
+    assert minify_css(b"a{color:#123456;b:#aabbcd}") == b"a{color:#123456;b:#aabbcd}"
+
+
+def test_minify_shortens_the_first_six_digits_of_an_eight_digit_colour() -> None:
+    assert minify_css(b"a{color:#aabbccdd}") == b"a{color:#abcdd}"
+
+
+def test_minify_removes_cr_and_lf_next_to_symbols() -> None:
+    assert minify_css(b"a {\r\n\tb: c;\r\n}\r\n") == b"a{b:c}"
+
+
+def test_minify_keeps_nbsp_and_non_ascii_bytes() -> None:
+    nbsp, a_ring = "\xa0".encode(), "\xc5".encode()  # C2 A0 and C3 85 (85 is NEL in Latin-1)
+    assert minify_css(b"a{" + nbsp + b"b:c;" + nbsp + b"}") == b"a{" + nbsp + b"b:c;" + nbsp + b"}"
+    assert minify_css(b".x" + a_ring + b" {b:c}") == b".x" + a_ring + b"{b:c}"
+
+
+def test_minify_trims_like_php_trim_and_adds_no_newline() -> None:
+    assert minify_css(b"\n  .a b  \n") == b".a b"
+    assert minify_css(b"x\x0c") == b"x\x0c"  # PHP's trim() keeps form feed
+
+
+# --- hand-checked: the cache file's url() and {theme} rewriting ------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "cached"),
+    [
+        pytest.param("url(images/a.png)", "url(../../../images/a.png)", id="relative"),
+        pytest.param("url('images/b.png')", "url(../../../images/b.png)", id="single-quoted"),
+        pytest.param('url("images/c.png")', "url(../../../images/c.png)", id="double-quoted"),
+        pytest.param("url({theme}/t.png)", "url(../../../cache/themes/theme2/t.png)", id="theme-placeholder"),
+        pytest.param('url("http://example.com/c.png")', "url(http://example.com/c.png)", id="http-unquoted-only"),
+        pytest.param("url(/abs/d.png)", "url(/abs/d.png)", id="absolute-path"),
+        pytest.param("url(//cdn.example.com/f.png)", "url(//cdn.example.com/f.png)", id="protocol-relative"),
+        pytest.param("url(data:image/png;base64,AAAA)", "url(data:image/png;base64,AAAA)", id="data-uri"),
+        pytest.param("url(../images/g.png)", "url(../../../../images/g.png)", id="parent-relative"),
+        pytest.param("url(../../../images/h.png)", "url(../../../images/h.png)", id="already-prefixed"),
+        pytest.param("url( images/i.png )", "url( images/i.png )", id="inner-spaces-untouched"),
+        pytest.param("URL(images/j.png)", "URL(images/j.png)", id="uppercase-untouched"),
+        pytest.param("url(\"images/k.png')", "url(\"images/k.png')", id="mismatched-quotes-untouched"),
+        pytest.param("url({imgdir}/l.png)", "url(../../../{imgdir}/l.png)", id="imgdir-prefixed-not-replaced"),
+        pytest.param("/* url(images/m.png) */", "/* url(../../../images/m.png) */", id="inside-comment"),
+    ],
+)
+def test_cache_css_rewrites_url_forms(written: str, cached: str) -> None:
+    assert cache_css(f".x {{ background: {written}; }}", 2) == f".x {{ background: {cached}; }}".encode()
+
+
+def test_cache_css_replaces_theme_placeholder_everywhere_including_comments() -> None:
+    text = "/* {theme} */\n.x:before { content: '{theme}'; }"
+    assert cache_css(text, 7) == b"/* cache/themes/theme7 */\n.x:before { content: 'cache/themes/theme7'; }"
+
+
+def test_cache_css_keeps_other_bytes_exactly() -> None:
+    text = ".x {\r\n\tcontent: \"\u2192 \xfc\xa0\";\r\n}\n\n"
+    assert cache_css(text, 2) == text.encode("utf-8")
+
+
+def test_min_name_inserts_min_before_the_extension() -> None:
+    assert min_name("global.css") == "global.min.css"
+
+
+def test_min_name_replaces_every_css_like_php_str_replace() -> None:
+    assert min_name("a.css.css") == "a.min.css.min.css"
+
+
+# --- hand-checked: a small master / child pair ------------------------------------------
+
+PROPS_MASTER = dumps({"templateset": -2, "disporder": {"global.css": 1, "usercp.css": 2, "showthread.css": 3}})
+PROPS_CHILD = dumps(
+    {
+        "templateset": 1,
+        "inherited": {"disporder": 1},
+        "disporder": {"global.css": 1, "usercp.css": 2, "showthread.css": 3, "color_x.css": 4},
+        "colors": {"x": "X"},
+    }
+)
+MASTER = Theme(1, "MyBB Master Style", 0, 0, PROPS_MASTER, "", "all")
+CHILD = Theme(2, "Child", 1, 1, PROPS_CHILD, "", "all")
+GRANDCHILD = Theme(3, "Grandchild", 2, 0, PROPS_CHILD, "", "all")
+SHEETS = [
+    Stylesheet(1, "global.css", 1, "", ".g { color: #FFFFFF; }", "global.css", 100),
+    Stylesheet(2, "usercp.css", 1, "usercp.php|private.php", ".u {}", "usercp.css", 100),
+    Stylesheet(3, "showthread.css", 1, "showthread.php?act1,act2", ".s {}", "showthread.css", 100),
+    # A theme colour: attachedto is the key of properties['colors'].
+    Stylesheet(4, "color_x.css", 2, "x", ".c {}", "color_x.css", 100),
+]
+FILES = {(1, "global.css"): 100, (1, "usercp.css"): 100, (1, "showthread.css"): 100, (2, "color_x.css"): 100}
+
+
+def _files(files: dict[tuple[int, str], int]) -> "Callable[[int, str], int | None]":
+    return lambda tid, name: files.get((tid, name))
+
+
+def _no_files(tid: int, name: str) -> None:
+    return None
+
+
+G1, U1, S1 = "cache/themes/theme1/global.css", "cache/themes/theme1/usercp.css", "cache/themes/theme1/showthread.css"
+X2 = "cache/themes/theme2/color_x.css"
+
+
+def test_list_for_child_theme_matches_the_hand_built_php_string() -> None:
+    expected = (
+        "a:6:{"
+        's:1:"x";a:1:{s:6:"global";a:1:{i:0;s:31:"' + X2 + '";}}'
+        's:6:"global";a:1:{s:6:"global";a:1:{i:0;s:30:"' + G1 + '";}}'
+        's:9:"inherited";a:5:{'
+        's:13:"global_global";a:1:{s:30:"' + G1 + '";s:1:"1";}'
+        's:17:"usercp.php_global";a:1:{s:30:"' + U1 + '";s:1:"1";}'
+        's:18:"private.php_global";a:1:{s:30:"' + U1 + '";s:1:"1";}'
+        's:19:"showthread.php_act1";a:1:{s:34:"' + S1 + '";s:1:"1";}'
+        's:19:"showthread.php_act2";a:1:{s:34:"' + S1 + '";s:1:"1";}'
+        "}"
+        's:10:"usercp.php";a:1:{s:6:"global";a:1:{i:0;s:30:"' + U1 + '";}}'
+        's:11:"private.php";a:1:{s:6:"global";a:1:{i:0;s:30:"' + U1 + '";}}'
+        's:14:"showthread.php";a:2:{s:4:"act1";a:1:{i:0;s:34:"' + S1 + '";}s:4:"act2";a:1:{i:0;s:34:"' + S1 + '";}}'
+        "}"
+    )
+    assert build_stylesheet_list([MASTER, CHILD], SHEETS, 2, _files(FILES)) == expected
+
+
+def test_list_for_the_master_has_no_inherited_entries() -> None:
+    listed = loads(build_stylesheet_list([MASTER, CHILD], SHEETS, 1, _files(FILES)))
+    assert list(listed) == ["global", "usercp.php", "private.php", "showthread.php"]
+
+
+def test_colour_stylesheet_is_listed_under_its_colour_key_for_every_action() -> None:
+    listed = loads(build_stylesheet_list([MASTER, CHILD], SHEETS, 2, _files(FILES)))
+    assert listed["x"] == {"global": {0: X2}}
+
+
+def test_rows_inherited_from_a_grandparent_name_that_theme() -> None:
+    sheets = [*SHEETS, Stylesheet(5, "usercp.css", 2, "usercp.php", ".u2 {}", "usercp.css", 100)]
+    files = FILES | {(2, "usercp.css"): 100}
+    listed = loads(build_stylesheet_list([MASTER, CHILD, GRANDCHILD], sheets, 3, _files(files)))
+    assert listed["inherited"]["usercp.php_global"] == {"cache/themes/theme2/usercp.css": "2"}
+    assert listed["inherited"]["global_global"] == {G1: "1"}
+
+
+def test_list_falls_back_to_css_php_without_a_cache_file() -> None:
+    listed = loads(build_stylesheet_list([MASTER, CHILD], SHEETS, 2, _no_files))
+    assert listed["global"] == {"global": {0: "css.php?stylesheet=1"}}
+
+
+def test_list_ignores_a_cache_file_older_than_the_row() -> None:
+    listed = loads(build_stylesheet_list([MASTER, CHILD], SHEETS, 2, _files(FILES | {(1, "global.css"): 99})))
+    assert listed["global"] == {"global": {0: "css.php?stylesheet=1"}}
+
+
+def test_list_takes_the_nearest_fresh_file_even_from_a_theme_below_the_row() -> None:
+    # MyBB walks the chain from the theme itself, whoever owns the row.
+    listed = loads(build_stylesheet_list([MASTER, CHILD], SHEETS, 2, _files(FILES | {(2, "global.css"): 100})))
+    assert listed["global"] == {"global": {0: "cache/themes/theme2/global.css"}}
+    assert listed["inherited"]["global_global"] == {"cache/themes/theme2/global.css": "1"}
+
+
+def test_attachedto_zero_means_global_like_php_falsy() -> None:
+    sheets = [Stylesheet(1, "global.css", 1, "0", "", "global.css", 100)]
+    assert list(loads(build_stylesheet_list([MASTER], sheets, 1, _files(FILES)))) == ["global"]
+
+
+def test_numeric_file_names_become_int_keys_like_php_arrays() -> None:
+    sheets = [Stylesheet(1, "global.css", 1, "5", "", "global.css", 100)]
+    assert build_stylesheet_list([MASTER], sheets, 1, _files(FILES)) == (
+        'a:1:{i:5;a:1:{s:6:"global";a:1:{i:0;s:30:"' + G1 + '";}}}'
+    )
+
+
+def test_child_row_overrides_the_parent_row_of_the_same_name() -> None:
+    sheets = [*SHEETS, Stylesheet(5, "global.css", 2, "", "", "global.css", 100)]
+    assert effective_stylesheets([MASTER, CHILD], sheets, 2)["global.css"].sid == 5
+
+
+def test_effective_rows_come_by_tid_descending_then_sid() -> None:
+    assert list(effective_stylesheets([MASTER, CHILD], SHEETS, 2)) == [
+        "color_x.css",
+        "global.css",
+        "usercp.css",
+        "showthread.css",
+    ]
+
+
+def test_highest_tid_in_the_chain_wins_like_mybb_even_over_the_theme_itself() -> None:
+    # Theme 3 re-parented under the newer theme 4: MyBB's ORDER BY tid DESC picks 4's row.
+    newer_parent = Theme(4, "Newer", 1, 0, PROPS_CHILD, "", "all")
+    reparented = Theme(3, "Old child", 4, 0, PROPS_CHILD, "", "all")
+    sheets = [
+        *SHEETS,
+        Stylesheet(5, "global.css", 3, "", "", "global.css", 100),
+        Stylesheet(6, "global.css", 4, "", "", "global.css", 100),
+    ]
+    assert effective_stylesheets([MASTER, newer_parent, reparented], sheets, 3)["global.css"].sid == 6
+
+
+def test_default_theme_cache_is_name_tid_string_and_raw_columns() -> None:
+    theme = replace(CHILD, properties="a:0:{}", stylesheets="a:0:{}")
+    assert default_theme_cache(theme) == (
+        'a:4:{s:4:"name";s:5:"Child";s:3:"tid";s:1:"2";'
+        's:10:"properties";s:6:"a:0:{}";s:11:"stylesheets";s:6:"a:0:{}";}'
+    )
+
+
+# --- hand-checked: save plans --------------------------------------------------------------
+
+
+def _world() -> tuple[list[Theme], list[Stylesheet]]:
+    """Master, default child, grandchild; the child and grandchild lists as MyBB would have them."""
+    themes = [MASTER, CHILD, GRANDCHILD]
+    built = [
+        replace(t, stylesheets=build_stylesheet_list(themes, SHEETS, t.tid, _files(FILES))) if t.tid > 1 else t
+        for t in themes
+    ]
+    return built, SHEETS
+
+
+def test_edit_refuses_the_master_theme() -> None:
+    themes, sheets = _world()
+    with pytest.raises(ValueError, match="read-only"):
+        plan_edit_stylesheet(themes, sheets, 1, "global.css", "x", 200, 5, _files(FILES))
+
+
+def test_add_refuses_the_master_theme() -> None:
+    themes, sheets = _world()
+    with pytest.raises(ValueError, match="read-only"):
+        plan_add_stylesheet(themes, sheets, 1, "new.css", "x", 200, 5, cache_file_mtime=_files(FILES))
+
+
+def test_edit_of_a_stylesheet_the_theme_does_not_have_raises() -> None:
+    themes, sheets = _world()
+    with pytest.raises(ValueError, match="no stylesheet"):
+        plan_edit_stylesheet(themes, sheets, 2, "missing.css", "x", 200, 5, _files(FILES))
+
+
+def test_edit_of_an_unknown_theme_raises() -> None:
+    themes, sheets = _world()
+    with pytest.raises(ValueError, match="no theme"):
+        plan_edit_stylesheet(themes, sheets, 9, "global.css", "x", 200, 5, _files(FILES))
+
+
+def test_edit_of_inherited_sheet_copies_it_down_with_next_sid() -> None:
+    themes, sheets = _world()
+    plan = plan_edit_stylesheet(themes, sheets, 2, "usercp.css", ".u { a: b; }", 200, 5, _files(FILES))
+    assert plan.inserts == (
+        Stylesheet(5, "usercp.css", 2, "usercp.php|private.php", ".u { a: b; }", "usercp.css", 200),
+    )
+    assert plan.updates == ()
+
+
+def test_edit_of_own_sheet_updates_text_cachefile_and_lastmodified() -> None:
+    themes, sheets = _world()
+    plan = plan_edit_stylesheet(themes, sheets, 2, "color_x.css", ".c { a: b; }", 200, 5, _files(FILES))
+    assert plan.inserts == ()
+    assert plan.updates == (StylesheetUpdate(4, ".c { a: b; }", "color_x.css", 200),)
+
+
+def test_edit_stores_the_text_untrimmed() -> None:
+    themes, sheets = _world()
+    plan = plan_edit_stylesheet(themes, sheets, 2, "color_x.css", "\n.c {}\n\n \t", 200, 5, _files(FILES))
+    assert plan.updates[0].stylesheet == "\n.c {}\n\n \t"
+
+
+def test_edit_writes_the_css_and_min_css_of_the_edited_theme() -> None:
+    themes, sheets = _world()
+    text = ".c { background: url(images/c.png); color: #FFFFFF; }\n"
+    plan = plan_edit_stylesheet(themes, sheets, 2, "color_x.css", text, 200, 5, _files(FILES))
+    assert plan.cache_files == (
+        CacheFile(2, "color_x.css", b".c { background: url(../../../images/c.png); color: #FFFFFF; }\n"),
+        CacheFile(2, "color_x.min.css", b".c{background:url(../../../images/c.png);color:#FFF}"),
+    )
+    assert [f.path for f in plan.cache_files] == ["theme2/color_x.css", "theme2/color_x.min.css"]
+
+
+def test_the_saved_cache_file_counts_as_written_at_now() -> None:
+    themes, sheets = _world()
+    plan = plan_edit_stylesheet(themes, sheets, 2, "global.css", ".g {}", 200, 5, _no_files)
+    listed = loads(next(u for u in plan.themes if u.tid == 2).stylesheets)
+    assert listed["global"] == {"global": {0: "cache/themes/theme2/global.css"}}
+    assert listed["usercp.php"] == {"global": {0: "css.php?stylesheet=2"}}
+
+
+def test_edit_rebuilds_the_lists_of_child_themes() -> None:
+    themes, sheets = _world()
+    plan = plan_edit_stylesheet(themes, sheets, 2, "usercp.css", ".u {}", 200, 5, _files(FILES))
+    assert [u.tid for u in plan.themes] == [2, 3]
+    grandchild = loads(plan.themes[1].stylesheets)
+    assert grandchild["usercp.php"] == {"global": {0: "cache/themes/theme2/usercp.css"}}
+    assert grandchild["inherited"]["usercp.php_global"] == {"cache/themes/theme2/usercp.css": "2"}
+
+
+def test_edit_of_own_sheet_leaves_theme_rows_and_default_theme_alone() -> None:
+    themes, sheets = _world()
+    plan = plan_edit_stylesheet(themes, sheets, 2, "color_x.css", ".c {}", 200, 5, _files(FILES))
+    assert plan.themes == ()
+    assert plan.default_theme is None
+
+
+def test_default_theme_is_planned_when_the_default_themes_row_changes() -> None:
+    themes, sheets = _world()
+    plan = plan_edit_stylesheet(themes, sheets, 2, "usercp.css", ".u {}", 200, 5, _files(FILES))
+    child_after = replace(themes[1], stylesheets=plan.themes[0].stylesheets)
+    assert plan.default_theme == default_theme_cache(child_after)
+
+
+def test_default_theme_is_not_planned_for_a_non_default_theme() -> None:
+    themes, sheets = _world()
+    plan = plan_edit_stylesheet(themes, sheets, 3, "usercp.css", ".u {}", 200, 5, _files(FILES))
+    assert [u.tid for u in plan.themes] == [3]
+    assert plan.default_theme is None
+
+
+def test_add_inserts_the_row_with_its_attachedto() -> None:
+    themes, sheets = _world()
+    plan = plan_add_stylesheet(
+        themes, sheets, 2, "new.css", ".n {}", 200, 5, "usercp.php?profile,options|index.php",
+        cache_file_mtime=_files(FILES),
+    )
+    assert plan.inserts == (
+        Stylesheet(5, "new.css", 2, "usercp.php?profile,options|index.php", ".n {}", "new.css", 200),
+    )
+    listed = loads(plan.themes[0].stylesheets)
+    new = "cache/themes/theme2/new.css"
+    assert listed["usercp.php"] == {"profile": {0: new}, "options": {0: new}, "global": {0: U1}}
+    assert listed["index.php"] == {"global": {0: new}}
+
+
+def test_add_appends_to_disporder_with_max_plus_one_keeping_key_order() -> None:
+    themes, sheets = _world()
+    plan = plan_add_stylesheet(themes, sheets, 2, "new.css", ".n {}", 200, 5, cache_file_mtime=_files(FILES))
+    properties = loads(plan.themes[0].properties)
+    assert list(properties) == ["templateset", "inherited", "disporder", "colors"]
+    assert properties["disporder"] == {
+        "global.css": 1,
+        "usercp.css": 2,
+        "showthread.css": 3,
+        "color_x.css": 4,
+        "new.css": 5,
+    }
+
+
+def test_disporder_rebuild_drops_absent_names_and_sorts_by_value() -> None:
+    props = dumps({"disporder": {"gone.css": 1, "usercp.css": 9, "global.css": 2, "showthread.css": 3}})
+    themes, sheets = _world()
+    themes[1] = replace(themes[1], properties=props)
+    plan = plan_add_stylesheet(themes, sheets, 2, "new.css", ".n {}", 200, 5, cache_file_mtime=_files(FILES))
+    assert loads(plan.themes[0].properties)["disporder"] == {
+        "global.css": 2,
+        "showthread.css": 3,
+        "usercp.css": 9,
+        "color_x.css": 10,
+        "new.css": 11,
+    }
+
+
+def test_properties_rewrite_turns_numeric_string_keys_into_int_keys_like_php() -> None:
+    themes, sheets = _world()
+    themes[1] = replace(themes[1], properties=themes[1].properties.replace('s:1:"x";s:1:"X"', 's:1:"7";s:1:"X"'))
+    plan = plan_add_stylesheet(themes, sheets, 2, "new.css", ".n {}", 200, 5, cache_file_mtime=_files(FILES))
+    assert loads(plan.themes[0].properties)["colors"] == {7: "X"}
+
+
+@pytest.mark.parametrize("name", ["bad name.css", "x.txt", ".css", "a/b.css", "x" * 27 + ".css", ""])
+def test_add_refuses_names_the_admin_cp_would_change_or_reject(name: str) -> None:
+    themes, sheets = _world()
+    with pytest.raises(ValueError, match="name"):
+        plan_add_stylesheet(themes, sheets, 2, name, ".n {}", 200, 5, cache_file_mtime=_files(FILES))
+
+
+def test_add_refuses_a_name_the_theme_already_owns() -> None:
+    themes, sheets = _world()
+    with pytest.raises(ValueError, match="already has"):
+        plan_add_stylesheet(themes, sheets, 2, "color_x.css", ".n {}", 200, 5, cache_file_mtime=_files(FILES))
+
+
+def test_add_may_override_an_inherited_name() -> None:
+    themes, sheets = _world()
+    plan = plan_add_stylesheet(themes, sheets, 2, "global.css", ".n {}", 200, 5, cache_file_mtime=_files(FILES))
+    assert [(r.sid, r.tid) for r in plan.inserts] == [(5, 2)]
+
+
+def test_next_sid_must_be_above_every_existing_sid() -> None:
+    themes, sheets = _world()
+    with pytest.raises(ValueError, match="next_sid"):
+        plan_edit_stylesheet(themes, sheets, 2, "usercp.css", ".u {}", 200, 4, _files(FILES))
+
+
+def test_theme_update_carries_both_new_columns() -> None:
+    themes, sheets = _world()
+    plan = plan_add_stylesheet(themes, sheets, 3, "new.css", ".n {}", 200, 5, cache_file_mtime=_files(FILES))
+    assert plan.themes == (
+        ThemeUpdate(
+            3,
+            plan.themes[0].properties,
+            build_stylesheet_list(themes, [*sheets, *plan.inserts], 3, _files(FILES | {(3, "new.css"): 200})),
+        ),
+    )
