@@ -13,11 +13,11 @@ import pytest
 from mybb_sync.php import dumps, loads
 from mybb_sync.stylesheets import (
     CacheFile,
+    CacheFileMtime,
     SavePlan,
     Stylesheet,
     StylesheetUpdate,
     Theme,
-    ThemeUpdate,
     build_stylesheet_list,
     cache_css,
     default_theme_cache,
@@ -408,11 +408,11 @@ SHEETS = [
 FILES = {(1, "global.css"): 100, (1, "usercp.css"): 100, (1, "showthread.css"): 100, (2, "color_x.css"): 100}
 
 
-def _files(files: dict[tuple[int, str], int]) -> "Callable[[int, str], int | None]":
+def _files(files: dict[tuple[int, str], int]) -> CacheFileMtime:
     return lambda tid, name: files.get((tid, name))
 
 
-def _no_files(tid: int, name: str) -> None:
+def _no_files(tid: int, name: str) -> int | None:
     return None
 
 
@@ -631,13 +631,10 @@ def test_default_theme_is_not_planned_for_a_non_default_theme() -> None:
 
 def test_add_inserts_the_row_with_its_attachedto() -> None:
     themes, sheets = _world()
-    plan = plan_add_stylesheet(
-        themes, sheets, 2, "new.css", ".n {}", 200, 5, "usercp.php?profile,options|index.php",
-        cache_file_mtime=_files(FILES),
-    )
-    assert plan.inserts == (
-        Stylesheet(5, "new.css", 2, "usercp.php?profile,options|index.php", ".n {}", "new.css", 200),
-    )
+    attachedto = "usercp.php?profile,options|index.php"
+    mtime = _files(FILES)
+    plan = plan_add_stylesheet(themes, sheets, 2, "new.css", ".n {}", 200, 5, attachedto, cache_file_mtime=mtime)
+    assert plan.inserts == (Stylesheet(5, "new.css", 2, attachedto, ".n {}", "new.css", 200),)
     listed = loads(plan.themes[0].stylesheets)
     new = "cache/themes/theme2/new.css"
     assert listed["usercp.php"] == {"profile": {0: new}, "options": {0: new}, "global": {0: U1}}
@@ -704,13 +701,12 @@ def test_next_sid_must_be_above_every_existing_sid() -> None:
         plan_edit_stylesheet(themes, sheets, 2, "usercp.css", ".u {}", 200, 4, _files(FILES))
 
 
-def test_theme_update_carries_both_new_columns() -> None:
+def test_add_also_rebuilds_the_disporder_of_child_themes() -> None:
     themes, sheets = _world()
-    plan = plan_add_stylesheet(themes, sheets, 3, "new.css", ".n {}", 200, 5, cache_file_mtime=_files(FILES))
-    assert plan.themes == (
-        ThemeUpdate(
-            3,
-            plan.themes[0].properties,
-            build_stylesheet_list(themes, [*sheets, *plan.inserts], 3, _files(FILES | {(3, "new.css"): 200})),
-        ),
-    )
+    plan = plan_add_stylesheet(themes, sheets, 2, "new.css", ".n {}", 200, 5, cache_file_mtime=_files(FILES))
+    grandchild = next(u for u in plan.themes if u.tid == 3)
+    assert list(loads(grandchild.properties)["disporder"])[-1] == "new.css"
+    assert loads(grandchild.stylesheets)["inherited"]["global_global"] == {
+        G1: "1",
+        "cache/themes/theme2/new.css": "2",
+    }

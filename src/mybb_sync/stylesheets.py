@@ -125,6 +125,7 @@ _PHP_TRIM = b" \t\n\r\0\x0b"
 
 
 def _fix_url(match: re.Match[bytes]) -> bytes:
+    """fix_css_urls(): the cache file sits three folders below the forum root."""
     url = match.group(2)
     if _NOT_RELATIVE.match(url) or b"../../../" in url:
         return b"url(" + url + b")"
@@ -194,6 +195,7 @@ def _subarray(array: dict[int | str, php.PhpValue], key: str) -> dict[int | str,
 
 
 def _theme(themes: Iterable[Theme], tid: int) -> Theme:
+    """The row for tid; an unknown tid is a caller error, not an empty theme."""
     for theme in themes:
         if theme.tid == tid:
             return theme
@@ -206,8 +208,8 @@ def _parent_list(themes: Sequence[Theme], tid: int) -> list[int]:
     if tid not in by_tid:
         raise ValueError(f"no theme with tid {tid}")
     chain: list[int] = []
-    current: int | None = tid
-    while current is not None and current in by_tid:
+    current = tid
+    while current in by_tid:
         if current in chain:
             raise ValueError(f"theme {tid} has a parent loop through tid {current}")
         chain.append(current)
@@ -291,6 +293,7 @@ def build_stylesheet_list(
 
 
 def _order_value(value: php.PhpValue) -> float:
+    """A disporder value as PHP compares it (ints, or numeric strings from hand edits)."""
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str):
@@ -343,14 +346,15 @@ def default_theme_cache(theme: Theme) -> str:
 # --- save plans --------------------------------------------------------------
 
 
-def _editable_theme(themes: Sequence[Theme], tid: int) -> Theme:
-    theme = _theme(themes, tid)
+def _check_editable(themes: Sequence[Theme], tid: int) -> None:
+    """The theme must exist, and the Admin CP refuses every change to the master style."""
+    _theme(themes, tid)
     if tid == MASTER_TID:
         raise ValueError("theme 1 (MyBB Master Style) is read-only, as in the Admin CP")
-    return theme
 
 
 def _check_next_sid(sheets: Sequence[Stylesheet], next_sid: int) -> None:
+    """An AUTO_INCREMENT value is above every sid; anything else would collide."""
     if any(sheet.sid >= next_sid for sheet in sheets):
         raise ValueError(f"next_sid {next_sid} is not above every existing stylesheet sid")
 
@@ -371,7 +375,7 @@ def plan_edit_stylesheet(
     `next_sid` (the table's AUTO_INCREMENT); an own row is updated in place.
     The text is stored as given (MyBB does not trim stylesheets).
     """
-    _editable_theme(themes, tid)
+    _check_editable(themes, tid)
     current = effective_stylesheets(themes, sheets, tid).get(name)
     if current is None:
         raise ValueError(f"theme {tid} has no stylesheet {name!r}, own or inherited")
@@ -413,7 +417,7 @@ def plan_add_stylesheet(
     keeps unchanged ([A-Za-z0-9_.-], at most 30 characters, ending in .css), and
     the theme must not have its own row of that name (MyBB would add a duplicate).
     """
-    _editable_theme(themes, tid)
+    _check_editable(themes, tid)
     if not _ADDABLE_NAME.fullmatch(name) or name == ".css" or name.rpartition(".")[2].lower() != "css":
         raise ValueError(f"stylesheet name {name!r} is not one the Admin CP accepts as is")
     if any(s.tid == tid and s.name == name for s in sheets):
