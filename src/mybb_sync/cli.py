@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from .errors import ConfigError, MybbSyncError
 from .export import Exporter, Scope
 from .layout import GLOBAL_SID
 from .progress import ProgressBar
+from .service import serve
 from .state import RootLock, State
 from .store import open_store
 
@@ -61,11 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--force", action="store_true", help="overwrite files changed on disk (conflicts)")
     export.add_argument("--json", action="store_true", help="print a machine-readable summary")
     _common(export)
+
+    watch = sub.add_parser("watch", help="run the two-way sync service (inotify + database)")
+    watch.add_argument("--rescan-interval", type=float, metavar="SECONDS", help="also rescan everything this often")
+    watch.add_argument("--log-format", choices=("text", "json"), help="log lines as text (default) or JSON")
+    _common(watch)
     return parser
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    flags = {key: getattr(args, key, None) for key in ("db", "prefix", "root", "mybb_root", "temp_suffix")}
+    keys = ("db", "prefix", "root", "mybb_root", "temp_suffix", "rescan_interval", "log_format")
+    flags = {key: getattr(args, key, None) for key in keys}
     return load_settings(flags, config_path=args.config)
 
 
@@ -121,7 +129,37 @@ async def cmd_export(args: argparse.Namespace) -> int:
     return 1 if report.errors else 0
 
 
-COMMANDS: dict[str, Any] = {"export": cmd_export}
+async def cmd_watch(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings.log_format == "json":
+        _json_logs()
+    async with anyio.create_task_group() as tg:
+        handle = await tg.start(serve, settings)
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    log.info("SIGHUP: rescanning")
+                    tg.start_soon(handle.rescan)
+                    continue
+                log.info("%s: finishing in-flight work and stopping", signal.Signals(signum).name)
+                handle.stop()
+                break
+    return 0
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(
+            {"time": record.created, "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
+        )
+
+
+def _json_logs() -> None:
+    for h in logging.getLogger().handlers:
+        h.setFormatter(_JsonFormatter())
+
+
+COMMANDS: dict[str, Any] = {"export": cmd_export, "watch": cmd_watch}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -129,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO,
-        format="mybb-sync: %(levelname)s: %(message)s",
+        format="%(asctime)s mybb-sync %(levelname)s %(message)s",
         stream=sys.stderr,
     )
     try:

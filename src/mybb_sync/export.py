@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,10 +23,11 @@ import anyio.abc
 import anyio.to_thread
 
 from . import layout
-from .atomic import NotWritten, Root, Written, write_files
+from .atomic import NotWritten, Root, Written, remove_files, write_files
 from .catalog import Catalog
 from .engine import Decision, Entry, agreed_state, export_write, plan, states_after_writes
 from .errors import UnsafeName
+from .importer import Imported
 from .layout import GLOBAL_SID, Kind
 from .reconcile import Action
 from .state import Problem, ProblemKind, State
@@ -53,6 +54,10 @@ class ExportReport:
     skipped: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
+    imported: int = 0
+    refused: list[str] = field(default_factory=list)
+    recheck: list[str] = field(default_factory=list)  # paths to look at again (changed while being handled)
+    seen: set[str] = field(default_factory=set)  # every path the pass met a row for
     per_scope: Counter[str] = field(default_factory=Counter)
     per_group: Counter[str] = field(default_factory=Counter)
 
@@ -88,6 +93,13 @@ class ExportReport:
             "per_scope": dict(self.per_scope),
             "per_group": dict(self.per_group),
         }
+
+
+@dataclass(frozen=True)
+class TwoWay:
+    """Given to a pass run by the service: disk edits are imported through ``importer``."""
+
+    importer: Callable[[Sequence[Decision]], Awaitable[Imported]]
 
 
 @dataclass(frozen=True)
@@ -149,10 +161,11 @@ class Exporter:
         *,
         force: bool = False,
         progress: Progress | None = None,
+        two_way: TwoWay | None = None,
     ) -> ExportReport:
         report = ExportReport()
         started = time.perf_counter()
-        exported: set[str] = set()
+        exported = report.seen
         done = 0
         send, receive = anyio.create_memory_object_stream[list[Entry]](2)
 
@@ -166,7 +179,7 @@ class Exporter:
             nonlocal done
             async with batches:
                 async for batch in batches:
-                    await self._export_batch(catalog, batch, force, report)
+                    await self._export_batch(catalog, batch, force, report, two_way)
                     done += len(batch)
                     if progress is not None:
                         progress(done, len(exported))
@@ -179,64 +192,97 @@ class Exporter:
         report.seconds = time.perf_counter() - started
         return report
 
-    async def _export_batch(self, catalog: Catalog, batch: Sequence[Entry], force: bool, report: ExportReport) -> None:
+    async def _export_batch(
+        self, catalog: Catalog, batch: Sequence[Entry], force: bool, report: ExportReport, two_way: TwoWay | None
+    ) -> None:
         decisions = await anyio.to_thread.run_sync(
-            lambda: plan(self.root, self.state, batch, look_at_disk=False), limiter=self.limiter
+            lambda: plan(self.root, self.state, batch, look_at_disk=two_way is not None), limiter=self.limiter
         )
-        writes, adopted, problems = [], [], []
         for d in decisions:
-            label = scope_label(catalog, d.entry.kind, d.entry.owner)
-            report.per_scope[label] += 1
+            report.per_scope[scope_label(catalog, d.entry.kind, d.entry.owner)] += 1
             if d.entry.kind is Kind.TEMPLATE:
                 report.per_group[layout.group_of(d.entry.name, catalog.groups)] += 1
-            if d.action is Action.NOTHING:
+        await self.apply(decisions, report, force=force, two_way=two_way)
+
+    async def apply(
+        self, decisions: Sequence[Decision], report: ExportReport, *, force: bool = False, two_way: TwoWay | None = None
+    ) -> None:
+        """Carry out decisions: write files, import (two-way only), record state and problems."""
+        writes, settled, problems, imports, removals, forget = [], [], [], [], [], []
+        now = time.time()
+        for d in decisions:
+            action = d.action
+            if action is Action.NOTHING:
                 report.unchanged += 1
-                if d.disk_text is not None and d.state is not None and d.disk_stat != d.state.stat:
-                    adopted.append(agreed_state(d.entry, d.state.base, d.disk_stat))
-            elif d.action is Action.ADOPT:
+                if d.state is not None and d.disk_stat is not None and d.disk_stat != d.state.stat:
+                    settled.append(agreed_state(d.entry, d.state.base, d.disk_stat))
+            elif action is Action.ADOPT:
                 report.adopted += 1
-                adopted.append(agreed_state(d.entry, d.db_hash or "", d.disk_stat))
-            elif d.action in (Action.EXPORT, Action.DISK_DELETED):
+                settled.append(agreed_state(d.entry, d.db_hash or "", d.disk_stat))
+            elif action is Action.EXPORT or (action is Action.DISK_DELETED and two_way is None):
                 writes.append(export_write(d))
-            elif force:
+            elif action is Action.IMPORT and two_way is not None:
+                imports.append(d)
+            elif action is Action.DISK_DELETED and two_way is not None:
+                problems.append(Problem(d.entry.path, ProblemKind.MISSING, "file deleted; the next export restores it", now))
+            elif action is Action.DELETE_FILE and d.disk_stat is not None:
+                removals.append((d.entry.path, d.disk_stat))
+            elif action in (Action.FORGET, Action.DELETE_FILE):
+                forget.append(d.entry.path)
+            elif force and d.entry.text is not None:
                 report.forced += 1
                 writes.append(export_write(d, force=True))
             else:
                 report.conflicts.append(d.entry.path)
-                problems.append(Problem(d.entry.path, ProblemKind.CONFLICT, _conflict_detail(d), time.time()))
+                problems.append(Problem(d.entry.path, ProblemKind.CONFLICT, _conflict_detail(d), now))
+                log.warning("conflict: %s: %s", d.entry.path, _conflict_detail(d))
+        if imports and two_way is not None:
+            done = await two_way.importer(imports)
+            settled += done.states
+            report.imported += len(done.states)
+            report.recheck += done.recheck
+            for d, why in done.refused:
+                report.refused.append(f"{d.entry.path}: {why}")
+                problems.append(Problem(d.entry.path, ProblemKind.INVALID, why, now))
+                log.warning("refused %s: %s (the database keeps its content)", d.entry.path, why)
         results = await write_files(self.root, writes, self.limiter) if writes else []
         ok = [r for r in results if isinstance(r, Written)]
         for r in results:
             if isinstance(r, NotWritten):
                 if r.changed:
                     report.conflicts.append(r.path)
-                    problems.append(Problem(r.path, ProblemKind.CONFLICT, r.reason, time.time()))
+                    report.recheck.append(r.path)
+                    problems.append(Problem(r.path, ProblemKind.CONFLICT, r.reason, now))
                 else:
                     report.errors.append(f"{r.path}: {r.reason}")
-                    problems.append(Problem(r.path, ProblemKind.ERROR, r.reason, time.time()))
+                    problems.append(Problem(r.path, ProblemKind.ERROR, r.reason, now))
         report.written += len(ok)
         report.bytes += sum(r.stat.size for r in ok)
-        by_path = {d.entry.path: d for d in decisions}
-        new_states = states_after_writes(by_path, ok) + adopted
+        settled += states_after_writes({d.entry.path: d for d in decisions}, ok)
 
         def record() -> None:
-            self.state.put(new_states)
+            if removals:
+                forget.extend(remove_files(self.root, removals))
+            self.state.put(settled)
+            self.state.delete(forget)
             self.state.report(problems)
 
         await anyio.to_thread.run_sync(record, limiter=self.limiter)
 
     def _orphans(self, catalog: Catalog, scope: Scope, exported: set[str]) -> list[str]:
         """Files under the exported folders that stand for no database row (reported, never removed)."""
-        folders = []
-        for sid in scope.sets:
-            folders.append(layout.GLOBAL_DIR if sid == GLOBAL_SID else f"{layout.SETS_DIR}/{layout.escape_part(catalog.sets[sid])}")
-        folders += [f"{layout.STYLES_DIR}/{layout.escape_part(catalog.themes[tid].name)}" for tid in scope.themes]
-        orphans = []
-        for folder in folders:
-            for rel in walk_files(self.root, folder):
-                if rel not in exported:
-                    orphans.append(rel)
-        return sorted(orphans)
+        return sorted(
+            rel for folder in scope_folders(catalog, scope) for rel in walk_files(self.root, folder) if rel not in exported
+        )
+
+
+def scope_folders(catalog: Catalog, scope: Scope) -> list[str]:
+    """The top folders of the sync root a scope covers."""
+    folders = [
+        layout.GLOBAL_DIR if sid == GLOBAL_SID else f"{layout.SETS_DIR}/{layout.escape_part(catalog.sets[sid])}"
+        for sid in scope.sets
+    ]
+    return folders + [f"{layout.STYLES_DIR}/{layout.escape_part(catalog.themes[tid].name)}" for tid in scope.themes]
 
 
 def _conflict_detail(d: Decision) -> str:

@@ -1,0 +1,405 @@
+"""The watch service: one anyio task group that keeps disk and database in sync.
+
+::
+
+    serve()
+     ├─ inotify reader   Watcher.news() -> Pending (paths, rescans)
+     ├─ reconciler       the single decision maker: takes everything pending,
+     │                   plans it with the rule, imports, exports, records state
+     └─ periodic rescan  (optional safety net; forced on network filesystems)
+
+Use it from another asyncio program::
+
+    async with anyio.create_task_group() as tg:
+        handle = await tg.start(serve, settings)
+        ...
+        await handle.rescan()
+        handle.stop()
+
+Nothing but the reconciler writes the database or the state store. Work is
+taken in whatever batch has accumulated while the previous one ran, so a
+single edit is handled at once and a burst is coalesced per path (the disk
+is re-read, so the last write wins) into few round trips.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+
+from . import layout
+from .atomic import Root, sweep_temps
+from .catalog import Catalog, load_catalog
+from .config import Settings
+from .engine import Decision, Entry, plan
+from .errors import DatabaseUnavailable, MybbSyncError
+from .export import ExportReport, Exporter, Scope, TwoWay, scope_folders
+from .importer import Imported, import_templates
+from .layout import GLOBAL_SID, Kind
+from .state import RootLock, State
+from .store import Store, open_store
+from .stylesheets import effective_stylesheets
+from .watch import Rescan, Touched, Watcher, under
+
+log = logging.getLogger(__name__)
+
+RETRY_MIN, RETRY_MAX = 0.5, 30.0  # seconds between attempts while the database is away
+# statfs f_type of filesystems whose changes made elsewhere inotify never sees.
+REMOTE_FILESYSTEMS = {0x6969: "NFS", 0xFF534D42: "CIFS/SMB", 0xFE534D42: "SMB2", 0x65735546: "FUSE", 0x517B: "SMB"}
+
+
+@dataclass
+class Pending:
+    """What changed and has not been handled yet; the reconciler takes it all at once."""
+
+    paths: set[str] = field(default_factory=set)
+    prefixes: set[str] = field(default_factory=set)
+    seq: int = 0  # bumped by every add; a batch taken at seq N covers every add up to N
+    _wake: anyio.Event = field(default_factory=anyio.Event)
+
+    def __bool__(self) -> bool:
+        return bool(self.paths or self.prefixes)
+
+    def add(self, paths: Sequence[str] = (), prefixes: Sequence[str] = ()) -> int:
+        self.paths.update(paths)
+        self.prefixes.update(prefixes)
+        self.seq += 1
+        if self:
+            self._wake.set()
+        return self.seq
+
+    def take(self) -> tuple[set[str], set[str], int]:
+        paths, prefixes = self.paths, self.prefixes
+        self.paths, self.prefixes = set(), set()
+        self._wake = anyio.Event()
+        return paths, prefixes, self.seq
+
+    async def wait(self) -> None:
+        if not self:
+            await self._wake.wait()
+
+
+@dataclass
+class Status:
+    """What ``status`` reports about a running service."""
+
+    root: str
+    running: bool = True
+    paused: bool = False
+    pending: int = 0
+    imports: int = 0
+    exports: int = 0
+    last_import: float | None = None
+    last_export: float | None = None
+    last_errors: list[str] = field(default_factory=list)
+    database_up: bool = True
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class ServiceHandle:
+    """Operations on a running service (the control socket offers the same)."""
+
+    def __init__(self, service: Service, scope: anyio.CancelScope) -> None:
+        self._service = service
+        self._scope = scope
+
+    def status(self) -> Status:
+        return self._service.status()
+
+    def pause(self) -> None:
+        self._service.pause()
+
+    def resume(self) -> None:
+        self._service.resume()
+
+    async def rescan(self) -> None:
+        """Compare the whole root and database again, and wait until that is done."""
+        await self._service.request(prefixes=[""])
+
+    async def export(self) -> None:
+        """Export what the database shows (two-way: disk edits are imported, not overwritten)."""
+        await self._service.request(prefixes=[""])
+
+    async def wait_idle(self) -> None:
+        """Wait until everything noticed so far has been handled."""
+        await self._service.request()
+
+    def stop(self) -> None:
+        """Finish the batch in flight, then stop."""
+        self._scope.cancel()
+
+
+class Service:
+    def __init__(self, settings: Settings, store: Store, root: Root, state: State) -> None:
+        self.settings = settings
+        self.store = store
+        self.root = root
+        self.state = state
+        self.exporter = Exporter(root, state)
+        self.pending = Pending()
+        self.catalog: Catalog | None = None
+        self._status = Status(root=str(root.path))
+        self._resumed = anyio.Event()
+        self._resumed.set()
+        self._handled = 0  # Pending.seq of the last batch handled
+        self._progress = anyio.Event()  # set (and replaced) after each handled batch
+
+    # -- control -------------------------------------------------------------
+
+    def status(self) -> Status:
+        self._status.pending = len(self.pending.paths) + len(self.pending.prefixes)
+        self._status.running = True
+        return self._status
+
+    def pause(self) -> None:
+        if not self._status.paused:
+            self._status.paused = True
+            self._resumed = anyio.Event()
+            log.info("paused: changes are recorded and applied on resume")
+
+    def resume(self) -> None:
+        if self._status.paused:
+            self._status.paused = False
+            self._resumed.set()
+            log.info("resumed")
+
+    async def request(self, paths: Sequence[str] = (), prefixes: Sequence[str] = ()) -> None:
+        """Queue work and wait until the reconciler has handled it and everything before it."""
+        target = self.pending.add(paths, prefixes)
+        while self._handled < target:
+            await self._progress.wait()
+
+    # -- the reconciler ------------------------------------------------------
+
+    async def reconcile_forever(self) -> None:
+        delay = RETRY_MIN
+        while True:
+            await self.pending.wait()
+            await self._resumed.wait()
+            paths, prefixes, seq = self.pending.take()
+            try:
+                with anyio.CancelScope(shield=True):
+                    await self.handle(paths, prefixes)
+            except DatabaseUnavailable as exc:
+                self.pending.add(paths, prefixes)
+                self._note_error(str(exc))
+                if self._status.database_up:
+                    log.warning("%s; %d change(s) kept pending, retrying", exc, len(paths) + len(prefixes))
+                self._status.database_up = False
+                await anyio.sleep(delay)  # back-off between attempts, not synchronisation
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            if not self._status.database_up:
+                log.info("database is back; pending changes applied")
+            delay = RETRY_MIN
+            self._status.database_up = True
+            self._handled = seq
+            self._progress.set()
+            self._progress = anyio.Event()
+
+    def _note_error(self, message: str) -> None:
+        self._status.last_errors = (self._status.last_errors + [f"{time.strftime('%H:%M:%S')} {message}"])[-10:]
+
+    async def handle(self, paths: set[str], prefixes: set[str]) -> None:
+        """One batch: rescans of whole scopes first, then the touched paths."""
+        if prefixes:
+            self.catalog = await load_catalog(self.store)
+            scope = self._scope_of(prefixes)
+            report = await self.exporter.run(self.store, self.catalog, scope, two_way=self._two_way())
+            self._account(report)
+            stale = await anyio.to_thread.run_sync(self._stale_paths, scope, report)
+            paths |= set(report.orphans) | stale | set(report.recheck)
+        if paths:
+            await self.handle_paths(sorted(paths))
+
+    def _scope_of(self, prefixes: set[str]) -> Scope:
+        assert self.catalog is not None
+        everything = Scope((*sorted(self.catalog.sets), GLOBAL_SID), tuple(sorted(self.catalog.themes)))
+        if "" in prefixes:
+            return everything
+        sets: set[int] = set()
+        themes: set[int] = set()
+        for prefix in prefixes:
+            parts = prefix.split("/")
+            if parts[0] == layout.GLOBAL_DIR:
+                sets.add(GLOBAL_SID)
+            elif len(parts) == 1:  # template_sets or styles itself
+                return everything
+            elif parts[0] == layout.SETS_DIR:
+                sid = self.catalog.set_sid(layout.unescape_part(parts[1]) or "")
+                if sid is not None:
+                    sets.add(sid)
+            elif parts[0] == layout.STYLES_DIR:
+                tid = self.catalog.theme_tid(layout.unescape_part(parts[1]) or "")
+                if tid is not None:
+                    themes.add(tid)
+        return Scope(tuple(sorted(sets)), tuple(sorted(themes)))
+
+    def _stale_paths(self, scope: Scope, report: ExportReport) -> set[str]:
+        """Tracked files of the scope that the pass did not meet (their row is gone)."""
+        assert self.catalog is not None
+        folders = scope_folders(self.catalog, scope)
+        return {
+            s.path for s in self.state.all() if s.path not in report.seen and any(under(f, [s.path]) for f in folders)
+        }
+
+    def _account(self, report: ExportReport) -> None:
+        now = time.time()
+        if report.imported:
+            self._status.imports += report.imported
+            self._status.last_import = now
+        if report.written:
+            self._status.exports += report.written
+            self._status.last_export = now
+
+    async def handle_paths(self, paths: Sequence[str]) -> None:
+        """Touched files: map each to its entity, fetch the rows in groups, decide, act."""
+        if self.catalog is None:
+            self.catalog = await load_catalog(self.store)
+        catalog = self.catalog
+        groups: dict[tuple[Kind, int], list[tuple[str, str]]] = defaultdict(list)
+        for path in paths:
+            ref = layout.parse(path)
+            if ref is None:
+                continue
+            owner = catalog.owner(ref)
+            canonical = catalog.canonical(ref)
+            if owner is None or canonical is None:
+                log.debug("ignored %s: no such template set or theme", path)
+                continue
+            if canonical != path:
+                log.warning("ignored %s: not in its place (it belongs at %s)", path, canonical)
+                continue
+            groups[(ref.kind, owner)].append((path, ref.name))
+        entries: list[Entry] = []
+        sheets = themes = None
+        for (kind, owner), items in groups.items():
+            if kind is Kind.TEMPLATE:
+                rows = await self.store.templates_by_title(owner, [name for _, name in items])
+                entries += [Entry(path, kind, owner, name, rows.get(name)) for path, name in items]
+            else:
+                if sheets is None:
+                    themes, sheets = list(catalog.themes.values()), await self.store.stylesheets()
+                shown = effective_stylesheets(themes or [], sheets, owner)
+                entries += [Entry(path, kind, owner, name, shown.get(name)) for path, name in items]
+        if not entries:
+            return
+        decisions = await anyio.to_thread.run_sync(
+            lambda: plan(self.root, self.state, entries, look_at_disk=True), limiter=self.exporter.limiter
+        )
+        report = ExportReport()
+        await self.exporter.apply(decisions, report, two_way=self._two_way())
+        self._account(report)
+        if report.recheck:
+            self.pending.add(report.recheck)
+
+    def _two_way(self) -> TwoWay:
+        return TwoWay(importer=self._import)
+
+    async def _import(self, decisions: Sequence[Decision]) -> Imported:
+        templates = [d for d in decisions if d.entry.kind is Kind.TEMPLATE]
+        sheets = [d for d in decisions if d.entry.kind is Kind.STYLESHEET]
+        done = await import_templates(self.store, templates)
+        refused = list(done.refused)
+        refused += [(d, "stylesheet imports need --mybb-root (the forum would keep serving its old cache file)") for d in sheets]
+        return Imported(done.states, refused, done.recheck)
+
+    # -- event intake ---------------------------------------------------------
+
+    async def read_events(self, watcher: Watcher) -> None:
+        async for news in watcher.news():
+            if isinstance(news, Touched):
+                self.pending.add(paths=sorted(news.paths))
+            elif isinstance(news, Rescan):
+                log.debug("rescan of %r: %s", news.prefix or "the root", news.reason)
+                self.pending.add(prefixes=[news.prefix])
+
+    async def rescan_every(self, interval: float) -> None:
+        while True:
+            await anyio.sleep(interval)  # a timer, not synchronisation
+            self.pending.add(prefixes=[""])
+
+
+def remote_filesystem(path: Path) -> str | None:
+    """The name of a network/FUSE filesystem at ``path`` (inotify misses remote changes), else None."""
+    import ctypes
+
+    class StatFs(ctypes.Structure):
+        _fields_ = [("f_type", ctypes.c_long), ("rest", ctypes.c_byte * 120)]
+
+    buf = StatFs()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
+        return None
+    return REMOTE_FILESYSTEMS.get(buf.f_type & 0xFFFFFFFF)
+
+
+def sd_notify(message: str) -> None:
+    """Tell systemd (``Type=notify``) about our state, when it asked via $NOTIFY_SOCKET."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.sendto(message.encode(), address)
+        except OSError as exc:
+            log.debug("sd_notify failed: %s", exc)
+
+
+async def serve(settings: Settings, *, task_status: anyio.abc.TaskStatus[ServiceHandle] = anyio.TASK_STATUS_IGNORED) -> None:
+    """Run the service until cancelled; ``task_status.started()`` hands back a :class:`ServiceHandle`."""
+    root = Root(settings.require_root(), settings.temp_suffix)
+    root.path.mkdir(parents=True, exist_ok=True)
+    lock = RootLock(root.path)
+    if not lock.acquire():
+        raise MybbSyncError(f"another mybb-sync process is already syncing {root.path}")
+    state = State(root.path)
+    try:
+        async with open_store(settings.require_db(), settings.prefix) as store:
+            await _run(settings, store, root, state, task_status)
+    finally:
+        state.close()
+        lock.release()
+
+
+async def _run(settings: Settings, store: Store, root: Root, state: State, task_status: anyio.abc.TaskStatus[ServiceHandle]) -> None:
+    service = Service(settings, store, root, state)
+    await anyio.to_thread.run_sync(sweep_temps, root)
+    interval = settings.rescan_interval
+    remote = remote_filesystem(root.path)
+    if remote is not None:
+        interval = interval or 30.0
+        log.warning("%s is on %s: inotify misses changes made elsewhere, rescanning every %.0fs", root.path, remote, interval)
+    if settings.mybb_root is None:
+        log.warning("no --mybb-root: stylesheet edits will not be imported (the forum would keep its old cache files); templates sync as usual")
+    watcher = Watcher(root.path, root.temp_suffix)
+    try:
+        watcher.add_tree()  # before the start-up pass, so nothing made during it is missed
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(service.read_events, watcher)
+                tg.start_soon(service.reconcile_forever)
+                await service.request(prefixes=[""])  # start-up: reconcile (or export into an empty root)
+                if interval:
+                    tg.start_soon(service.rescan_every, interval)
+                log.info("watching %s (%d folders)", root.path, watcher.watch_count)
+                sd_notify("READY=1\nSTATUS=watching")
+                task_status.started(ServiceHandle(service, scope))
+    finally:
+        sd_notify("STOPPING=1")
+        watcher.close()

@@ -1,0 +1,219 @@
+"""The inotify reader: every directory of the sync root, watched directly.
+
+It turns kernel events into two kinds of news for the reconciler, which
+re-reads the disk before deciding anything:
+
+* :class:`Touched` - files that may have changed: ``IN_CLOSE_WRITE`` and
+  ``IN_MOVED_TO`` (a save), ``IN_DELETE`` and unpaired ``IN_MOVED_FROM``
+  (gone). ``IN_MODIFY`` and ``IN_CREATE`` are not acted on: a file is only
+  read once the writer closed it or renamed it into place.
+* :class:`Rescan` - a folder (or the whole root) to compare again: a new or
+  moved-in directory (watched first, then scanned, so files made before the
+  watch existed are not missed), a renamed one (its watches rebased), and
+  ``IN_Q_OVERFLOW`` (events were lost: the whole root).
+
+Symlinks are never followed (``IN_DONT_FOLLOW``, ``lstat``-style scans).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from asyncinotify import Event, Inotify, Mask, Watch
+
+from .errors import MybbSyncError
+from .layout import STATE_DIR, is_ignored_name
+
+log = logging.getLogger(__name__)
+
+DIR_MASK = (
+    Mask.CLOSE_WRITE
+    | Mask.MOVED_TO
+    | Mask.MOVED_FROM
+    | Mask.DELETE
+    | Mask.CREATE
+    | Mask.DELETE_SELF
+    | Mask.MOVE_SELF
+    | Mask.ONLYDIR
+    | Mask.DONT_FOLLOW
+    | Mask.EXCL_UNLINK
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Touched:
+    """Files (relative paths) that may have changed or gone."""
+
+    paths: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Rescan:
+    """Compare everything below ``prefix`` again ("" = the whole root)."""
+
+    prefix: str
+    reason: str
+
+
+News = Touched | Rescan
+
+WATCH_LIMIT_HINT = (
+    "out of inotify watches: raise the limit with "
+    "'sysctl fs.inotify.max_user_watches=524288' (and fs.inotify.max_user_instances)"
+)
+
+
+class Watcher:
+    """Recursive inotify over the sync root, yielding :data:`News`."""
+
+    def __init__(self, root: Path, temp_suffix: str) -> None:
+        self.root = root
+        self.temp_suffix = temp_suffix
+        self._inotify = Inotify()
+        self._by_rel: dict[str, Watch] = {}
+        self._pending_moves: dict[int, str] = {}  # cookie -> relative path moved from
+
+    def close(self) -> None:
+        self._inotify.close()
+
+    @property
+    def watch_count(self) -> int:
+        return len(self._by_rel)
+
+    def _rel(self, path: Path) -> str:
+        rel = path.relative_to(self.root).as_posix()
+        return "" if rel == "." else rel
+
+    def _ignored_dir(self, name: str) -> bool:
+        return name.startswith(".") or name == STATE_DIR
+
+    def add_tree(self, rel: str = "") -> None:
+        """Watch ``rel`` and every directory below it (blocking but cheap: one syscall per dir)."""
+        stack = [rel]
+        while stack:
+            current = stack.pop()
+            if not self._add(current):
+                continue
+            try:
+                with os.scandir(self.root / current if current else self.root) as it:
+                    for entry in it:
+                        if entry.is_dir(follow_symlinks=False) and not self._ignored_dir(entry.name):
+                            stack.append(f"{current}/{entry.name}" if current else entry.name)
+            except (FileNotFoundError, NotADirectoryError, PermissionError):
+                continue
+
+    def _add(self, rel: str) -> bool:
+        path = self.root / rel if rel else self.root
+        try:
+            watch = self._inotify.add_watch(path, DIR_MASK)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise MybbSyncError(WATCH_LIMIT_HINT) from None
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                return False  # gone again, or a symlink: not ours to follow
+            raise
+        self._by_rel[rel] = watch
+        return True
+
+    def _forget_tree(self, rel: str) -> None:
+        for key in [k for k in self._by_rel if k == rel or k.startswith(rel + "/")]:
+            del self._by_rel[key]
+
+    def _rebase(self, old: str, new: str) -> None:
+        """A watched directory was renamed inside the root: fix the paths of its watches."""
+        for key in [k for k in self._by_rel if k == old or k.startswith(old + "/")]:
+            watch = self._by_rel.pop(key)
+            moved = new + key[len(old) :]
+            watch.path = self.root / moved
+            self._by_rel[moved] = watch
+
+    async def news(self) -> AsyncIterator[News]:
+        """Kernel events as news, batched per read from the inotify fd."""
+        while True:
+            event = await self._inotify.get()
+            touched: set[str] = set()
+            rescans: list[Rescan] = []
+            self._handle(event, touched, rescans)
+            # Drain what the same read() returned before yielding.
+            while self._inotify._events:  # noqa: SLF001 - asyncinotify keeps the rest of a read here
+                self._handle(self._inotify._events.pop(0), touched, rescans)
+            touched |= self._expire_moves()
+            for rescan in rescans:
+                yield rescan
+            if touched:
+                yield Touched(frozenset(touched))
+
+    def _expire_moves(self) -> set[str]:
+        """A MOVED_FROM whose MOVED_TO did not arrive in the same read was a move out of the root."""
+        gone = set()
+        for rel in self._pending_moves.values():
+            self._forget_tree(rel)
+            gone.add(rel)
+        self._pending_moves.clear()
+        return gone
+
+    def _handle(self, event: Event, touched: set[str], rescans: list[Rescan]) -> None:
+        mask = event.mask
+        if Mask.Q_OVERFLOW in mask:
+            log.warning("inotify queue overflowed: rescanning the whole root")
+            rescans.append(Rescan("", "inotify queue overflow"))
+            return
+        if Mask.IGNORED in mask:
+            watch = event.watch
+            if watch is not None:
+                for key, w in list(self._by_rel.items()):
+                    if w is watch:
+                        del self._by_rel[key]
+            return
+        path = event.path
+        if path is None or event.name is None:
+            return  # DELETE_SELF / MOVE_SELF on a watch: the parent's event says what happened
+        try:
+            rel = self._rel(path)
+        except ValueError:
+            return
+        name = event.name.name
+        if Mask.ISDIR in mask:
+            self._handle_dir(mask, event.cookie, rel, name, rescans)
+            return
+        if is_ignored_name(name, self.temp_suffix):
+            return
+        if Mask.MOVED_FROM in mask:
+            self._pending_moves[event.cookie] = rel
+            touched.add(rel)
+        elif Mask.MOVED_TO in mask:
+            self._pending_moves.pop(event.cookie, None)
+            touched.add(rel)
+        elif mask & (Mask.CLOSE_WRITE | Mask.DELETE):
+            touched.add(rel)
+
+    def _handle_dir(self, mask: Mask, cookie: int, rel: str, name: str, rescans: list[Rescan]) -> None:
+        if self._ignored_dir(name):
+            return
+        if Mask.MOVED_FROM in mask:
+            self._pending_moves[cookie] = rel
+            rescans.append(Rescan(rel, "directory moved away"))
+        elif Mask.MOVED_TO in mask:
+            old = self._pending_moves.pop(cookie, None)
+            if old is not None and old in self._by_rel:
+                self._rebase(old, rel)
+            self.add_tree(rel)
+            rescans.append(Rescan(rel, "directory moved in"))
+        elif Mask.CREATE in mask:
+            self.add_tree(rel)
+            rescans.append(Rescan(rel, "new directory"))
+        elif Mask.DELETE in mask:
+            self._forget_tree(rel)
+            rescans.append(Rescan(rel, "directory deleted"))
+
+
+def under(prefix: str, paths: Iterable[str]) -> list[str]:
+    """The paths equal to or below ``prefix`` ("" matches everything)."""
+    if not prefix:
+        return list(paths)
+    return [p for p in paths if p == prefix or p.startswith(prefix + "/")]
