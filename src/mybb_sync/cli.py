@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -25,7 +26,8 @@ from .errors import ConfigError, MybbSyncError
 from .export import Exporter, Scope
 from .layout import GLOBAL_SID
 from .progress import ProgressBar
-from .service import serve
+from .control import call
+from .service import offline_service, offline_status, serve
 from .state import RootLock, State
 from .store import open_store
 
@@ -68,6 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--rescan-interval", type=float, metavar="SECONDS", help="also rescan everything this often")
     watch.add_argument("--log-format", choices=("text", "json"), help="log lines as text (default) or JSON")
     _common(watch)
+
+    status = sub.add_parser("status", help="what the service is doing, or what the state store says offline")
+    status.add_argument("--json", action="store_true", help="print machine-readable status")
+    _common(status)
+    for name, text in (("pause", "stop applying changes (they are still recorded)"), ("resume", "apply what was recorded while paused"), ("rescan", "compare the whole root and database again")):
+        _common(sub.add_parser(name, help=text))
+
+    resolve = sub.add_parser("resolve", help="settle a conflict by taking the file's or the database's version")
+    resolve.add_argument("path", help="the file, inside the sync root")
+    resolve.add_argument("--take", required=True, choices=("disk", "db"), help="which side wins")
+    _common(resolve)
     return parser
 
 
@@ -103,6 +116,9 @@ async def cmd_export(args: argparse.Namespace) -> int:
     root = Root(settings.require_root(), settings.temp_suffix)
     db = settings.require_db()
     root.path.mkdir(parents=True, exist_ok=True)
+    if not (args.set or args.theme or args.force) and await _ask_service(root.path, "export") is not None:
+        print("exported through the running service (edits on disk were imported, not overwritten)")
+        return 0
     lock = RootLock(root.path)
     if not lock.acquire():
         raise MybbSyncError(f"another mybb-sync process is writing {root.path} (see 'mybb-sync status')")
@@ -147,6 +163,68 @@ async def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _relative(root: Path, path: str) -> str:
+    """A path argument as the root-relative path the state uses; refuses anything outside the root."""
+    absolute = Path(os.path.abspath(path))
+    base = Path(os.path.abspath(root))
+    try:
+        return absolute.relative_to(base).as_posix()
+    except ValueError:
+        raise ConfigError(f"{path} is not inside the sync root {root}") from None
+
+
+async def _ask_service(root: Path, op: str, **fields: Any) -> dict[str, Any] | None:
+    reply = await call(root, {"op": op, **fields})
+    if reply is not None and not reply.get("ok"):
+        raise MybbSyncError(reply.get("error", "the service refused"))
+    return reply
+
+
+async def cmd_control(args: argparse.Namespace) -> int:
+    """pause / resume / rescan: only meaningful for a running service."""
+    root = _settings(args).require_root()
+    if await _ask_service(root, args.command) is None:
+        raise MybbSyncError(f"no mybb-sync service is running on {root}")
+    print(f"{args.command}: done")
+    return 0
+
+
+async def cmd_resolve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    root = settings.require_root()
+    rel = _relative(root, args.path)
+    reply = await _ask_service(root, "resolve", path=rel, take=args.take)
+    if reply is not None:
+        print(reply["message"])
+        return 0
+    async with offline_service(settings) as service:
+        print(await service.resolve(rel, args.take))
+    return 0
+
+
+async def cmd_status(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    root = settings.require_root()
+    reply = await _ask_service(root, "status")
+    report = offline_status(root)
+    report["running"] = reply is not None
+    if reply is not None:
+        report.update(reply["status"])
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+        return 0
+    state = "running" + (" (paused)" if report.get("paused") else "") if report["running"] else "not running"
+    print(f"service: {state}")
+    for key in ("tracked", "set_copies", "conflicts", "invalid", "missing", "pending", "imports", "exports"):
+        if key in report:
+            print(f"{key.replace('_', ' ')}: {report[key]}")
+    for problem in report["problems"][:50]:
+        print(f"  {problem['kind']}: {problem['path']}: {problem['detail']}")
+    for error in report.get("last_errors", []):
+        print(f"  error: {error}")
+    return 0
+
+
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return json.dumps(
@@ -159,7 +237,15 @@ def _json_logs() -> None:
         h.setFormatter(_JsonFormatter())
 
 
-COMMANDS: dict[str, Any] = {"export": cmd_export, "watch": cmd_watch}
+COMMANDS: dict[str, Any] = {
+    "export": cmd_export,
+    "watch": cmd_watch,
+    "status": cmd_status,
+    "pause": cmd_control,
+    "resume": cmd_control,
+    "rescan": cmd_control,
+    "resolve": cmd_resolve,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -87,12 +87,15 @@ def validate(kind: Kind, data: bytes) -> str:
         raise ValueError(f"is not valid UTF-8 (byte {exc.start})") from None
 
 
-def plan(root: Root, state: State, entries: Sequence[Entry], *, look_at_disk: bool) -> list[Decision]:
+def plan(
+    root: Root, state: State, entries: Sequence[Entry], *, look_at_disk: bool, read_all: bool = False
+) -> list[Decision]:
     """Decide every entry (blocking: run in a worker thread, one batch per hop).
 
     With ``look_at_disk`` false (a plain export), a file whose row still
     equals the base is not read: whatever happened on disk, export would not
-    write it. With it true (the service), every changed stat is read.
+    write it. With it true (the service), every changed stat is read; with
+    ``read_all`` every file is.
     """
     paths = [e.path for e in entries]
     states = state.get(paths)
@@ -101,7 +104,7 @@ def plan(root: Root, state: State, entries: Sequence[Entry], *, look_at_disk: bo
     to_read = []
     for e in entries:
         st, cur = states.get(e.path), stats[e.path]
-        if cur is None or (st is not None and st.unchanged(cur)):
+        if cur is None or (not read_all and st is not None and st.unchanged(cur)):
             continue
         if not look_at_disk and st is not None and db_hashes[e.path] == st.base:
             continue

@@ -29,8 +29,9 @@ import os
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +43,13 @@ from . import layout
 from .atomic import Root, sweep_temps
 from .catalog import Catalog, load_catalog
 from .config import Settings
+from .control import serve_control
 from .engine import Decision, Entry, plan
 from .errors import DatabaseUnavailable, MybbSyncError
 from .export import ExportReport, Exporter, Scope, TwoWay, scope_folders
 from .importer import Imported, import_templates
 from .layout import GLOBAL_SID, Kind
+from .reconcile import Action
 from .state import RootLock, State
 from .store import Store, open_store
 from .stylesheets import effective_stylesheets
@@ -154,6 +157,7 @@ class Service:
         self._status = Status(root=str(root.path))
         self._resumed = anyio.Event()
         self._resumed.set()
+        self._writer = anyio.Lock()  # held by whoever decides and writes: one at a time
         self._handled = 0  # Pending.seq of the last batch handled
         self._progress = anyio.Event()  # set (and replaced) after each handled batch
 
@@ -192,7 +196,8 @@ class Service:
             paths, prefixes, seq = self.pending.take()
             try:
                 with anyio.CancelScope(shield=True):
-                    await self.handle(paths, prefixes)
+                    async with self._writer:
+                        await self.handle(paths, prefixes)
             except DatabaseUnavailable as exc:
                 self.pending.add(paths, prefixes)
                 self._note_error(str(exc))
@@ -265,8 +270,8 @@ class Service:
             self._status.exports += report.written
             self._status.last_export = now
 
-    async def handle_paths(self, paths: Sequence[str]) -> None:
-        """Touched files: map each to its entity, fetch the rows in groups, decide, act."""
+    async def entries_for(self, paths: Sequence[str]) -> list[Entry]:
+        """Map files to their entities and fetch their rows, one query per set or theme."""
         if self.catalog is None:
             self.catalog = await load_catalog(self.store)
         catalog = self.catalog
@@ -285,26 +290,78 @@ class Service:
                 continue
             groups[(ref.kind, owner)].append((path, ref.name))
         entries: list[Entry] = []
-        sheets = themes = None
+        sheets = None
         for (kind, owner), items in groups.items():
             if kind is Kind.TEMPLATE:
                 rows = await self.store.templates_by_title(owner, [name for _, name in items])
                 entries += [Entry(path, kind, owner, name, rows.get(name)) for path, name in items]
             else:
-                if sheets is None:
-                    themes, sheets = list(catalog.themes.values()), await self.store.stylesheets()
-                shown = effective_stylesheets(themes or [], sheets, owner)
+                sheets = sheets if sheets is not None else await self.store.stylesheets()
+                shown = effective_stylesheets(list(catalog.themes.values()), sheets, owner)
                 entries += [Entry(path, kind, owner, name, shown.get(name)) for path, name in items]
+        return entries
+
+    async def _plan(self, entries: Sequence[Entry], read_all: bool = False) -> list[Decision]:
+        return await anyio.to_thread.run_sync(
+            lambda: plan(self.root, self.state, entries, look_at_disk=True, read_all=read_all),
+            limiter=self.exporter.limiter,
+        )
+
+    async def handle_paths(self, paths: Sequence[str]) -> None:
+        """Touched files: decide each with the rule and act."""
+        entries = await self.entries_for(paths)
         if not entries:
             return
-        decisions = await anyio.to_thread.run_sync(
-            lambda: plan(self.root, self.state, entries, look_at_disk=True), limiter=self.exporter.limiter
-        )
         report = ExportReport()
-        await self.exporter.apply(decisions, report, two_way=self._two_way())
+        await self.exporter.apply(await self._plan(entries), report, two_way=self._two_way())
         self._account(report)
         if report.recheck:
             self.pending.add(report.recheck)
+
+    async def resolve(self, path: str, take: str) -> str:
+        """Settle a conflict: ``take="disk"`` imports the file, ``"db"`` overwrites the file."""
+        if take not in ("disk", "db"):
+            raise MybbSyncError("--take is 'disk' or 'db'")
+        async with self._writer:
+            entries = await self.entries_for([path])
+            if not entries:
+                raise MybbSyncError(f"{path} is no template or stylesheet of this forum")
+            [decision] = await self._plan(entries, read_all=True)
+            report = ExportReport()
+            if take == "db":
+                if decision.entry.row is None:
+                    raise MybbSyncError(f"the database has no row for {path}: delete the file instead")
+                forced = replace(decision, action=Action.CONFLICT)
+                await self.exporter.apply([forced], report, force=True)
+            else:
+                if decision.disk_stat is None:
+                    raise MybbSyncError(f"{path} does not exist on disk")
+                forced = replace(decision, action=Action.IMPORT)
+                await self.exporter.apply([forced], report, two_way=self._two_way())
+                if report.refused:
+                    raise MybbSyncError(f"cannot take the file: {report.refused[0]}")
+            if report.errors:
+                raise MybbSyncError(report.errors[0])
+            self._account(report)
+            await anyio.to_thread.run_sync(self.state.clear_problems, [path])
+        return f"{path}: took the {'file' if take == 'disk' else 'database'} version"
+
+    async def control(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Answer one control-socket request."""
+        op = request["op"]
+        if op == "status":
+            return {"ok": True, "status": self.status().as_json()}
+        if op == "pause":
+            self.pause()
+        elif op == "resume":
+            self.resume()
+        elif op in ("rescan", "export"):
+            await self.request(prefixes=[""])
+        elif op == "resolve":
+            return {"ok": True, "message": await self.resolve(str(request.get("path", "")), str(request.get("take", "")))}
+        else:
+            raise MybbSyncError(f"unknown operation {op!r}")
+        return {"ok": True}
 
     def _two_way(self) -> TwoWay:
         return TwoWay(importer=self._import)
@@ -361,6 +418,44 @@ def sd_notify(message: str) -> None:
             log.debug("sd_notify failed: %s", exc)
 
 
+@asynccontextmanager
+async def offline_service(settings: Settings) -> AsyncIterator[Service]:
+    """A service object without watcher, for one-off operations while no service runs."""
+    root = Root(settings.require_root(), settings.temp_suffix)
+    lock = RootLock(root.path)
+    if not lock.acquire():
+        raise MybbSyncError(f"a mybb-sync process holds {root.path} but does not answer on its control socket")
+    state = State(root.path)
+    try:
+        async with open_store(settings.require_db(), settings.prefix) as store:
+            yield Service(settings, store, root, state)
+    finally:
+        state.close()
+        lock.release()
+
+
+def offline_status(root: Path) -> dict[str, Any]:
+    """Counts from the state store alone (works with no service and no database)."""
+    if not (root / layout.STATE_DIR / "state.sqlite").exists():
+        raise MybbSyncError(f"{root} has never been synced (no {layout.STATE_DIR}/state.sqlite)")
+    state = State(root)
+    try:
+        rows = list(state.all())
+        problems = state.problems()
+    finally:
+        state.close()
+    kinds = [p.kind.value for p in problems]
+    return {
+        "root": str(root),
+        "tracked": len(rows),
+        "set_copies": sum(1 for r in rows if r.kind is Kind.TEMPLATE and r.owner > 0 and r.row_owner == r.owner),
+        "conflicts": kinds.count("conflict"),
+        "invalid": kinds.count("invalid"),
+        "missing": kinds.count("missing"),
+        "problems": [{"path": p.path, "kind": p.kind.value, "detail": p.detail, "since": p.since} for p in problems],
+    }
+
+
 async def serve(settings: Settings, *, task_status: anyio.abc.TaskStatus[ServiceHandle] = anyio.TASK_STATUS_IGNORED) -> None:
     """Run the service until cancelled; ``task_status.started()`` hands back a :class:`ServiceHandle`."""
     root = Root(settings.require_root(), settings.temp_suffix)
@@ -394,6 +489,7 @@ async def _run(settings: Settings, store: Store, root: Root, state: State, task_
             async with anyio.create_task_group() as tg:
                 tg.start_soon(service.read_events, watcher)
                 tg.start_soon(service.reconcile_forever)
+                await tg.start(serve_control, root.path, service.control)
                 await service.request(prefixes=[""])  # start-up: reconcile (or export into an empty root)
                 if interval:
                     tg.start_soon(service.rescan_every, interval)
