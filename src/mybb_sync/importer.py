@@ -10,16 +10,22 @@ here: the reconciler reports it instead.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+import anyio.to_thread
+
+from .atomic import ABSENT, Root, Write, Written, write_batch
 from .engine import Decision, agreed_state
 from .layout import GLOBAL_SID, Kind
 from .reconcile import content_hash
 from .state import FileState
-from .store import MAX_TITLE_CHARS, Store
+from .store import MASTER_THEME_TID, MAX_TITLE_CHARS, Store
+from .stylesheets import SavePlan, plan_add_stylesheet, plan_edit_stylesheet, rebuild_theme_lists
 
 log = logging.getLogger(__name__)
 
@@ -78,4 +84,74 @@ async def import_templates(store: Store, decisions: Sequence[Decision]) -> Impor
                 d.entry.path, "global" if sid == GLOBAL_SID else f"set {sid}", d.entry.name,
                 len(row.template.encode("utf-8")), elapsed_ms / len(group),
             )  # fmt: skip
+    return Imported(states, refused, recheck)
+
+
+class ForumCache:
+    """``<forum root>/cache/themes``: where MyBB serves stylesheets from."""
+
+    def __init__(self, mybb_root: Path) -> None:
+        self.root = Root(mybb_root / "cache" / "themes")
+
+    def mtime(self, tid: int, name: str) -> int | None:
+        try:
+            st = os.stat(self.root.path / f"theme{tid}" / name, follow_symlinks=False)
+        except OSError:
+            return None
+        return int(st.st_mtime)
+
+    def write(self, plan: SavePlan) -> list[str]:
+        """Write the plan's cache files atomically (and the folder's empty index.html); returns failures."""
+        tids = {f.tid for f in plan.cache_files}
+        writes = [Write(f.path, f.content, None) for f in plan.cache_files]
+        writes += [Write(f"theme{t}/index.html", b"", ABSENT) for t in tids if not (self.root.path / f"theme{t}").is_dir()]
+        results = write_batch(self.root, writes)
+        return [f"{r.path}: {r.reason}" for r in results if not isinstance(r, Written) and not r.path.endswith("index.html")]
+
+
+async def import_stylesheets(store: Store, cache: ForumCache | None, decisions: Sequence[Decision]) -> Imported:
+    """Save each stylesheet as the Admin CP does: rows, cache files, theme lists, default_theme."""
+    states: list[FileState] = []
+    refused: list[tuple[Decision, str]] = []
+    recheck: list[str] = []
+    for d in decisions:
+        why = refusal(d)
+        if why is None and cache is None:
+            why = "stylesheet imports need --mybb-root (the forum would keep serving its old cache file)"
+        if why is None and d.entry.owner == MASTER_THEME_TID:
+            why = "theme 1 (MyBB Master Style) is read-only, as in the Admin CP"
+        if why is not None:
+            refused.append((d, why))
+            continue
+        assert cache is not None and d.disk_text is not None and d.disk_hash is not None
+        started = time.perf_counter()
+        themes, sheets = await store.themes(), await store.stylesheets()
+        next_sid, now = await store.next_stylesheet_sid(), int(time.time())
+        tid, name = d.entry.owner, d.entry.name
+        try:
+            if d.entry.row is None:
+                plan = plan_add_stylesheet(themes, sheets, tid, name, d.disk_text, now, next_sid, cache_file_mtime=cache.mtime)
+            else:
+                plan = plan_edit_stylesheet(themes, sheets, tid, name, d.disk_text, now, next_sid, cache.mtime)
+        except ValueError as exc:
+            refused.append((d, str(exc)))
+            continue
+        await store.save_stylesheet_rows(plan.inserts, plan.updates)
+        sid = plan.inserts[0].sid if plan.inserts else plan.updates[0].sid
+        failures = await anyio.to_thread.run_sync(cache.write, plan)
+        theme_updates, default_theme = plan.themes, plan.default_theme
+        if failures:
+            # MyBB's fallback: serve the sheet through css.php, and list it so.
+            log.error("cannot write the forum's cache file (%s); theme %d serves it via css.php", failures[0], tid)
+            await store.set_stylesheet_cachefile(sid, f"css.php?stylesheet={sid}")
+            theme_updates, default_theme = rebuild_theme_lists(await store.themes(), await store.stylesheets(), tid, cache.mtime)
+        await store.save_theme_lists(theme_updates, default_theme)
+        row = next((r for r in await store.stylesheets() if r.sid == sid), None)
+        states.append(agreed_state(d.entry, d.disk_hash, d.disk_stat, row))
+        if row is None or content_hash(Kind.STYLESHEET, row.stylesheet) != d.disk_hash:
+            recheck.append(d.entry.path)
+        log.info(
+            "imported %s -> theme %d %r (%d bytes, %.1f ms)",
+            d.entry.path, tid, name, len(d.disk_text.encode("utf-8")), (time.perf_counter() - started) * 1000,
+        )  # fmt: skip
     return Imported(states, refused, recheck)

@@ -47,7 +47,7 @@ from .control import serve_control
 from .engine import Decision, Entry, plan
 from .errors import DatabaseUnavailable, MybbSyncError
 from .export import ExportReport, Exporter, Scope, TwoWay, scope_folders
-from .importer import Imported, import_templates
+from .importer import ForumCache, Imported, import_stylesheets, import_templates
 from .layout import GLOBAL_SID, Kind
 from .reconcile import Action
 from .state import RootLock, State
@@ -152,6 +152,7 @@ class Service:
         self.root = root
         self.state = state
         self.exporter = Exporter(root, state)
+        self.forum_cache = ForumCache(settings.mybb_root) if settings.mybb_root is not None else None
         self.pending = Pending()
         self.catalog: Catalog | None = None
         self._status = Status(root=str(root.path))
@@ -367,12 +368,15 @@ class Service:
         return TwoWay(importer=self._import)
 
     async def _import(self, decisions: Sequence[Decision]) -> Imported:
-        templates = [d for d in decisions if d.entry.kind is Kind.TEMPLATE]
-        sheets = [d for d in decisions if d.entry.kind is Kind.STYLESHEET]
-        done = await import_templates(self.store, templates)
-        refused = list(done.refused)
-        refused += [(d, "stylesheet imports need --mybb-root (the forum would keep serving its old cache file)") for d in sheets]
-        return Imported(done.states, refused, done.recheck)
+        templates = await import_templates(self.store, [d for d in decisions if d.entry.kind is Kind.TEMPLATE])
+        sheets = await import_stylesheets(
+            self.store, self.forum_cache, [d for d in decisions if d.entry.kind is Kind.STYLESHEET]
+        )
+        if sheets.states:
+            self.catalog = await load_catalog(self.store)  # theme lists changed
+        return Imported(
+            templates.states + sheets.states, templates.refused + sheets.refused, templates.recheck + sheets.recheck
+        )
 
     # -- event intake ---------------------------------------------------------
 

@@ -29,6 +29,7 @@ __all__ = [
     "minify_css",
     "plan_add_stylesheet",
     "plan_edit_stylesheet",
+    "rebuild_theme_lists",
 ]
 
 MASTER_TID = 1
@@ -427,6 +428,33 @@ def plan_add_stylesheet(
     return _finish_plan(themes, [*sheets, row], tid, name, text, now, cache_file_mtime, (row,), ())
 
 
+def rebuild_theme_lists(
+    themes: Sequence[Theme], sheets: Sequence[Stylesheet], tid: int, cache_file_mtime: CacheFileMtime
+) -> tuple[tuple[ThemeUpdate, ...], str | None]:
+    """update_theme_stylesheet_list() for tid and its children, then the new default_theme (None: unchanged)."""
+    theme_updates: list[ThemeUpdate] = []
+    after: dict[int, Theme] = {}
+    for theme_id in [tid, *_child_list(themes, tid)]:
+        theme = _theme(themes, theme_id)
+        names = effective_stylesheets(themes, sheets, theme_id)
+        new = replace(
+            theme,
+            properties=_rebuild_properties(theme.properties, names),
+            stylesheets=build_stylesheet_list(themes, sheets, theme_id, cache_file_mtime),
+        )
+        if new != theme:
+            theme_updates.append(ThemeUpdate(theme_id, new.properties, new.stylesheets))
+            after[theme_id] = new
+
+    default_theme = None
+    default = next((t for t in themes if t.def_ == 1), None)
+    if default is not None and default.tid in after:
+        value = default_theme_cache(after[default.tid])
+        if value != default_theme_cache(default):
+            default_theme = value
+    return tuple(theme_updates), default_theme
+
+
 def _finish_plan(
     themes: Sequence[Theme],
     sheets: Sequence[Stylesheet],
@@ -448,24 +476,5 @@ def _finish_plan(
             return now
         return cache_file_mtime(theme_id, sheet_name)
 
-    theme_updates: list[ThemeUpdate] = []
-    after: dict[int, Theme] = {}
-    for theme_id in [tid, *_child_list(themes, tid)]:
-        theme = _theme(themes, theme_id)
-        names = effective_stylesheets(themes, sheets, theme_id)
-        new = replace(
-            theme,
-            properties=_rebuild_properties(theme.properties, names),
-            stylesheets=build_stylesheet_list(themes, sheets, theme_id, mtime_after_save),
-        )
-        if new != theme:
-            theme_updates.append(ThemeUpdate(theme_id, new.properties, new.stylesheets))
-            after[theme_id] = new
-
-    default_theme = None
-    default = next((t for t in themes if t.def_ == 1), None)
-    if default is not None and default.tid in after:
-        value = default_theme_cache(after[default.tid])
-        if value != default_theme_cache(default):
-            default_theme = value
-    return SavePlan(inserts, updates, cache_files, tuple(theme_updates), default_theme)
+    theme_updates, default_theme = rebuild_theme_lists(themes, sheets, tid, mtime_after_save)
+    return SavePlan(inserts, updates, cache_files, theme_updates, default_theme)

@@ -18,7 +18,7 @@ from .. import php
 from ..config import Database, validate_prefix
 from ..errors import DatabaseUnavailable, MybbSyncError
 from ..layout import GLOBAL_SID, MASTER_SID
-from ..stylesheets import Stylesheet, Theme
+from ..stylesheets import Stylesheet, StylesheetUpdate, Theme, ThemeUpdate
 from . import TableMarker, TemplateRow, TemplateSet
 
 log = logging.getLogger(__name__)
@@ -270,6 +270,46 @@ class MySQLStore:
             deleted += affected
         return deleted
 
+
+    # -- stylesheets (the Admin CP's save, applied from a SavePlan) -------------
+
+    async def next_stylesheet_sid(self) -> int:
+        """The table's AUTO_INCREMENT: the sid MyBB would give the next new row."""
+        rows = await self._fetch(
+            "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+            (self._t["themestylesheets"].strip("`"),),
+        )
+        if not rows:
+            raise MybbSyncError("cannot read the themestylesheets table status")
+        return int(rows[0][0] or 1)
+
+    async def save_stylesheet_rows(self, inserts: Sequence[Stylesheet], updates: Sequence[StylesheetUpdate]) -> None:
+        table = self._t["themestylesheets"]
+        for row in inserts:
+            await self._execute(
+                f"INSERT INTO {table} (sid, name, tid, attachedto, stylesheet, cachefile, lastmodified) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (row.sid, row.name, row.tid, row.attachedto, row.stylesheet, row.cachefile, row.lastmodified),
+            )
+        for update in updates:
+            await self._execute(
+                f"UPDATE {table} SET stylesheet = %s, cachefile = %s, lastmodified = %s WHERE sid = %s",
+                (update.stylesheet, update.cachefile, update.lastmodified, update.sid),
+            )
+
+    async def set_stylesheet_cachefile(self, sid: int, cachefile: str) -> None:
+        await self._execute(f"UPDATE {self._t['themestylesheets']} SET cachefile = %s WHERE sid = %s", (cachefile, sid))
+
+    async def save_theme_lists(self, themes: Sequence[ThemeUpdate], default_theme: str | None) -> None:
+        for theme in themes:
+            await self._execute(
+                f"UPDATE {self._t['themes']} SET properties = %s, stylesheets = %s WHERE tid = %s",
+                (theme.properties, theme.stylesheets, theme.tid),
+            )
+        if default_theme is not None:
+            await self._execute(
+                f"UPDATE {self._t['datacache']} SET cache = %s WHERE title = %s", (default_theme, "default_theme")
+            )
 
 def _reason(exc: BaseException) -> str:
     """One line about a driver error, never carrying connection secrets."""
