@@ -37,6 +37,8 @@ MASTER_SID = -2
 _UNSAFE = re.compile(r"[%/\\\x00-\x1f\x7f]")
 _ESCAPE = re.compile(r"%([0-9A-F]{2})")
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")  # PHP 8 strtolower
+
 _EDITOR_NAMES = ("4913",)
 _EDITOR_SUFFIXES = ("~", ".swp", ".swx", ".swo", "___jb_tmp___", "___jb_old___")
 
@@ -90,9 +92,17 @@ def unescape_part(part: str) -> str | None:
 
 
 def group_of(title: str, prefixes: Iterable[str] | frozenset[str]) -> str:
-    """MyBB's group of a template: the part before the first ``_`` if it is a known prefix."""
-    prefix = title.split("_", 1)[0]
-    return prefix if prefix in prefixes else UNGROUPED
+    """MyBB's group of a template: the part before the first ``_`` if it is a known prefix.
+
+    Like the Admin CP (which lowercases both sides), the match ignores ASCII
+    case; the group is returned spelled as in ``templategroups``.
+    """
+    head = title.split("_", 1)[0]
+    known = prefixes if isinstance(prefixes, (set, frozenset)) else tuple(prefixes)
+    if head in known:
+        return head
+    folded = head.translate(_ASCII_LOWER)
+    return next((p for p in known if p.translate(_ASCII_LOWER) == folded), UNGROUPED)
 
 
 def is_ignored_name(filename: str, temp_suffix: str) -> bool:

@@ -50,6 +50,7 @@ from .export import ExportReport, Exporter, Scope, TwoWay, scope_folders
 from .importer import ForumCache, Imported, import_stylesheets, import_templates
 from .layout import GLOBAL_SID, Kind
 from .reconcile import Action
+from .poller import Poller
 from .state import RootLock, State
 from .store import Store, open_store
 from .stylesheets import effective_stylesheets
@@ -364,6 +365,14 @@ class Service:
             raise MybbSyncError(f"unknown operation {op!r}")
         return {"ok": True}
 
+    async def current_catalog(self) -> Catalog:
+        if self.catalog is None:
+            self.catalog = await load_catalog(self.store)
+        return self.catalog
+
+    async def known_titles(self, sid: int) -> set[str]:
+        return await anyio.to_thread.run_sync(self.state.names_agreed_with, Kind.TEMPLATE, sid)
+
     def _two_way(self) -> TwoWay:
         return TwoWay(importer=self._import)
 
@@ -372,8 +381,6 @@ class Service:
         sheets = await import_stylesheets(
             self.store, self.forum_cache, [d for d in decisions if d.entry.kind is Kind.STYLESHEET]
         )
-        if sheets.states:
-            self.catalog = await load_catalog(self.store)  # theme lists changed
         return Imported(
             templates.states + sheets.states, templates.refused + sheets.refused, templates.recheck + sheets.recheck
         )
@@ -487,14 +494,17 @@ async def _run(settings: Settings, store: Store, root: Root, state: State, task_
     if settings.mybb_root is None:
         log.warning("no --mybb-root: stylesheet edits will not be imported (the forum would keep its old cache files); templates sync as usual")
     watcher = Watcher(root.path, root.temp_suffix)
+    poller = Poller(store, settings.poll_interval)
     try:
         watcher.add_tree()  # before the start-up pass, so nothing made during it is missed
+        await poller.baseline()  # likewise for the database
         with anyio.CancelScope() as scope:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(service.read_events, watcher)
                 tg.start_soon(service.reconcile_forever)
                 await tg.start(serve_control, root.path, service.control)
                 await service.request(prefixes=[""])  # start-up: reconcile (or export into an empty root)
+                tg.start_soon(poller.run, service)
                 if interval:
                     tg.start_soon(service.rescan_every, interval)
                 log.info("watching %s (%d folders)", root.path, watcher.watch_count)

@@ -166,6 +166,14 @@ class State:
             self._db.executemany("DELETE FROM problems WHERE path = ?", keys)
             self._db.execute("COMMIT")
 
+    def names_agreed_with(self, kind: Kind, row_owner: int) -> set[str]:
+        """Names of the files last agreed with a row owned by ``row_owner`` (a sid or tid)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT name FROM files WHERE kind = ? AND row_owner = ?", (kind.value, row_owner)
+            ).fetchall()
+        return {r[0] for r in rows}
+
     def count(self) -> int:
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM files").fetchone()[0]

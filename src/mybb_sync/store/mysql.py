@@ -205,6 +205,32 @@ class MySQLStore:
         )
         return {int(r[0]): TableMarker(int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows}
 
+    async def table_status(self) -> tuple[dict[str, tuple[int | None, int, int]], int]:
+        """(per table: update time, row estimate, next id), and the server's clock: one cheap query.
+
+        MyISAM keeps the update time (whole seconds) and row count in the table
+        header, so this costs microseconds however large the table is.
+        """
+        names = [self._t[n].strip("`") for n in ("templates", "templatesets", "themes", "themestylesheets")]
+        rows = await self._fetch(
+            "SELECT TABLE_NAME, UNIX_TIMESTAMP(UPDATE_TIME), TABLE_ROWS, AUTO_INCREMENT, UNIX_TIMESTAMP(NOW()) "
+            "FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (%s, %s, %s, %s)",
+            names,
+        )
+        now = int(rows[0][4]) if rows else 0
+        return {r[0]: (None if r[1] is None else int(r[1]), int(r[2] or 0), int(r[3] or 0)) for r in rows}, now
+
+    async def templates_since(self, sid: int, dateline: int) -> list[str]:
+        """Titles of set ``sid`` saved at or after ``dateline``."""
+        rows = await self._fetch(
+            f"SELECT title FROM {self._t['templates']} WHERE sid = %s AND dateline >= %s", (sid, dateline)
+        )
+        return [t for (t,) in rows]
+
+    async def template_titles(self, sid: int) -> set[str]:
+        rows = await self._fetch(f"SELECT title FROM {self._t['templates']} WHERE sid = %s", (sid,))
+        return {t for (t,) in rows}
+
     # -- writes --------------------------------------------------------------
 
     async def save_templates(self, sid: int, texts: Sequence[tuple[str, str]], now: int) -> dict[str, TemplateRow]:

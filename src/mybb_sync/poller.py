@@ -1,0 +1,148 @@
+"""The database poller: notices edits made outside mybb-sync (Admin CP, plugins, other tools).
+
+Each poll is one cheap query on the tables' headers (update time, row count,
+next id). Only when a table may have changed does it read per-set markers
+(count, max id, max dateline, xor of ids), and only for the sets whose
+markers moved does it fetch titles. It never decides anything: it hands the
+affected paths (or a rescan) to the reconciler, which compares them with the
+state like any file event, so our own writes come back as "nothing to do".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import anyio
+
+from .catalog import Catalog
+from .errors import DatabaseUnavailable, UnsafeName
+from .layout import GLOBAL_SID, MASTER_SID, STYLES_DIR
+from .store import Store, TableMarker
+
+if TYPE_CHECKING:
+    from .service import Pending
+
+log = logging.getLogger(__name__)
+
+TableStatus = dict[str, tuple[int | None, int, int]]
+
+
+@dataclass(frozen=True)
+class TemplateChanges:
+    """What moved in ``templates`` between two marker snapshots."""
+
+    saved_since: dict[int, int] = field(default_factory=dict)  # sid -> dateline to look from
+    membership: frozenset[int] = frozenset()  # sids that gained or lost rows
+
+
+def diff_markers(old: dict[int, TableMarker], new: dict[int, TableMarker]) -> TemplateChanges:
+    """Pure: which sids changed, and which may have gained or lost rows."""
+    saved: dict[int, int] = {}
+    membership: set[int] = set()
+    for sid in old.keys() | new.keys():
+        before, after = old.get(sid), new.get(sid)
+        if before == after:
+            continue
+        # Saves in the same second as the old maximum are looked at again.
+        saved[sid] = before.max_time if before is not None else 0
+        if before is None or after is None or before.rows != after.rows or before.id_xor != after.id_xor:
+            membership.add(sid)
+    return TemplateChanges(saved, frozenset(membership))
+
+
+def template_paths(catalog: Catalog, sid: int, titles: Iterable[str]) -> set[str]:
+    """The files that show templates of ``sid``: a master shows in every set."""
+    owners = list(catalog.sets) if sid == MASTER_SID else [sid]
+    paths: set[str] = set()
+    for owner in owners:
+        if owner != GLOBAL_SID and owner not in catalog.sets:
+            continue
+        for title in titles:
+            try:
+                paths.add(catalog.template_path(owner, title))
+            except UnsafeName:
+                continue
+    return paths
+
+
+class Poller:
+    """Polls the forum database every ``interval`` seconds and reports what changed."""
+
+    def __init__(self, store: Store, interval: float) -> None:
+        self.store = store
+        self.interval = interval
+        self._status: TableStatus | None = None
+        self._checked_at = 0  # server clock of the last marker read
+        self._templates: dict[int, TableMarker] | None = None
+        self._sheets: dict[int, TableMarker] | None = None
+
+    def _table(self, status: TableStatus, suffix: str) -> tuple[int | None, int, int] | None:
+        return next((v for k, v in status.items() if k.endswith(suffix)), None)
+
+    async def baseline(self) -> None:
+        """Remember where the database is now (taken before the start-up pass)."""
+        self._status, self._checked_at = await self.store.table_status()
+        self._templates = await self.store.template_markers()
+        self._sheets = await self.store.stylesheet_markers()
+
+    def _may_have_changed(self, status: TableStatus) -> bool:
+        """Header changed, or updated in the same second we last looked (whole-second clock)."""
+        if status != self._status:
+            return True
+        return any(update is None or update >= self._checked_at - 1 for update, _, _ in status.values())
+
+    async def poll(self, service: PollTarget) -> tuple[set[str], set[str]]:
+        """One poll: (paths to look at, prefixes to rescan)."""
+        status, now = await self.store.table_status()
+        if self._templates is None or not self._may_have_changed(status):
+            return set(), set()
+        previous = self._status or {}
+        self._status = status
+        paths: set[str] = set()
+        prefixes: set[str] = set()
+        for suffix in ("templatesets", "themes"):
+            if self._table(status, suffix) != self._table(previous, suffix):
+                prefixes.add("")  # a set or theme came or went: compare everything (new folders appear)
+        templates = await self.store.template_markers()
+        sheets = await self.store.stylesheet_markers()
+        self._checked_at = now
+        if sheets != self._sheets:
+            prefixes.add(STYLES_DIR)
+        self._sheets = sheets
+        changes = diff_markers(self._templates, templates)
+        self._templates = templates
+        catalog = await service.current_catalog()
+        for sid, since in changes.saved_since.items():
+            paths |= template_paths(catalog, sid, await self.store.templates_since(sid, since))
+        for sid in changes.membership:
+            now_titles = await self.store.template_titles(sid)
+            paths |= template_paths(catalog, sid, now_titles ^ await service.known_titles(sid))
+        return paths, prefixes
+
+    async def run(self, service: PollTarget) -> None:
+        """Poll forever; while the database is away, polls are skipped and polling goes on."""
+        while True:
+            await anyio.sleep(self.interval)  # the polling period, not synchronisation
+            try:
+                paths, prefixes = await self.poll(service)
+            except DatabaseUnavailable as exc:
+                log.debug("poll skipped: %s", exc)
+                continue
+            if paths or prefixes:
+                log.debug("database changed: %d path(s), rescan %s", len(paths), sorted(prefixes))
+                service.pending.add(sorted(paths), sorted(prefixes))
+
+
+class PollTarget(Protocol):
+    """What the poller needs from the service."""
+
+    pending: Pending
+
+    async def current_catalog(self) -> Catalog: ...
+
+    async def known_titles(self, sid: int) -> set[str]:
+        """Titles whose files were last agreed with a row of ``sid``."""
+        ...

@@ -1,0 +1,479 @@
+"""Specification of ``state``: the per-root SQLite store, problems, meta and the root lock."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mybb_sync.layout import STATE_DIR, Kind
+from mybb_sync.state import (
+    RACY_NS,
+    SCHEMA_VERSION,
+    FileStat,
+    FileState,
+    Problem,
+    ProblemKind,
+    RootLock,
+    State,
+)
+
+NOW = 1_700_000_000_000_000_000  # a fixed "checked" time, ns
+STAT = FileStat(size=512, mtime_ns=NOW - 10 * RACY_NS, ino=4242)
+
+
+def make_state(path: str = "template_sets/S/index/index.html", **overrides: object) -> FileState:
+    fields: dict[str, object] = {
+        "path": path,
+        "kind": Kind.TEMPLATE,
+        "owner": 1,
+        "name": "index",
+        "base": "0123456789abcdef0123456789abcdef",
+        "row_id": 17,
+        "row_owner": 1,
+        "marker": 1_699_999_000,
+        "stat": STAT,
+        "checked_ns": NOW,
+    }
+    fields.update(overrides)
+    return FileState(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[State]:
+    s = State(tmp_path)
+    yield s
+    s.close()
+
+
+# --- files: put / get / delete ----------------------------------------------------
+
+
+def test_the_store_lives_in_a_private_state_folder(tmp_path: Path) -> None:
+    State(tmp_path).close()
+    folder = tmp_path / STATE_DIR
+    assert (folder / "state.sqlite").is_file()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def test_the_store_uses_write_ahead_logging(state: State) -> None:
+    with sqlite3.connect(state.path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_put_then_get_returns_an_equal_state(state: State) -> None:
+    row = make_state()
+    state.put([row])
+    assert state.get([row.path]) == {row.path: row}
+
+
+def test_a_stylesheet_state_round_trips_with_its_kind(state: State) -> None:
+    row = make_state("styles/Default/global.css", kind=Kind.STYLESHEET, name="global.css", owner=2)
+    state.put([row])
+    got = state.get([row.path])[row.path]
+    assert got == row and got.kind is Kind.STYLESHEET
+
+
+def test_a_state_without_row_facts_round_trips(state: State) -> None:
+    row = make_state(row_id=None, row_owner=None, marker=None)
+    state.put([row])
+    assert state.get([row.path])[row.path] == row
+
+
+def test_a_state_without_a_stat_round_trips(state: State) -> None:
+    row = make_state(stat=None)
+    state.put([row])
+    assert state.get([row.path])[row.path].stat is None
+
+
+def test_a_non_ascii_path_round_trips(state: State) -> None:
+    row = make_state("template_sets/Thème 中文/ungrouped/%2E.%2Fx.html", name="../x")
+    state.put([row])
+    assert state.get([row.path]) == {row.path: row}
+
+
+def test_put_without_checked_time_records_the_time_of_the_put(state: State) -> None:
+    before = time.time_ns()
+    state.put([make_state(checked_ns=None)])
+    after = time.time_ns()
+    checked = state.get([make_state().path])[make_state().path].checked_ns
+    assert checked is not None and before <= checked <= after
+
+
+def test_get_of_an_unknown_path_returns_nothing(state: State) -> None:
+    assert state.get(["styles/None/x.css"]) == {}
+
+
+def test_get_returns_only_the_requested_paths(state: State) -> None:
+    state.put([make_state("global_templates/a.html"), make_state("global_templates/b.html")])
+    assert set(state.get(["global_templates/b.html", "global_templates/zzz.html"])) == {"global_templates/b.html"}
+
+
+def test_get_of_no_paths_returns_nothing(state: State) -> None:
+    state.put([make_state()])
+    assert state.get([]) == {}
+
+
+def test_get_handles_more_paths_than_one_sqlite_statement_can_bind(state: State) -> None:
+    rows = [make_state(f"global_templates/t{i:05}.html", name=f"t{i:05}") for i in range(2500)]
+    state.put(rows)
+    got = state.get([r.path for r in rows])
+    assert len(got) == 2500 and got[rows[-1].path] == rows[-1]
+
+
+def test_put_replaces_the_row_of_the_same_path(state: State) -> None:
+    state.put([make_state(base="old")])
+    state.put([make_state(base="new", marker=5)])
+    got = state.get([make_state().path])[make_state().path]
+    assert (got.base, got.marker) == ("new", 5)
+    assert state.count() == 1
+
+
+def test_put_of_nothing_changes_nothing(state: State) -> None:
+    state.put([])
+    assert state.count() == 0
+
+
+def test_put_accepts_any_iterable(state: State) -> None:
+    state.put(make_state(f"global_templates/{i}.html") for i in range(3))
+    assert state.count() == 3
+
+
+def test_delete_removes_the_rows(state: State) -> None:
+    state.put([make_state("global_templates/a.html"), make_state("global_templates/b.html")])
+    state.delete(["global_templates/a.html"])
+    assert set(state.get(["global_templates/a.html", "global_templates/b.html"])) == {"global_templates/b.html"}
+
+
+def test_delete_of_an_unknown_path_is_harmless(state: State) -> None:
+    state.put([make_state()])
+    state.delete(["global_templates/none.html"])
+    assert state.count() == 1
+
+
+def test_all_lists_every_row_ordered_by_path(state: State) -> None:
+    paths = ["styles/T/b.css", "global_templates/z.html", "styles/T/a.css"]
+    state.put([make_state(p) for p in paths])
+    assert [s.path for s in state.all()] == sorted(paths)
+
+
+def test_count_counts_the_rows(state: State) -> None:
+    state.put([make_state(f"global_templates/{i}.html") for i in range(7)])
+    assert state.count() == 7
+
+
+def test_rows_survive_closing_and_reopening(tmp_path: Path) -> None:
+    first = State(tmp_path)
+    first.put([make_state()])
+    first.close()
+    second = State(tmp_path)
+    try:
+        assert second.get([make_state().path]) == {make_state().path: make_state()}
+    finally:
+        second.close()
+
+
+def test_puts_from_many_threads_all_land(state: State) -> None:
+    def writer(t: int) -> None:
+        for i in range(50):
+            state.put([make_state(f"global_templates/{t}-{i}.html")])
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert state.count() == 400
+
+
+# --- FileState.unchanged -----------------------------------------------------------
+
+
+def test_an_equal_stat_recorded_well_after_the_mtime_is_trusted() -> None:
+    assert make_state().unchanged(STAT)
+
+
+def test_an_equal_stat_with_an_mtime_close_to_the_check_is_not_trusted() -> None:
+    racy = FileStat(512, NOW - RACY_NS // 2, 4242)
+    assert not make_state(stat=racy).unchanged(racy)
+
+
+def test_an_mtime_exactly_at_the_racy_limit_is_not_trusted() -> None:
+    edge = FileStat(512, NOW - RACY_NS, 4242)
+    assert not make_state(stat=edge).unchanged(edge)
+
+
+def test_an_mtime_just_past_the_racy_limit_is_trusted() -> None:
+    edge = FileStat(512, NOW - RACY_NS - 1, 4242)
+    assert make_state(stat=edge).unchanged(edge)
+
+
+def test_an_mtime_after_the_check_is_not_trusted() -> None:
+    future = FileStat(512, NOW + 1, 4242)
+    assert not make_state(stat=future).unchanged(future)
+
+
+def test_a_different_inode_is_not_trusted() -> None:
+    assert not make_state().unchanged(FileStat(STAT.size, STAT.mtime_ns, STAT.ino + 1))
+
+
+def test_a_different_size_is_not_trusted() -> None:
+    assert not make_state().unchanged(FileStat(STAT.size + 1, STAT.mtime_ns, STAT.ino))
+
+
+def test_a_different_mtime_is_not_trusted() -> None:
+    assert not make_state().unchanged(FileStat(STAT.size, STAT.mtime_ns + 1, STAT.ino))
+
+
+def test_an_older_mtime_is_not_trusted_either() -> None:
+    assert not make_state().unchanged(FileStat(STAT.size, STAT.mtime_ns - 1, STAT.ino))
+
+
+def test_a_missing_file_is_not_unchanged() -> None:
+    assert not make_state().unchanged(None)
+
+
+def test_a_state_without_a_recorded_stat_trusts_nothing() -> None:
+    assert not make_state(stat=None).unchanged(STAT)
+
+
+def test_a_state_without_a_check_time_trusts_nothing() -> None:
+    assert not make_state(checked_ns=None).unchanged(STAT)
+
+
+def test_a_stored_and_reloaded_state_trusts_the_same_stat(state: State) -> None:
+    state.put([make_state()])
+    assert state.get([make_state().path])[make_state().path].unchanged(STAT)
+
+
+# --- problems ------------------------------------------------------------------------
+
+
+def problem(path: str = "styles/T/a.css", kind: ProblemKind = ProblemKind.CONFLICT, detail: str = "both changed",
+            since: float = 1000.0) -> Problem:  # fmt: skip
+    return Problem(path, kind, detail, since)
+
+
+def test_reported_problems_are_listed(state: State) -> None:
+    state.report([problem()])
+    assert state.problems() == [problem()]
+
+
+def test_there_are_no_problems_at_first(state: State) -> None:
+    assert state.problems() == []
+
+
+def test_reporting_a_path_again_updates_kind_and_detail_but_keeps_since(state: State) -> None:
+    state.report([problem(kind=ProblemKind.CONFLICT, detail="first", since=1.0)])
+    state.report([problem(kind=ProblemKind.INVALID, detail="second", since=2.0)])
+    assert state.problems() == [problem(kind=ProblemKind.INVALID, detail="second", since=1.0)]
+
+
+def test_problems_can_be_listed_by_kind(state: State) -> None:
+    state.report([problem("a", ProblemKind.CONFLICT), problem("b", ProblemKind.INVALID), problem("c", ProblemKind.ERROR)])
+    assert [p.path for p in state.problems(ProblemKind.INVALID)] == ["b"]
+
+
+def test_problems_are_listed_by_path(state: State) -> None:
+    state.report([problem("c"), problem("a"), problem("b")])
+    assert [p.path for p in state.problems()] == ["a", "b", "c"]
+
+
+def test_problem_kinds_round_trip_as_enums(state: State) -> None:
+    state.report([problem("a", kind) for kind in ProblemKind][:1])
+    state.report([problem(f"p-{kind.value}", kind) for kind in ProblemKind])
+    assert {p.kind for p in state.problems()} == set(ProblemKind)
+    assert all(isinstance(p.kind, ProblemKind) for p in state.problems())
+
+
+def test_clear_problems_removes_only_the_given_paths(state: State) -> None:
+    state.report([problem("a"), problem("b")])
+    state.clear_problems(["a", "unknown"])
+    assert [p.path for p in state.problems()] == ["b"]
+
+
+def test_reporting_nothing_changes_nothing(state: State) -> None:
+    state.report([])
+    assert state.problems() == []
+
+
+def test_recording_a_new_agreement_clears_the_paths_conflict(state: State) -> None:
+    state.report([problem(make_state().path, ProblemKind.CONFLICT)])
+    state.put([make_state()])
+    assert state.problems() == []
+
+
+def test_recording_a_new_agreement_keeps_the_paths_invalid_content_problem(state: State) -> None:
+    state.report([problem(make_state().path, ProblemKind.INVALID)])
+    state.put([make_state()])
+    assert [p.kind for p in state.problems()] == [ProblemKind.INVALID]
+
+
+def test_deleting_a_row_clears_every_problem_of_its_path(state: State) -> None:
+    state.put([make_state()])
+    state.report([problem(make_state().path, ProblemKind.INVALID)])
+    state.delete([make_state().path])
+    assert state.problems() == []
+
+
+def test_problems_survive_reopening(tmp_path: Path) -> None:
+    first = State(tmp_path)
+    first.report([problem()])
+    first.close()
+    second = State(tmp_path)
+    try:
+        assert second.problems() == [problem()]
+    finally:
+        second.close()
+
+
+# --- meta ----------------------------------------------------------------------------
+
+
+def test_a_new_store_records_its_schema_version(state: State) -> None:
+    assert state.meta("schema") == str(SCHEMA_VERSION)
+
+
+def test_an_unknown_meta_key_has_no_value(state: State) -> None:
+    assert state.meta("nothing-here") is None
+
+
+def test_set_meta_then_meta_returns_the_value(state: State) -> None:
+    state.set_meta("board", "mysql://forum@localhost/mybb")
+    assert state.meta("board") == "mysql://forum@localhost/mybb"
+
+
+def test_set_meta_overwrites_the_previous_value(state: State) -> None:
+    state.set_meta("k", "1")
+    state.set_meta("k", "2")
+    assert state.meta("k") == "2"
+
+
+def test_reopening_keeps_meta_values(tmp_path: Path) -> None:
+    first = State(tmp_path)
+    first.set_meta("k", "v")
+    first.close()
+    second = State(tmp_path)
+    try:
+        assert (second.meta("k"), second.meta("schema")) == ("v", str(SCHEMA_VERSION))
+    finally:
+        second.close()
+
+
+# --- RootLock --------------------------------------------------------------------------
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from mybb_sync.state import RootLock
+lock = RootLock(Path(sys.argv[1]))
+print("locked" if lock.acquire() else "refused", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.fixture
+def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process that holds the root lock of ``tmp_path`` until killed."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "locked"
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_the_lock_is_acquired_on_a_free_root(tmp_path: Path) -> None:
+    lock = RootLock(tmp_path)
+    try:
+        assert lock.acquire()
+        assert (tmp_path / STATE_DIR / "lock").is_file()
+    finally:
+        lock.release()
+
+
+def test_a_second_lock_in_the_same_process_is_refused(tmp_path: Path) -> None:
+    first, second = RootLock(tmp_path), RootLock(tmp_path)
+    try:
+        assert first.acquire()
+        assert not second.acquire()
+    finally:
+        first.release()
+        second.release()
+
+
+def test_the_lock_can_be_taken_again_after_release(tmp_path: Path) -> None:
+    first, second = RootLock(tmp_path), RootLock(tmp_path)
+    assert first.acquire()
+    first.release()
+    try:
+        assert second.acquire()
+    finally:
+        second.release()
+
+
+def test_releasing_a_lock_that_is_not_held_is_harmless(tmp_path: Path) -> None:
+    lock = RootLock(tmp_path)
+    lock.release()
+    assert lock.acquire()
+    lock.release()
+    lock.release()
+
+
+def test_a_lock_held_by_another_process_is_refused(tmp_path: Path, holder: subprocess.Popen[str]) -> None:
+    lock = RootLock(tmp_path)
+    try:
+        assert not lock.acquire()
+    finally:
+        lock.release()
+
+
+def test_the_lock_is_freed_when_its_holder_is_killed(tmp_path: Path, holder: subprocess.Popen[str]) -> None:
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait(timeout=10)
+    lock = RootLock(tmp_path)
+    try:
+        assert lock.acquire()
+    finally:
+        lock.release()
+
+
+def test_another_process_is_refused_while_this_one_holds_the_lock(tmp_path: Path) -> None:
+    lock = RootLock(tmp_path)
+    assert lock.acquire()
+    try:
+        out = subprocess.run([sys.executable, "-c", HOLDER.replace("time.sleep(120)", ""), str(tmp_path)],
+                             capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+        assert out.stdout.strip() == "refused"
+    finally:
+        lock.release()
+
+
+def test_a_child_process_does_not_inherit_the_lock(tmp_path: Path) -> None:
+    lock = RootLock(tmp_path)
+    assert lock.acquire()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], close_fds=False)
+    try:
+        lock.release()
+        again = RootLock(tmp_path)
+        try:
+            assert again.acquire()
+        finally:
+            again.release()
+    finally:
+        child.kill()
+        child.wait(timeout=10)
