@@ -19,12 +19,13 @@ from typing import Any
 import anyio
 
 from . import __version__
-from .atomic import Root, sweep_temps
+from .atomic import Root, read_files, sweep_temps
 from .catalog import Catalog, load_catalog
 from .config import Settings, load_settings
 from .errors import ConfigError, MybbSyncError
-from .export import Exporter, Scope
-from .layout import GLOBAL_SID
+from .export import Exporter, Scope, walk_files
+from .layout import GLOBAL_DIR, GLOBAL_SID, SETS_DIR, STYLES_DIR
+from .reconcile import unified_diff
 from .progress import ProgressBar
 from .control import call
 from .service import offline_service, offline_status, serve
@@ -32,6 +33,7 @@ from .state import RootLock, State
 from .store import open_store
 
 log = logging.getLogger("mybb_sync")
+TOP_DIRS = (SETS_DIR, GLOBAL_DIR, STYLES_DIR)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,13 +71,20 @@ def build_parser() -> argparse.ArgumentParser:
     watch = sub.add_parser("watch", help="run the two-way sync service (inotify + database)")
     watch.add_argument("--rescan-interval", type=float, metavar="SECONDS", help="also rescan everything this often")
     watch.add_argument("--log-format", choices=("text", "json"), help="log lines as text (default) or JSON")
+    watch.add_argument("--on-delete", choices=("ignore", "revert"), help="a deleted set-copy file: ignore it (default) or revert the copy")
+    watch.add_argument("--poll-interval", type=float, metavar="SECONDS", help="how often to look for database edits (default 1)")
     _common(watch)
 
     status = sub.add_parser("status", help="what the service is doing, or what the state store says offline")
     status.add_argument("--json", action="store_true", help="print machine-readable status")
+    status.add_argument("--outdated", action="store_true", help="list set copies older than their master template")
     _common(status)
     for name, text in (("pause", "stop applying changes (they are still recorded)"), ("resume", "apply what was recorded while paused"), ("rescan", "compare the whole root and database again")):
         _common(sub.add_parser(name, help=text))
+
+    diff = sub.add_parser("diff", help="unified diff between files and the database")
+    diff.add_argument("paths", nargs="*", metavar="PATH", help="files to compare (default: everything that differs)")
+    _common(diff)
 
     resolve = sub.add_parser("resolve", help="settle a conflict by taking the file's or the database's version")
     resolve.add_argument("path", help="the file, inside the sync root")
@@ -85,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    keys = ("db", "prefix", "root", "mybb_root", "temp_suffix", "rescan_interval", "log_format")
+    keys = ("db", "prefix", "root", "mybb_root", "temp_suffix", "rescan_interval", "log_format", "on_delete", "poll_interval")
     flags = {key: getattr(args, key, None) for key in keys}
     return load_settings(flags, config_path=args.config)
 
@@ -202,9 +211,34 @@ async def cmd_resolve(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_diff(args: argparse.Namespace) -> int:
+    """Exit 0 when disk and database agree, 1 when something differs (like diff(1))."""
+    settings = _settings(args)
+    root = Root(settings.require_root(), settings.temp_suffix)
+    async with offline_service(settings, read_only=True) as service:
+        if args.paths:
+            paths = [_relative(root.path, p) for p in args.paths]
+        else:
+            tracked = {s.path for s in service.state.all()}
+            on_disk = await anyio.to_thread.run_sync(lambda: [p for top in TOP_DIRS for p in walk_files(root, top)])
+            paths = sorted(tracked | set(on_disk))
+        entries = await service.entries_for(paths)
+        reads = await anyio.to_thread.run_sync(read_files, root, [e.path for e in entries], 16 * 1024 * 1024)
+    differ = 0
+    for entry, read in zip(entries, reads):
+        disk = None if read.data is None else read.data.decode("utf-8", "replace")
+        text = unified_diff(entry.path, entry.kind, entry.text, disk)
+        if text:
+            differ += 1
+            sys.stdout.write(text)
+    return 1 if differ else 0
+
+
 async def cmd_status(args: argparse.Namespace) -> int:
     settings = _settings(args)
     root = settings.require_root()
+    if args.outdated:
+        return await _outdated(settings, args.json)
     reply = await _ask_service(root, "status")
     report = offline_status(root)
     report["running"] = reply is not None
@@ -222,6 +256,20 @@ async def cmd_status(args: argparse.Namespace) -> int:
         print(f"  {problem['kind']}: {problem['path']}: {problem['detail']}")
     for error in report.get("last_errors", []):
         print(f"  error: {error}")
+    return 0
+
+
+async def _outdated(settings: Settings, as_json: bool) -> int:
+    async with open_store(settings.require_db(), settings.prefix) as store:
+        sets = {s.sid: s.title for s in await store.template_sets()}
+        rows = await store.outdated_templates()
+    items = [{"set": sets.get(sid, str(sid)), "title": t, "version": v, "master_version": m} for sid, t, v, m in rows]
+    if as_json:
+        print(json.dumps(items, indent=2))
+    else:
+        for item in items:
+            print(f"{item['set']}: {item['title']} (copy {item['version']}, master {item['master_version']})")
+        print(f"{len(items)} outdated template(s)")
     return 0
 
 
@@ -245,6 +293,7 @@ COMMANDS: dict[str, Any] = {
     "resume": cmd_control,
     "rescan": cmd_control,
     "resolve": cmd_resolve,
+    "diff": cmd_diff,
 }
 
 

@@ -100,6 +100,7 @@ class TwoWay:
     """Given to a pass run by the service: disk edits are imported through ``importer``."""
 
     importer: Callable[[Sequence[Decision]], Awaitable[Imported]]
+    on_deleted: Callable[[Sequence[Decision]], Awaitable[list[str]]]  # returns the paths it reverted
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ class Exporter:
         self, decisions: Sequence[Decision], report: ExportReport, *, force: bool = False, two_way: TwoWay | None = None
     ) -> None:
         """Carry out decisions: write files, import (two-way only), record state and problems."""
-        writes, settled, problems, imports, removals, forget = [], [], [], [], [], []
+        writes, settled, problems, imports, removals, forget, deleted = [], [], [], [], [], [], []
         now = time.time()
         for d in decisions:
             action = d.action
@@ -224,7 +225,7 @@ class Exporter:
             elif action is Action.IMPORT and two_way is not None:
                 imports.append(d)
             elif action is Action.DISK_DELETED and two_way is not None:
-                problems.append(Problem(d.entry.path, ProblemKind.MISSING, "file deleted; the next export restores it", now))
+                deleted.append(d)
             elif action is Action.DELETE_FILE and d.disk_stat is not None:
                 removals.append((d.entry.path, d.disk_stat))
             elif action in (Action.FORGET, Action.DELETE_FILE):
@@ -245,6 +246,15 @@ class Exporter:
                 report.refused.append(f"{d.entry.path}: {why}")
                 problems.append(Problem(d.entry.path, ProblemKind.INVALID, why, now))
                 log.warning("refused %s: %s (the database keeps its content)", d.entry.path, why)
+        if deleted and two_way is not None:
+            reverted = await two_way.on_deleted(deleted)
+            forget += reverted
+            report.recheck += reverted
+            problems += [
+                Problem(d.entry.path, ProblemKind.MISSING, "file deleted; the next export restores it", now)
+                for d in deleted
+                if d.entry.path not in reverted
+            ]
         results = await write_files(self.root, writes, self.limiter) if writes else []
         ok = [r for r in results if isinstance(r, Written)]
         for r in results:

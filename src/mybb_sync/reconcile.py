@@ -23,6 +23,7 @@ edits get lost).
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 from enum import StrEnum
 
@@ -69,3 +70,18 @@ def decide(disk: str | None, db: str | None, base: str | None) -> Action:
     if disk_changed:
         return Action.DISK_DELETED if disk is None else Action.IMPORT
     return Action.DELETE_FILE if db is None else Action.EXPORT
+
+
+def unified_diff(path: str, kind: Kind, db: str | None, disk: str | None) -> str:
+    """A unified diff from the database's version to the file's, empty when they agree."""
+    if db is not None and disk is not None and normalise(kind, db) == normalise(kind, disk):
+        return ""
+    if db is None and disk is None:
+        return ""
+    lines = difflib.unified_diff(
+        (db or "").splitlines(keepends=True),
+        (disk or "").splitlines(keepends=True),
+        fromfile=f"db/{path}" if db is not None else "/dev/null",
+        tofile=f"disk/{path}" if disk is not None else "/dev/null",
+    )
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)

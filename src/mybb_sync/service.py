@@ -59,6 +59,7 @@ from .watch import Rescan, Touched, Watcher, under
 log = logging.getLogger(__name__)
 
 RETRY_MIN, RETRY_MAX = 0.5, 30.0  # seconds between attempts while the database is away
+DELETE_GRACE = 2.0  # seconds a deleted file must stay gone before on_delete = revert acts
 # statfs f_type of filesystems whose changes made elsewhere inotify never sees.
 REMOTE_FILESYSTEMS = {0x6969: "NFS", 0xFF534D42: "CIFS/SMB", 0xFE534D42: "SMB2", 0x65735546: "FUSE", 0x517B: "SMB"}
 
@@ -161,6 +162,8 @@ class Service:
         self._resumed.set()
         self._writer = anyio.Lock()  # held by whoever decides and writes: one at a time
         self._handled = 0  # Pending.seq of the last batch handled
+        self._missing_since: dict[str, float] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
         self._progress = anyio.Event()  # set (and replaced) after each handled batch
 
     # -- control -------------------------------------------------------------
@@ -374,7 +377,45 @@ class Service:
         return await anyio.to_thread.run_sync(self.state.names_agreed_with, Kind.TEMPLATE, sid)
 
     def _two_way(self) -> TwoWay:
-        return TwoWay(importer=self._import)
+        return TwoWay(importer=self._import, on_deleted=self._on_deleted)
+
+    async def _on_deleted(self, decisions: Sequence[Decision]) -> list[str]:
+        """``on_delete = revert``: a set copy's file deleted (and still gone after a grace
+        period, so an editor's rename-and-rewrite save is not a delete) reverts the copy."""
+        if self.settings.on_delete != "revert":
+            return []
+        now = time.monotonic()
+        due: dict[int, list[Decision]] = defaultdict(list)
+        for d in decisions:
+            row = d.entry.row
+            if d.entry.kind is not Kind.TEMPLATE or d.entry.owner <= 0 or row is None or row.sid != d.entry.owner:
+                continue  # master and global rows are never deleted from disk
+            first = self._missing_since.get(d.entry.path, now)
+            if now - first > 5 * DELETE_GRACE:  # an old sighting: the file came back since
+                first = now
+            self._missing_since[d.entry.path] = first
+            if now - first < DELETE_GRACE:
+                self._later(d.entry.path, DELETE_GRACE - (now - first))
+            else:
+                due[d.entry.owner].append(d)
+        reverted: list[str] = []
+        for sid, group in due.items():
+            await self.store.revert_templates(sid, [d.entry.name for d in group])
+            for d in group:
+                self._missing_since.pop(d.entry.path, None)
+                reverted.append(d.entry.path)
+                log.info("reverted %r in set %d: its file was deleted (on_delete = revert)", d.entry.name, sid)
+        return reverted
+
+    def _later(self, path: str, delay: float) -> None:
+        """Look at ``path`` again after ``delay`` seconds."""
+
+        async def wake() -> None:
+            await anyio.sleep(delay)  # a timer for the grace period, not synchronisation
+            self.pending.add([path])
+
+        if self._tg is not None:
+            self._tg.start_soon(wake)
 
     async def _import(self, decisions: Sequence[Decision]) -> Imported:
         templates = await import_templates(self.store, [d for d in decisions if d.entry.kind is Kind.TEMPLATE])
@@ -430,11 +471,14 @@ def sd_notify(message: str) -> None:
 
 
 @asynccontextmanager
-async def offline_service(settings: Settings) -> AsyncIterator[Service]:
-    """A service object without watcher, for one-off operations while no service runs."""
+async def offline_service(settings: Settings, *, read_only: bool = False) -> AsyncIterator[Service]:
+    """A service object without watcher, for one-off operations while no service runs.
+
+    ``read_only`` (for ``diff``) skips the root lock: nothing will be written.
+    """
     root = Root(settings.require_root(), settings.temp_suffix)
     lock = RootLock(root.path)
-    if not lock.acquire():
+    if not read_only and not lock.acquire():
         raise MybbSyncError(f"a mybb-sync process holds {root.path} but does not answer on its control socket")
     state = State(root.path)
     try:
@@ -500,6 +544,7 @@ async def _run(settings: Settings, store: Store, root: Root, state: State, task_
         await poller.baseline()  # likewise for the database
         with anyio.CancelScope() as scope:
             async with anyio.create_task_group() as tg:
+                service._tg = tg
                 tg.start_soon(service.read_events, watcher)
                 tg.start_soon(service.reconcile_forever)
                 await tg.start(serve_control, root.path, service.control)

@@ -106,6 +106,10 @@ class Store(Protocol):
 
     async def save_theme_lists(self, themes: Sequence[ThemeUpdate], default_theme: str | None) -> None: ...
 
+    async def outdated_templates(self) -> list[tuple[int, str, str, str]]:
+        """Set copies older than their master: (sid, title, copy version, master version)."""
+        ...
+
     async def close(self) -> None: ...
 
 

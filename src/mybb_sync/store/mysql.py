@@ -231,6 +231,16 @@ class MySQLStore:
         rows = await self._fetch(f"SELECT title FROM {self._t['templates']} WHERE sid = %s", (sid,))
         return {t for (t,) in rows}
 
+    async def outdated_templates(self) -> list[tuple[int, str, str, str]]:
+        """Set copies older than their master (MyBB's "Find Updated Templates"): (sid, title, copy, master)."""
+        t = self._t["templates"]
+        rows = await self._fetch(
+            f"SELECT s.sid, s.title, s.version, m.version FROM {t} s JOIN {t} m ON m.sid = %s AND m.title = s.title "
+            "WHERE s.sid > 0 AND CAST(m.version AS UNSIGNED) > CAST(s.version AS UNSIGNED) ORDER BY s.sid, s.title",
+            (MASTER_SID,),
+        )
+        return [(int(r[0]), r[1], r[2], r[3]) for r in rows]
+
     # -- writes --------------------------------------------------------------
 
     async def save_templates(self, sid: int, texts: Sequence[tuple[str, str]], now: int) -> dict[str, TemplateRow]:
