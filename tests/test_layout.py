@@ -110,7 +110,9 @@ def test_set_template_lives_in_its_set_and_group_folder_as_title_dot_html() -> N
 
 
 def test_set_template_group_defaults_to_ungrouped() -> None:
-    assert template_path("Default Templates", "mytemplate") == "template_sets/Default Templates/ungrouped/mytemplate.html"
+    assert template_path("Default Templates", "mytemplate") == (
+        "template_sets/Default Templates/ungrouped/mytemplate.html"
+    )
 
 
 def test_global_template_lives_in_global_templates_without_a_group_folder() -> None:

@@ -279,7 +279,8 @@ def test_reporting_a_path_again_updates_kind_and_detail_but_keeps_since(state: S
 
 
 def test_problems_can_be_listed_by_kind(state: State) -> None:
-    state.report([problem("a", ProblemKind.CONFLICT), problem("b", ProblemKind.INVALID), problem("c", ProblemKind.ERROR)])
+    state.report([problem("a", ProblemKind.CONFLICT), problem("b", ProblemKind.INVALID)])
+    state.report([problem("c", ProblemKind.ERROR)])
     assert [p.path for p in state.problems(ProblemKind.INVALID)] == ["b"]
 
 

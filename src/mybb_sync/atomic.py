@@ -35,7 +35,7 @@ from .state import FileStat
 log = logging.getLogger(__name__)
 
 SYNCFS_THRESHOLD = 32  # files in a batch from which one syncfs beats an fsync per file
-CHUNK = 64  # files handed to one worker thread at a time
+CHUNK = 64  # fewest files worth a worker thread of their own
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 try:
@@ -210,37 +210,86 @@ def _rename_all(dirs: _Dirs, staged: Sequence[tuple[Write, str, FileStat]]) -> l
     return out
 
 
-def write_batch(root: Root, writes: Sequence[Write]) -> list[Result]:
-    """Write a batch atomically and durably (blocking; run it in a worker thread)."""
-    if not writes:
-        return []
+Staged = list[tuple[Write, str, FileStat] | NotWritten]
+
+
+def _stage(root: Root, writes: Sequence[Write], fsync_each: bool) -> Staged:
+    """Phase 1: every temp file written (and fsynced, unless a syncfs follows)."""
     dirs = _Dirs(root, create=True)
     try:
-        bulk = len(writes) >= SYNCFS_THRESHOLD and _syncfs is not None
-        staged_or_failed = _write_temps(root, dirs, writes, fsync_each=not bulk)
-        staged = [s for s in staged_or_failed if not isinstance(s, NotWritten)]
-        failed: list[Result] = [s for s in staged_or_failed if isinstance(s, NotWritten)]
-        if bulk and staged and _syncfs(dirs.fd("")) != 0:
+        return _write_temps(root, dirs, writes, fsync_each)
+    finally:
+        dirs.close()
+
+
+def _flush(root: Root) -> None:
+    """Phase 2 of a bulk batch: one syncfs makes every staged temp durable."""
+    fd = root.open_root()
+    try:
+        if _syncfs(fd) != 0:  # type: ignore[misc]
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err))
-        results = failed + _rename_all(dirs, staged)
+    finally:
+        os.close(fd)
+
+
+def _commit(root: Root, staged: Staged) -> list[Result]:
+    """Phase 3: rename each temp over its target (if the target is as expected), then fsync the dirs."""
+    dirs = _Dirs(root, create=False)
+    try:
+        failed: list[Result] = [s for s in staged if isinstance(s, NotWritten)]
+        results = failed + _rename_all(dirs, [s for s in staged if not isinstance(s, NotWritten)])
         dirs.fsync(_split(r.path)[0] for r in results if isinstance(r, Written))
         return results
     finally:
         dirs.close()
 
 
+def _bulk(writes: Sequence[Write]) -> bool:
+    return len(writes) >= SYNCFS_THRESHOLD and _syncfs is not None
+
+
+def write_batch(root: Root, writes: Sequence[Write]) -> list[Result]:
+    """Write a batch atomically and durably (blocking; run it in a worker thread)."""
+    if not writes:
+        return []
+    bulk = _bulk(writes)
+    staged = _stage(root, writes, fsync_each=not bulk)
+    if bulk:
+        _flush(root)
+    return _commit(root, staged)
+
+
 async def write_files(root: Root, writes: Sequence[Write], limiter: anyio.CapacityLimiter) -> list[Result]:
-    """Write many files: chunks in parallel worker threads, one durability flush per chunk."""
+    """Write many files durably, with parallel worker threads for each phase.
+
+    Temps are written by several threads at once; a bulk batch then costs a
+    single ``syncfs`` before the renames (also spread over threads). A small
+    batch fsyncs each temp instead.
+    """
+    if not writes:
+        return []
+    parts = max(1, min(int(limiter.total_tokens), -(-len(writes) // CHUNK)))
+    size = -(-len(writes) // parts)
+    chunks = [writes[i : i + size] for i in range(0, len(writes), size)]
+    bulk = _bulk(writes)
+    staged: list[Staged] = [[] for _ in chunks]
     results: list[Result] = []
 
-    async def run(chunk: Sequence[Write]) -> None:
-        results.extend(await anyio.to_thread.run_sync(write_batch, root, chunk, limiter=limiter))
+    async def stage(i: int) -> None:
+        staged[i] = await anyio.to_thread.run_sync(_stage, root, chunks[i], not bulk, limiter=limiter)
 
-    size = max(CHUNK, -(-len(writes) // max(1, int(limiter.total_tokens))))
+    async def commit(i: int) -> None:
+        results.extend(await anyio.to_thread.run_sync(_commit, root, staged[i], limiter=limiter))
+
     async with anyio.create_task_group() as tg:
-        for start in range(0, len(writes), size):
-            tg.start_soon(run, writes[start : start + size])
+        for i in range(len(chunks)):
+            tg.start_soon(stage, i)
+    if bulk:
+        await anyio.to_thread.run_sync(_flush, root, limiter=limiter)
+    async with anyio.create_task_group() as tg:
+        for i in range(len(chunks)):
+            tg.start_soon(commit, i)
     return results
 
 

@@ -25,7 +25,7 @@ _CHARSETS = frozenset({"utf8mb4", "utf8", "utf8mb3", "latin1"})
 
 def validate_prefix(prefix: str) -> str:
     """The table prefix is interpolated into SQL, so it must be plain."""
-    if not _PREFIX_RE.match(prefix):
+    if not _PREFIX_RE.fullmatch(prefix):
         raise ConfigError(f"invalid table prefix {prefix!r}: use at most 30 of A-Z a-z 0-9 _")
     return prefix
 
@@ -47,6 +47,8 @@ class Database:
     @classmethod
     def parse(cls, url: str) -> Database:
         """Read ``mysql://user:pass@host:port/db[?unix_socket=..&charset=..]`` or ``sqlite:///path``."""
+        if not isinstance(url, str):
+            raise ConfigError("invalid --db URL: expected text such as mysql://user:password@host/dbname")
         try:
             parts = urlsplit(url)
             port = parts.port
@@ -59,6 +61,10 @@ class Database:
             return cls(scheme="sqlite", path=Path(path))
         if parts.scheme not in ("mysql", "mariadb", "mysqli"):
             raise ConfigError(f"unsupported database scheme {parts.scheme!r} in --db (use mysql:// or sqlite:///)")
+        if not parts.netloc or "/" in parts.path.lstrip("/"):
+            # e.g. "mysql:user:pw@host/db" or an unencoded "/" in the password:
+            # never let part of the credentials become the database name.
+            raise ConfigError("invalid --db URL (expected mysql://user:password@host:port/dbname)")
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         name = unquote(parts.path.lstrip("/"))
         if not name:
@@ -80,7 +86,7 @@ class Database:
     def redacted(self) -> str:
         """A printable URL with the password replaced."""
         if self.scheme == "sqlite":
-            return f"sqlite:///{self.path}"
+            return f"sqlite://{self.path}" if self.path and self.path.is_absolute() else f"sqlite:{self.path}"
         auth = f"{self.user}:***" if self.password else self.user
         where = f"?unix_socket={self.unix_socket}" if self.unix_socket else ""
         return f"mysql://{auth}@{self.host}:{self.port}/{self.name}{where}"
@@ -132,6 +138,8 @@ def _temp_suffix(value: Any) -> str:
     text = str(value)
     if not re.fullmatch(r"\.[A-Za-z0-9_.-]{1,16}", text):
         raise ValueError("must start with '.' and hold only letters, digits, '_', '-' or '.'")
+    if text.endswith((".html", ".css")):
+        raise ValueError("must not be an ending of template (.html) or stylesheet (.css) files")
     return text
 
 
@@ -190,7 +198,14 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file not found: {path}") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
-    section = data.get("mybb-sync", data)
+    section = data
+    if "mybb-sync" in data:
+        section = data["mybb-sync"]
+        if not isinstance(section, dict):
+            raise ConfigError(f"[mybb-sync] in {path} must be a table")
+        outside = sorted(k for k in data if k != "mybb-sync")
+        if outside:
+            raise ConfigError(f"unknown key(s) in {path} outside [mybb-sync]: {', '.join(outside)}")
     values = {str(k).replace("-", "_"): v for k, v in section.items()}
     unknown = sorted(set(values) - set(_CONVERTERS))
     if unknown:
@@ -211,34 +226,53 @@ _PHP_ASSIGN = re.compile(
     re.IGNORECASE,
 )
 _PHP_KEY = re.compile(r"""\[\s*(?:'([^']*)'|"([^"]*)"|(\d+))\s*\]""")
+# A string literal (kept) or a comment (dropped): commented-out settings are not settings.
+_PHP_STRING_OR_COMMENT = re.compile(r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")|//[^\n]*|\#[^\n]*|/\*.*?\*/""", re.DOTALL)
+# Double-quoted escapes; others (octal, \x, \u{}) keep their backslash here.
+_PHP_DQ_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "v": "\v", "e": "\x1b", "f": "\f"}
 
 
 def _php_literal(token: str) -> str:
     if token[0] == "'":
         return re.sub(r"\\([\\'])", r"\1", token[1:-1])
     if token[0] == '"':
-        return re.sub(r"\\(.)", r"\1", token[1:-1])
+        return re.sub(r'\\([\\$"nrtvef])', lambda m: _PHP_DQ_ESCAPES.get(m.group(1), m.group(1)), token[1:-1])
     return token
 
 
 def parse_forum_config(php: str) -> dict[tuple[str, ...], str]:
     """The ``$config['database'][...]`` assignments of a MyBB ``inc/config.php``, keyed by path."""
     found: dict[tuple[str, ...], str] = {}
+    php = _PHP_STRING_OR_COMMENT.sub(lambda m: m.group(1) or " ", php)
     for match in _PHP_ASSIGN.finditer(php):
         keys = tuple(next(g for g in m.groups() if g is not None) for m in _PHP_KEY.finditer(match.group(1)))
         found[keys] = _php_literal(match.group(2))
     return found
 
 
+def _first_connection(assignments: Mapping[tuple[str, ...], str], head: tuple[str, ...]) -> dict[str, str]:
+    """The settings of the connection at ``head``, or of the first one of a list there."""
+    numbered = sorted({k[len(head)] for k in assignments if k[: len(head)] == head and len(k) == len(head) + 2
+                       and k[len(head)].isdigit()}, key=int)  # fmt: skip
+    at = head + (numbered[0],) if numbered else head
+    return {k[-1]: v for k, v in assignments.items() if k[: len(at)] == at and len(k) == len(at) + 1}
+
+
+def _write_connection(assignments: Mapping[tuple[str, ...], str]) -> dict[str, str]:
+    """The connection writes go through: ``write``; else ``read`` (MyBB then mirrors the
+    write link onto it); else the top-level keys; else the first of a plain list."""
+    for group in ("write", "read"):
+        if any(k[0] == group for k in assignments):
+            return _first_connection(assignments, (group,))
+    general = {k[0]: v for k, v in assignments.items() if len(k) == 1}
+    if "hostname" not in general and any(k[0].isdigit() for k in assignments):
+        return _first_connection(assignments, ())
+    return general
+
+
 def forum_database(assignments: Mapping[tuple[str, ...], str]) -> ForumConfig:
     """Build the connection settings; boards with a replica are written through ``write``."""
-    if any(k[0] == "write" for k in assignments):
-        first_write = min(
-            (k[:2] for k in assignments if k[0] == "write" and len(k) > 2), default=("write",)
-        )
-        conn = {k[-1]: v for k, v in assignments.items() if k[: len(first_write)] == first_write}
-    else:
-        conn = {k[0]: v for k, v in assignments.items() if len(k) == 1}
+    conn = _write_connection(assignments)
     general = {k[0]: v for k, v in assignments.items() if len(k) == 1}
     kind = general.get("type", conn.get("type", "mysqli")).lower()
     prefix = validate_prefix(general.get("table_prefix", "mybb_"))
@@ -269,7 +303,7 @@ def forum_database(assignments: Mapping[tuple[str, ...], str]) -> ForumConfig:
             port=port,
             user=conn.get("username", general.get("username", "root")),
             password=conn.get("password", general.get("password", "")),
-            name=conn.get("database", database),
+            name=database,  # MyBB selects the top-level database on every link
             unix_socket=socket,
             charset=encoding,
         ),

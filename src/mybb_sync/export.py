@@ -149,7 +149,7 @@ async def entries(store: Store, catalog: Catalog, scope: Scope, report: ExportRe
 class Exporter:
     """Writes what the database shows into the sync root."""
 
-    def __init__(self, root: Root, state: State, *, workers: int = 8) -> None:
+    def __init__(self, root: Root, state: State, *, workers: int = 4) -> None:
         self.root = root
         self.state = state
         self.limiter = anyio.CapacityLimiter(workers)

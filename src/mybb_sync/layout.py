@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from enum import StrEnum
 
 from .errors import UnsafeName
@@ -65,6 +66,7 @@ class FileRef:
         return self.kind is Kind.TEMPLATE and self.scope is None
 
 
+@lru_cache(maxsize=4096)
 def escape_part(name: str) -> str:
     """Turn a database name into one safe path component (reversible)."""
     if not name:

@@ -132,16 +132,20 @@ class MySQLStore:
     async def set_templates(self, sid: int, batch: int = 500) -> AsyncIterator[list[TemplateRow]]:
         """Stream what set ``sid`` shows with a server-side cursor, unsorted, one pass.
 
-        The set's own titles are read first (titles only, small) so that a
-        master row can be dropped when the set overrides it, comparing titles
-        exactly as PHP's template cache does (not by the column's collation).
+        The set's own titles are read first (ids and titles only, small) so
+        that a master row can be dropped when the set overrides it, comparing
+        titles exactly as PHP's template cache does (not by the column's
+        collation). The table has no unique key on (sid, title): of duplicate
+        copies only the last one (highest tid) is shown, as in PHP's cache and
+        :meth:`templates_by_title`, so each title is streamed once.
         """
         table = self._t["templates"]
+        own: dict[str, int] = {}  # exact title -> tid of the copy that wins
+        for tid, title in await self._fetch(f"SELECT tid, title FROM {table} WHERE sid = %s", (sid,)):
+            own[title] = max(int(tid), own.get(title, -1))
         if sid == GLOBAL_SID:
-            own: set[str] = set()
             sql, args = f"SELECT {_TEMPLATE_COLS} FROM {table} WHERE sid = %s", (GLOBAL_SID,)
         else:
-            own = {t for (t,) in await self._fetch(f"SELECT title FROM {table} WHERE sid = %s", (sid,))}
             sql, args = f"SELECT {_TEMPLATE_COLS} FROM {table} WHERE sid IN (%s, %s)", (MASTER_SID, sid)
         try:
             async with self._pool.acquire() as conn, conn.cursor(aiomysql.SSCursor) as cur:
@@ -151,6 +155,7 @@ class MySQLStore:
                         TemplateRow(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], int(r[6]))
                         for r in rows
                         if not (r[1] == MASTER_SID and r[2] in own)
+                        and not (r[1] == sid and int(r[0]) < own.get(r[2], -1))
                     ]
                     if out:
                         yield out

@@ -1,0 +1,830 @@
+"""The benchmark: ``python -m bench [--quick] [--sizes 1000,10000,100000] [--db URL] [--out DIR]``.
+
+For each board size (``mybb_sync.synthetic.Board(masters=size)``, the
+realistic mix of template sizes, a set overriding 5 % of the masters, global
+templates and themes), on a fresh database:
+
+export        the same rows written into an empty root by three patterns, on
+              the same disk: (a) mybb-sync's ``Exporter``; (b) the replaced
+              tool (fetch all rows, then per file ``<name>.tmp`` + rename, no
+              fsync); (c) naive durable (per file: temp, fsync, rename; fsync
+              the directories at the end). Each timing includes fetching the
+              rows through the same store; ``sync`` runs (untimed) between
+              patterns so that one pattern's dirty pages do not slow the next.
+re-export     ``Exporter`` again over the unchanged root.
+service       ``mybb-sync watch`` as a subprocess on an empty root (its
+              start-up export: time and peak RSS), stopped, then started again
+              on the now unchanged root (start-up reconcile: spawn -> the
+              ``watching`` log line), then with that service running: idle CPU,
+              single-edit latency (atomic rename of a changed file -> the
+              service's ``imported`` log line, stamped on arrival, confirmed in
+              the database), burst import (N files renamed in as fast as
+              possible; every change confirmed in the database, lost must be
+              0; peak RSS), database -> file latency (an Admin CP style
+              ``UPDATE`` -> the file holds the new text; "unsupported" when no
+              change shows within ``--db-timeout``).
+
+Everything is written to ``--out`` (default ``bench/results/``): results.json,
+results.md and, when matplotlib is importable, export_throughput.png and
+edit_latency_cdf.png. Progress goes to stderr through ``logging``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pymysql
+
+import mybb_sync
+from mybb_sync import layout
+from mybb_sync.atomic import Root
+from mybb_sync.catalog import Catalog, load_catalog
+from mybb_sync.config import Database
+from mybb_sync.export import ExportReport, Exporter, Scope, entries
+from mybb_sync.layout import GLOBAL_SID
+from mybb_sync.state import RACY_NS, State
+from mybb_sync.store import open_store
+from mybb_sync.synthetic import Board
+from mybb_sync.testing import PrivateMariaDB, create_board, drop_board
+
+from . import procfs, report
+from .service import ServiceProcess
+
+log = logging.getLogger("bench")
+
+BENCH_DIR = Path(__file__).resolve().parent
+DEFAULT_OUT = BENCH_DIR / "results"
+QUICK_SIZES = (1000, 10000)
+FULL_SIZES = (1000, 10000, 100000)
+PATTERNS = ("mybb_sync", "replaced_tool", "naive_durable")
+PATTERN_LABELS = {
+    "mybb_sync": "(a) mybb-sync Exporter",
+    "replaced_tool": "(b) replaced tool: .tmp + rename, no fsync",
+    "naive_durable": "(c) naive durable: temp + fsync + rename per file",
+}
+UNIX_SOCKET_MAX = 100  # sun_path is 108 bytes; keep a margin
+
+
+# -- small helpers ------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Linear-interpolated percentile (``p`` in 0..100) of a non-empty sample."""
+    data = sorted(values)
+    if len(data) == 1:
+        return data[0]
+    k = (len(data) - 1) * p / 100
+    lo = int(k)
+    hi = min(lo + 1, len(data) - 1)
+    return data[lo] + (data[hi] - data[lo]) * (k - lo)
+
+
+def summary_ms(values_ms: Sequence[float]) -> dict[str, Any]:
+    if not values_ms:
+        return {"count": 0}
+    return {
+        "count": len(values_ms),
+        "min": round(min(values_ms), 3),
+        "p50": round(percentile(values_ms, 50), 3),
+        "p95": round(percentile(values_ms, 95), 3),
+        "p99": round(percentile(values_ms, 99), 3),
+        "max": round(max(values_ms), 3),
+        "mean": round(statistics.fmean(values_ms), 3),
+    }
+
+
+def full_scope(catalog: Catalog) -> Scope:
+    """Every set, the global templates and every theme (``mybb-sync export --all``)."""
+    return Scope((*sorted(catalog.sets), GLOBAL_SID), tuple(sorted(catalog.themes)))
+
+
+def sync_disk() -> None:
+    """Flush dirty pages (untimed, between patterns) so that no pattern pays for another's writeback."""
+    os.sync()
+
+
+def connect_sync(db: Database) -> pymysql.connections.Connection:
+    kwargs: dict[str, Any] = dict(
+        user=db.user, password=db.password, database=db.name or None, charset=db.charset, autocommit=True
+    )
+    if db.unix_socket:
+        kwargs["unix_socket"] = db.unix_socket
+    else:
+        kwargs.update(host=db.host, port=db.port)
+    return pymysql.connect(**kwargs)
+
+
+def rmtree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class Stage:
+    """Logs a progress line when a stage starts and how long it took."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def __enter__(self) -> Stage:
+        self.started = time.perf_counter()
+        log.info("%s ...", self.label)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        log.debug("%s: %.2fs", self.label, time.perf_counter() - self.started)
+
+
+# -- export patterns ------------------------------------------------------------
+
+
+async def _fetch_files(store: Any, catalog: Catalog, scope: Scope) -> list[tuple[str, bytes]]:
+    """Every file of the scope as (relative path, bytes): the rows as mybb-sync streams them."""
+    files: list[tuple[str, bytes]] = []
+    async for batch in entries(store, catalog, scope, ExportReport()):
+        files.extend((e.path, e.text.encode("utf-8")) for e in batch if e.text is not None)
+    return files
+
+
+def write_replaced_tool(root: Path, files: Sequence[tuple[str, bytes]]) -> None:
+    """The replaced tool: for each file, sequentially, ``<name>.tmp`` then rename; no fsync."""
+    made: set[str] = set()
+    base = str(root)
+    for rel, data in files:
+        path = os.path.join(base, rel)
+        directory = os.path.dirname(path)
+        if directory not in made:
+            os.makedirs(directory, exist_ok=True)
+            made.add(directory)
+        temp = path + ".tmp"
+        with open(temp, "wb") as f:
+            f.write(data)
+        os.rename(temp, path)
+
+
+def write_naive_durable(root: Path, files: Sequence[tuple[str, bytes]]) -> None:
+    """Naive durable: for each file, temp + write + fsync + close + rename; fsync every directory at the end."""
+    made: set[str] = set()
+    base = str(root)
+    for rel, data in files:
+        path = os.path.join(base, rel)
+        directory = os.path.dirname(path)
+        if directory not in made:
+            os.makedirs(directory, exist_ok=True)
+            made.add(directory)
+        temp = path + ".tmp"
+        with open(temp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(temp, path)
+    dirs = set(made)
+    for d in made:  # the parents of the folders we created hold their new entries
+        while d.startswith(base) and d != base:
+            d = os.path.dirname(d)
+            dirs.add(d)
+    for d in sorted(dirs):
+        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+async def export_once(db: Database, prefix: str, pattern: str, root: Path) -> dict[str, Any]:
+    """One export of the whole board into the empty ``root`` by ``pattern``; timing excludes connecting."""
+    root.mkdir(parents=True, exist_ok=True)
+    async with open_store(db, prefix) as store:
+        catalog = await load_catalog(store)
+        scope = full_scope(catalog)
+        if pattern == "mybb_sync":
+            state = State(root)
+            try:
+                started = time.perf_counter()
+                rep = await Exporter(Root(root), state).run(store, catalog, scope)
+                seconds = time.perf_counter() - started
+            finally:
+                state.close()
+            if rep.errors or rep.conflicts:
+                raise RuntimeError(f"mybb-sync export reported problems: {rep.errors[:3]} {rep.conflicts[:3]}")
+            return {"seconds": seconds, "files": rep.files, "written": rep.written, "bytes": rep.bytes}
+        started = time.perf_counter()
+        files = await _fetch_files(store, catalog, scope)
+        fetched = time.perf_counter()
+        writer: Callable[[Path, Sequence[tuple[str, bytes]]], None] = (
+            write_replaced_tool if pattern == "replaced_tool" else write_naive_durable
+        )
+        writer(root, files)
+        seconds = time.perf_counter() - started
+        return {
+            "seconds": seconds,
+            "fetch_seconds": fetched - started,
+            "files": len(files),
+            "written": len(files),
+            "bytes": sum(len(d) for _, d in files),
+        }
+
+
+async def reexport(db: Database, prefix: str, root: Path) -> dict[str, Any]:
+    async with open_store(db, prefix) as store:
+        catalog = await load_catalog(store)
+        state = State(root)
+        try:
+            started = time.perf_counter()
+            rep = await Exporter(Root(root), state).run(store, catalog, full_scope(catalog))
+            seconds = time.perf_counter() - started
+        finally:
+            state.close()
+    return {"seconds": seconds, "files": rep.files, "written": rep.written, "unchanged": rep.unchanged + rep.adopted}
+
+
+async def board_files(db: Database, prefix: str) -> tuple[Catalog, list[tuple[str, bytes]]]:
+    async with open_store(db, prefix) as store:
+        catalog = await load_catalog(store)
+        return catalog, await _fetch_files(store, catalog, full_scope(catalog))
+
+
+# -- the run ------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, server: Database, work: Path, mariadb: PrivateMariaDB | None) -> None:
+        self.args = args
+        self.server = server
+        self.work = work
+        self.mariadb = mariadb
+        self.prefix: str = args.prefix
+        self.token = secrets.token_hex(3)
+        self.process_overhead_s: float | None = None
+
+    # -- per size --------------------------------------------------------------
+
+    def run_size(self, size: int) -> dict[str, Any]:
+        result: dict[str, Any] = {"size": size, "errors": [], "notes": []}
+        tag = f"[{size} masters]"
+        with Stage(f"{tag} creating the board"):
+            started = time.perf_counter()
+            db = anyio.run(create_board, self.server, Board(masters=size), self.prefix)
+            result["board_create_seconds"] = round(time.perf_counter() - started, 3)
+        try:
+            catalog, files = anyio.run(board_files, db, self.prefix)  # also warms the server's caches
+            result["files"] = len(files)
+            result["bytes"] = sum(len(d) for _, d in files)
+            result["templates"] = sum(1 for p, _ in files if not p.startswith(layout.STYLES_DIR + "/"))
+            log.info("%s %d files, %.1f MiB", tag, len(files), result["bytes"] / 2**20)
+            self._guard(result, "export", lambda: self.export_scenarios(tag, db, result))
+            self._guard(result, "service", lambda: self.service_scenarios(tag, db, catalog, files, result))
+        finally:
+            if self.mariadb is None or self.mariadb.running:
+                anyio.run(drop_board, db)
+        return result
+
+    def _guard(self, result: dict[str, Any], name: str, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - one failed scenario must not lose the others
+            log.exception("%s scenarios failed", name)
+            result["errors"].append(f"{name}: {type(exc).__name__}: {exc}")
+
+    def export_scenarios(self, tag: str, db: Database, result: dict[str, Any]) -> None:
+        runs: dict[str, list[dict[str, Any]]] = {p: [] for p in PATTERNS}
+        order = ("replaced_tool", "naive_durable", "mybb_sync")
+        last_root: Path | None = None
+        for attempt in range(self.args.repeat):
+            for pattern in order:
+                root = self.work / f"export-{result['size']}-{pattern}-{attempt}"
+                sync_disk()
+                with Stage(f"{tag} export {PATTERN_LABELS[pattern]} (run {attempt + 1}/{self.args.repeat})"):
+                    run = anyio.run(export_once, db, self.prefix, pattern, root)
+                run["files_per_s"] = run["files"] / run["seconds"]
+                log.info("%s   %d files in %.2fs: %.0f files/s", tag, run["files"], run["seconds"], run["files_per_s"])
+                runs[pattern].append(run)
+                if pattern == "mybb_sync" and attempt == self.args.repeat - 1:
+                    last_root = root
+                else:
+                    rmtree(root)
+        sync_disk()
+        export: dict[str, Any] = {}
+        for pattern in PATTERNS:
+            rates = [r["files_per_s"] for r in runs[pattern]]
+            seconds = [r["seconds"] for r in runs[pattern]]
+            export[pattern] = {
+                "label": PATTERN_LABELS[pattern],
+                "files": runs[pattern][-1]["files"],
+                "bytes": runs[pattern][-1]["bytes"],
+                "seconds": round(statistics.median(seconds), 4),
+                "files_per_s": round(statistics.median(rates), 1),
+                "runs_files_per_s": [round(r, 1) for r in rates],
+            }
+            if "fetch_seconds" in runs[pattern][-1]:
+                export[pattern]["fetch_seconds"] = round(statistics.median(r["fetch_seconds"] for r in runs[pattern]), 4)
+        counts = {export[p]["files"] for p in PATTERNS}
+        if len(counts) != 1:
+            result["errors"].append(f"export patterns wrote different file counts: {counts}")
+        a = export["mybb_sync"]["files_per_s"]
+        export["ratio_a_b"] = round(a / export["replaced_tool"]["files_per_s"], 3)
+        export["ratio_a_c"] = round(a / export["naive_durable"]["files_per_s"], 3)
+        export["order"] = list(order)
+        result["export"] = export
+        log.info("%s   ratios (a)/(b) = %.2f, (a)/(c) = %.2f", tag, export["ratio_a_b"], export["ratio_a_c"])
+        assert last_root is not None
+        try:
+            with Stage(f"{tag} re-export of the unchanged root"):
+                again = anyio.run(reexport, db, self.prefix, last_root)
+            again["ratio_to_full"] = round(again["seconds"] / export["mybb_sync"]["seconds"], 4)
+            again["seconds"] = round(again["seconds"], 4)
+            if again["written"]:
+                result["errors"].append(f"re-export of an unchanged root wrote {again['written']} file(s)")
+            result["reexport"] = again
+            log.info("%s   %.3fs (%.1f%% of a full export), %d written", tag, again["seconds"], 100 * again["ratio_to_full"], again["written"])
+        finally:
+            rmtree(last_root)
+
+    def service_scenarios(
+        self, tag: str, db: Database, catalog: Catalog, files: list[tuple[str, bytes]], result: dict[str, Any]
+    ) -> None:
+        n_files = len(files)
+        root = self.work / f"service-{result['size']}"
+        startup_timeout = max(120.0, n_files / 100)
+        # 1. the service exports into an empty root at start-up: time and peak RSS.
+        svc = ServiceProcess(db, root, self.work, prefix=self.prefix)
+        with Stage(f"{tag} service start-up export into an empty root"):
+            svc.start()
+            try:
+                seconds = svc.wait_watching(startup_timeout)
+                hwm, rss = svc.peak_rss_kib(), svc.rss_kib()
+            finally:
+                rc = svc.stop()
+        exported_at = time.perf_counter()
+        result["service_export"] = {
+            "seconds": round(seconds, 3),
+            "files_per_s": round(n_files / seconds, 1),
+            "peak_rss_mib": round((hwm or 0) / 1024, 1),
+            "rss_after_mib": round((rss or 0) / 1024, 1),
+            "exit_code": rc,
+        }
+        log.info("%s   watching after %.2fs (%.0f files/s incl. process start), peak RSS %.1f MiB", tag, seconds, n_files / seconds, (hwm or 0) / 1024)
+        if rc != 0:
+            result["errors"].append(f"service exited {rc} on SIGTERM (expected 0)")
+        # 2. restart on the unchanged root: start-up reconcile. Wait out the racy-clean window
+        #    (stats younger than RACY_NS are never trusted), as a real restart would be later.
+        wait = RACY_NS / 1e9 + 0.2 - (time.perf_counter() - exported_at)
+        if wait > 0:
+            time.sleep(wait)
+        sync_disk()
+        svc = ServiceProcess(db, root, self.work, prefix=self.prefix)
+        try:
+            with Stage(f"{tag} service start-up reconcile of the unchanged root"):
+                svc.start()
+                seconds = svc.wait_watching(startup_timeout)
+            startup_imports = svc.import_count()
+            result["startup_reconcile"] = {
+                "seconds": round(seconds, 3),
+                "process_overhead_seconds": self.process_overhead_s,
+                "imports_during_startup": startup_imports,
+            }
+            if self.process_overhead_s is not None:
+                result["startup_reconcile"]["minus_process_overhead_seconds"] = round(max(0.0, seconds - self.process_overhead_s), 3)
+            log.info("%s   watching after %.2fs (interpreter + imports alone: %.2fs)", tag, seconds, self.process_overhead_s or 0)
+            if startup_imports:
+                result["errors"].append(f"start-up on an unchanged root imported {startup_imports} file(s)")
+            self._guard(result, "idle", lambda: self.idle_cpu(tag, svc, result))
+            templates = [p for p, _ in files if p.startswith(layout.SETS_DIR + "/")]
+            rng = random.Random(result["size"])
+            rng.shuffle(templates)
+            edits, burst = self._split(templates, self.args.edits, self.args.burst)
+            conn = connect_sync(db)
+            try:
+                self._guard(result, "edits", lambda: self.single_edits(tag, svc, conn, catalog, root, edits, result))
+                self._guard(result, "burst", lambda: self.burst(tag, svc, conn, catalog, root, burst, result))
+                used = {layout.parse(p).name for p in edits + burst}  # type: ignore[union-attr]
+                self._guard(result, "db_to_file", lambda: self.db_to_file(tag, conn, catalog, root, templates, used, result))
+            finally:
+                conn.close()
+        finally:
+            rc = svc.stop()
+            result.setdefault("service", {})["exit_code"] = rc
+            result["service"]["warnings"] = svc.warnings[-20:]
+            if rc != 0:
+                result["errors"].append(f"service exited {rc} on SIGTERM (expected 0)")
+            rmtree(root)
+
+    @staticmethod
+    def _split(templates: list[str], edits: int, burst: int) -> tuple[list[str], list[str]]:
+        """Distinct templates for the edits, then for the burst (wrapping around when the board is small)."""
+        if not templates:
+            raise RuntimeError("the board has no template files")
+        chosen_edits = [templates[i % len(templates)] for i in range(edits)]
+        rest = templates[edits:] or templates
+        chosen_burst = list(dict.fromkeys(rest[i % len(rest)] for i in range(burst)))
+        return chosen_edits, chosen_burst
+
+    def idle_cpu(self, tag: str, svc: ServiceProcess, result: dict[str, Any]) -> None:
+        seconds = self.args.idle_seconds
+        db_pid = self._mariadb_pid()
+        with Stage(f"{tag} idle CPU over {seconds:.0f}s"):
+            c0, d0, t0 = svc.cpu_seconds(), self._cpu_or_none(db_pid), time.perf_counter()
+            time.sleep(seconds)
+            c1, d1, t1 = svc.cpu_seconds(), self._cpu_or_none(db_pid), time.perf_counter()
+        idle: dict[str, Any] = {
+            "seconds": round(t1 - t0, 2),
+            "cpu_percent": round(100 * (c1 - c0) / (t1 - t0), 3),
+            "cpu_seconds": round(c1 - c0, 3),
+            "clock_tick_s": round(1 / procfs.CLK_TCK, 4),
+        }
+        if d0 is not None and d1 is not None:
+            idle["mariadb_cpu_percent"] = round(100 * (d1 - d0) / (t1 - t0), 3)
+        result["idle"] = idle
+        log.info("%s   service CPU %.2f%% of one core", tag, idle["cpu_percent"])
+
+    def _mariadb_pid(self) -> int | None:
+        if self.mariadb is None:
+            return None
+        try:
+            return int((self.mariadb.dir / "mysqld.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
+    def _cpu_or_none(pid: int | None) -> float | None:
+        if pid is None:
+            return None
+        try:
+            return procfs.cpu_times(pid).total
+        except OSError:
+            return None
+
+    # -- disk -> database ------------------------------------------------------
+
+    def _table(self) -> str:
+        return f"`{self.prefix}templates`"
+
+    @staticmethod
+    def _sid_title(catalog: Catalog, rel: str) -> tuple[int, str]:
+        ref = layout.parse(rel)
+        assert ref is not None
+        sid = catalog.owner(ref)
+        assert sid is not None
+        return sid, ref.name
+
+    def _db_template(self, conn: Any, sid: int, title: str) -> str | None:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT template FROM {self._table()} WHERE sid = %s AND title = %s", (sid, title))
+            rows = [r[0] for r in cur.fetchall()]
+        return rows[-1] if rows else None
+
+    def _db_templates(self, conn: Any, sid: int, titles: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        with conn.cursor() as cur:
+            for start in range(0, len(titles), 500):
+                chunk = list(titles[start : start + 500])
+                marks = ", ".join(["%s"] * len(chunk))
+                cur.execute(f"SELECT title, template FROM {self._table()} WHERE sid = %s AND title IN ({marks})", (sid, *chunk))
+                found.update((t, x) for t, x in cur.fetchall())
+        return found
+
+    def _edited(self, root: Path, rel: str, label: str) -> tuple[bytes, str]:
+        """New content for a template file: its text plus a marker line (no trailing whitespace: rtrim-stable)."""
+        text = (root / rel).read_bytes().decode("utf-8").rstrip()
+        text += f"\n<!-- bench {label} {self.token} -->"
+        return text.encode("utf-8"), text
+
+    @staticmethod
+    def _rename_in(root: Path, rel: str, data: bytes) -> None:
+        """An editor's atomic save: a dotfile temp in the same folder (ignored by the watcher), then rename."""
+        final = root / rel
+        temp = final.with_name(f".{final.name}.bench.tmp")
+        with open(temp, "wb") as f:
+            f.write(data)
+        os.rename(temp, final)
+
+    def single_edits(
+        self, tag: str, svc: ServiceProcess, conn: Any, catalog: Catalog, root: Path, paths: list[str], result: dict[str, Any]
+    ) -> None:
+        latencies: list[float] = []
+        lost: list[str] = []
+        mismatched = 0
+        with Stage(f"{tag} {len(paths)} single edits (rename -> imported, confirmed in the database)"):
+            for i, rel in enumerate(paths):
+                data, text = self._edited(root, rel, f"edit {i}")
+                sid, title = self._sid_title(catalog, rel)
+                self._rename_in(root, rel, data)
+                renamed = time.perf_counter()
+                seen = svc.wait_imported(rel, renamed, timeout=10.0)
+                if seen is None:
+                    lost.append(rel)
+                    continue
+                latencies.append((seen - renamed) * 1000)
+                # Confirm (untimed): the row holds exactly the new text.
+                deadline = time.perf_counter() + 2.0
+                while self._db_template(conn, sid, title) != text:
+                    if time.perf_counter() > deadline:
+                        mismatched += 1
+                        lost.append(rel)
+                        break
+                    time.sleep(0.005)
+                time.sleep(self.args.edit_gap)
+        stats = summary_ms(latencies)
+        result["edits"] = {
+            "requested": len(paths),
+            "measured": len(latencies),
+            "lost": len(lost),
+            "not_in_database": mismatched,
+            "latency_ms": stats,
+            "samples_ms": [round(x, 3) for x in latencies],
+            "gap_s": self.args.edit_gap,
+            "method": "rename returns -> the service's 'imported <path>' log line arrives on its stderr pipe; the row is then checked in the database",
+        }
+        if lost:
+            result["errors"].append(f"{len(lost)} single edit(s) never reached the database: {lost[:3]}")
+        if latencies:
+            log.info("%s   latency p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, lost %d", tag, stats["p50"], stats["p95"], stats["p99"], len(lost))
+
+    def burst(
+        self, tag: str, svc: ServiceProcess, conn: Any, catalog: Catalog, root: Path, paths: list[str], result: dict[str, Any]
+    ) -> None:
+        prepared = []
+        for i, rel in enumerate(paths):
+            data, text = self._edited(root, rel, f"burst {i}")
+            sid, title = self._sid_title(catalog, rel)
+            prepared.append((rel, data, text, sid, title))
+        n = len(prepared)
+        hwm_reset = procfs.reset_peak_rss(svc.pid)
+        rss_before = svc.rss_kib()
+        with Stage(f"{tag} burst of {n} changed files"):
+            first = time.perf_counter()
+            for rel, data, *_ in prepared:
+                self._rename_in(root, rel, data)
+            last = time.perf_counter()
+            done_at: dict[str, float] = {}
+            pending = {rel for rel, *_ in prepared}
+            expected = {rel: (sid, title, text) for rel, _, text, sid, title in prepared}
+            deadline = last + max(30.0, n * 0.05)
+            polled = last
+            while pending and time.perf_counter() < deadline:
+                done_at.update(svc.imported_since(pending, first))
+                pending -= done_at.keys()
+                if not pending:
+                    break
+                if time.perf_counter() - polled > 1.0:  # a change imported without its log line still counts
+                    now = time.perf_counter()
+                    for rel in self._in_database(conn, {r: expected[r] for r in pending}):
+                        done_at[rel] = now
+                    pending -= done_at.keys()
+                    polled = now
+                svc.wait_change(0.2)
+            hwm = svc.peak_rss_kib()
+        confirmed = self._in_database(conn, expected)
+        lost = n - len(confirmed)
+        done = max(done_at.values()) if done_at else float("nan")
+        burst = {
+            "files": n,
+            "write_seconds": round(last - first, 4),
+            "drain_seconds": round(done - last, 4),
+            "total_seconds": round(done - first, 4),
+            "files_per_s": round(n / (done - first), 1) if done_at else 0.0,
+            "lost": lost,
+            "imported_log_lines": sum(1 for r in expected if svc.imported_since({r}, first)),
+            "peak_rss_mib": round((hwm or 0) / 1024, 1),
+            "rss_before_mib": round((rss_before or 0) / 1024, 1),
+            "peak_rss_reset": hwm_reset,
+        }
+        if not hwm_reset:
+            result["notes"].append("could not reset VmHWM before the burst: its peak RSS is the process's lifetime peak")
+        result["burst"] = burst
+        if lost:
+            result["errors"].append(f"burst: {lost} of {n} change(s) lost")
+        log.info(
+            "%s   %d files: written in %.3fs, all in the database %.3fs after the last write (%.0f files/s), lost %d, peak RSS %.1f MiB",
+            tag, n, burst["write_seconds"], burst["drain_seconds"], burst["files_per_s"], lost, burst["peak_rss_mib"],
+        )  # fmt: skip
+
+    def _in_database(self, conn: Any, expected: dict[str, tuple[int, str, str]]) -> set[str]:
+        """The paths whose row holds the expected text."""
+        by_sid: dict[int, dict[str, str]] = {}
+        for rel, (sid, title, _) in expected.items():
+            by_sid.setdefault(sid, {})[title] = rel
+        ok: set[str] = set()
+        for sid, titles in by_sid.items():
+            rows = self._db_templates(conn, sid, list(titles))
+            ok |= {rel for title, rel in titles.items() if rows.get(title) == expected[rel][2]}
+        return ok
+
+    # -- database -> disk ------------------------------------------------------
+
+    def db_to_file(
+        self,
+        tag: str,
+        conn: Any,
+        catalog: Catalog,
+        root: Path,
+        templates: list[str],
+        used: set[str],
+        result: dict[str, Any],
+    ) -> None:
+        timeout = self.args.db_timeout
+        trials = self.args.db_edits
+        by_title = {}
+        for rel in templates:
+            sid, title = self._sid_title(catalog, rel)
+            by_title[(sid, title)] = rel
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT tid, sid, title, template FROM {self._table()} WHERE sid > 0 ORDER BY tid")
+            rows = [r for r in cur.fetchall() if (r[1], r[2]) in by_title]
+        fresh = [r for r in rows if r[2] not in used] or rows
+        latencies: list[float] = []
+        status, note = "ok", ""
+        with Stage(f"{tag} database -> file: {trials} Admin CP style UPDATE(s), waiting up to {timeout:.0f}s each"):
+            for i, (tid, sid, title, template) in enumerate(fresh[:trials]):
+                rel = by_title[(sid, title)]
+                text = template.rstrip() + f"\n<!-- bench admin cp edit {i} {self.token} -->"
+                data = text.encode("utf-8")
+                with conn.cursor() as cur:
+                    cur.execute(
+                        f"UPDATE {self._table()} SET template = %s, dateline = %s WHERE tid = %s", (text, int(time.time()), tid)
+                    )
+                updated = time.perf_counter()
+                seen = None
+                while time.perf_counter() - updated < timeout:
+                    try:
+                        if (root / rel).read_bytes() == data:
+                            seen = time.perf_counter()
+                            break
+                    except OSError:
+                        pass
+                    time.sleep(0.002)
+                if seen is None:
+                    status = "unsupported"
+                    note = (
+                        f"the file did not change within {timeout:.0f}s of an UPDATE of its row "
+                        "(template text and dateline, as the Admin CP saves): the running service has no "
+                        "database poller yet"
+                    )
+                    break
+                latencies.append((seen - updated) * 1000)
+        result["db_to_file"] = {"status": status, "note": note, "latency_ms": summary_ms(latencies), "timeout_s": timeout}
+        if status == "unsupported":
+            log.info("%s   unsupported: %s", tag, note)
+        else:
+            log.info("%s   p50 %.1f ms, p95 %.1f ms", tag, result["db_to_file"]["latency_ms"]["p50"], result["db_to_file"]["latency_ms"]["p95"])
+
+
+def measure_process_overhead(cwd: Path) -> float:
+    """Seconds to start the interpreter and import the CLI (``mybb-sync --version``), best of three."""
+    best = float("inf")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYBB_SYNC_")}
+    for _ in range(3):
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "mybb_sync.cli", "--version"], cwd=cwd, env=env, check=True, capture_output=True
+        )
+        best = min(best, time.perf_counter() - started)
+    return round(best, 3)
+
+
+def mariadb_version(server: Database) -> str:
+    conn = connect_sync(server)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT VERSION()")
+            return str(cur.fetchone()[0])
+    finally:
+        conn.close()
+
+
+# -- command line -----------------------------------------------------------------
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s.replace("_", "")) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--sizes: {text!r} is not a comma-separated list of integers") from None
+    if not sizes or any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError("--sizes: give positive board sizes, e.g. 1000,10000")
+    return sizes
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark mybb-sync against the replaced tool's write pattern and a naive durable one.",
+    )
+    parser.add_argument("--quick", action="store_true", help=f"sizes {','.join(map(str, QUICK_SIZES))}, one run per export pattern (under 10 minutes on 2 cores)")
+    parser.add_argument("--sizes", type=_sizes, help=f"board sizes in master templates (default: {','.join(map(str, FULL_SIZES))}; --quick: {','.join(map(str, QUICK_SIZES))})")
+    parser.add_argument("--db", metavar="URL", help="an existing MySQL/MariaDB server (mysql://user:pass@host:port/any-db or ?unix_socket=); boards are created there as new databases and dropped. Default: a private throwaway mariadbd")
+    parser.add_argument("--prefix", default="mybb_", help="table prefix of the synthetic boards (default: mybb_)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: bench/results/)")
+    parser.add_argument("--work-dir", type=Path, help="where roots and the private server's data go (default: a temp folder in bench/, on the repository's disk); removed afterwards")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--repeat", type=int, help="runs per export pattern, median reported (default 3; --quick 1)")
+    parser.add_argument("--edits", type=int, default=200, help="single edits to time (default 200)")
+    parser.add_argument("--edit-gap", type=float, default=0.02, help="pause between single edits in seconds (default 0.02)")
+    parser.add_argument("--burst", type=int, default=1000, help="files in the burst import (default 1000)")
+    parser.add_argument("--idle-seconds", type=float, default=10.0, help="window for the idle CPU figure (default 10)")
+    parser.add_argument("--db-edits", type=int, default=20, help="database -> file trials (default 20)")
+    parser.add_argument("--db-timeout", type=float, default=10.0, help="seconds to wait for a database change to reach its file (default 10)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs (the service's log lines too)")
+    return parser
+
+
+def _work_dir(args: argparse.Namespace) -> Path:
+    if args.work_dir is not None:
+        args.work_dir.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=".work-", dir=args.work_dir))
+    return Path(tempfile.mkdtemp(prefix=".work-", dir=BENCH_DIR))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    if not args.verbose:
+        logging.getLogger("mybb_sync").setLevel(logging.WARNING)
+    sizes = args.sizes or list(QUICK_SIZES if args.quick else FULL_SIZES)
+    args.repeat = args.repeat or (1 if args.quick else 3)
+    if args.quick and max(sizes) > 10_000:
+        log.warning("--quick with sizes over 10000: expect more than 10 minutes")
+    started = time.perf_counter()
+    work = _work_dir(args)
+    fs = procfs.filesystem_of(work)
+    if fs["type"] in ("tmpfs", "ramfs"):
+        log.warning("the work folder %s is on %s: the disk figures will not be representative", work, fs["type"])
+    log.info("work folder %s (%s on %s)", work, fs["type"], fs["device"])
+
+    mariadb: PrivateMariaDB | None = None
+    results: list[dict[str, Any]] = []
+    facts: dict[str, Any] = {}
+    try:
+        if args.db:
+            server = Database.parse(args.db)
+            log.info("using the server at %s", server.redacted())
+        else:
+            base = work if len(str(work)) + 60 < UNIX_SOCKET_MAX else None  # unix socket paths are short
+            mariadb = PrivateMariaDB(base=base)
+            with Stage(f"starting a private mariadbd in {mariadb.dir}"):
+                mariadb.start()
+            server = mariadb.database()
+        facts = procfs.machine_facts(work)
+        facts["mariadb"] = mariadb_version(server)
+        facts["mariadb_private"] = mariadb is not None
+        facts["mariadb_filesystem"] = procfs.filesystem_of(mariadb.dir)["type"] if mariadb is not None else None
+        facts["mybb_sync"] = mybb_sync.__version__
+        bench = Bench(args, server, work, mariadb)
+        bench.process_overhead_s = measure_process_overhead(work)
+        for size in sizes:
+            results.append(bench.run_size(size))
+    finally:
+        if mariadb is not None:
+            mariadb.destroy()
+        if args.keep:
+            log.info("kept %s", work)
+        else:
+            rmtree(work)
+    total = time.perf_counter() - started
+    document = {
+        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "total_seconds": round(total, 1),
+        "config": {
+            "quick": args.quick,
+            "sizes": sizes,
+            "repeat": args.repeat,
+            "edits": args.edits,
+            "edit_gap_s": args.edit_gap,
+            "burst": args.burst,
+            "idle_seconds": args.idle_seconds,
+            "db_edits": args.db_edits,
+            "db_timeout_s": args.db_timeout,
+            "prefix": args.prefix,
+        },
+        "machine": facts,
+        "results": results,
+    }
+    problems = report.check(document)
+    document["problems"] = problems
+    paths = report.write_all(document, args.out)
+    for path in paths:
+        log.info("wrote %s", path)
+    for problem in problems:
+        log.error("problem: %s", problem)
+    log.info("total %.1fs", total)
+    sys.stdout.write(report.markdown(document))
+    return 1 if problems else 0

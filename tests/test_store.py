@@ -1,0 +1,493 @@
+"""The MySQL store against a real MariaDB: reads, Admin CP saves, reverts, markers, outages."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import aiomysql
+import pytest
+
+from mybb_sync import php
+from mybb_sync.config import Database
+from mybb_sync.errors import ConfigError, DatabaseUnavailable, MybbSyncError
+from mybb_sync.store import TemplateRow, TemplateSet, open_store
+from mybb_sync.store.mysql import MySQLStore
+from mybb_sync.stylesheets import StylesheetUpdate
+from mybb_sync.synthetic import GROUP_PREFIXES, INSTALL_TIME, Board
+from mybb_sync.testing import PrivateMariaDB, create_board, drop_board
+
+from conftest import golden
+
+pytestmark = pytest.mark.anyio
+
+SPEC = Board(masters=300, extra_sets=("Second Set",))
+NOW = INSTALL_TIME + 86_400
+PHP_TRIM = " \t\n\r\0\x0b"
+
+
+@pytest.fixture
+def board_spec() -> Board:
+    return SPEC
+
+
+# --- helpers: raw SQL, independent of the store under test -----------------------
+
+
+async def sql(db: Database, query: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    kwargs: dict[str, Any] = dict(user=db.user, password=db.password, db=db.name, charset=db.charset, autocommit=True)
+    if db.unix_socket:
+        kwargs["unix_socket"] = db.unix_socket
+    else:
+        kwargs.update(host=db.host, port=db.port)
+    conn = await aiomysql.connect(**kwargs)
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(query, args)
+            return list(await cur.fetchall())
+    finally:
+        conn.close()
+
+
+_RAW_COLS = "tid, sid, CAST(title AS BINARY), CAST(template AS BINARY), version, status, dateline"
+
+
+async def rows_titled(db: Database, title: str) -> list[tuple[Any, ...]]:
+    """Every templates row with exactly this title, raw bytes, ordered by tid."""
+    return await sql(
+        db, f"SELECT {_RAW_COLS} FROM mybb_templates WHERE BINARY title = %s ORDER BY tid", (title,)
+    )
+
+
+async def row_by_tid(db: Database, tid: int) -> tuple[Any, ...] | None:
+    rows = await sql(db, f"SELECT {_RAW_COLS} FROM mybb_templates WHERE tid = %s", (tid,))
+    return rows[0] if rows else None
+
+
+def expected_set(spec: Board, sid: int) -> dict[str, tuple[int, str]]:
+    """title -> (sid, text) of what set ``sid`` shows, from the synthetic board itself."""
+    shown: dict[str, tuple[int, str]] = {}
+    for title, text, row_sid, _version, _dateline in spec.templates():
+        if sid == -1:
+            if row_sid == -1:
+                shown[title] = (row_sid, text)
+        elif row_sid == -2:
+            shown.setdefault(title, (row_sid, text))
+        elif row_sid == sid:
+            shown[title] = (row_sid, text)
+    return shown
+
+
+async def stream(store: MySQLStore, sid: int, batch: int = 500) -> tuple[list[TemplateRow], list[int]]:
+    rows: list[TemplateRow] = []
+    sizes: list[int] = []
+    async for chunk in store.set_templates(sid, batch):
+        rows.extend(chunk)
+        sizes.append(len(chunk))
+    return rows, sizes
+
+
+def master_only_title(spec: Board) -> str:
+    """A master title the set has no copy of."""
+    copies = {t for t, _x, sid, _v, _d in spec.templates() if sid == 1}
+    return next(spec.master_title(i) for i in range(spec.masters) if spec.master_title(i) not in copies)
+
+
+def overridden_title(spec: Board) -> str:
+    return next(t for t, _x, sid, _v, _d in spec.templates() if sid == 1)
+
+
+# --- listings --------------------------------------------------------------------
+
+
+async def test_template_sets_lists_every_set_by_sid(store: MySQLStore) -> None:
+    assert await store.template_sets() == [TemplateSet(1, "Default Templates"), TemplateSet(2, "Second Set")]
+
+
+async def test_template_group_prefixes_are_the_templategroups_prefixes(store: MySQLStore) -> None:
+    assert await store.template_group_prefixes() == frozenset(GROUP_PREFIXES)
+
+
+async def test_version_code_comes_from_datacache_version(store: MySQLStore) -> None:
+    assert await store.version_code() == "1837"
+
+
+async def test_version_code_of_a_board_with_another_version(server_db: Database) -> None:
+    db = await create_board(server_db, Board(masters=3, version_code=1821))
+    try:
+        async with open_store(db, "mybb_") as s:
+            assert await s.version_code() == "1821"
+    finally:
+        await drop_board(db)
+
+
+async def test_themes_and_stylesheets_are_listed(store: MySQLStore) -> None:
+    themes = await store.themes()
+    assert [(t.tid, t.name, t.pid, t.def_) for t in themes] == [
+        (1, "MyBB Master Style", 0, 0),
+        (2, "Default", 1, 1),
+        (3, "Child Theme", 2, 0),
+    ]
+    sheets = await store.stylesheets()
+    assert [(s.tid, s.name) for s in sheets] == [(t, n) for n, t, _a, _x in SPEC.stylesheets()]
+    assert [s.stylesheet for s in sheets] == [x for _n, _t, _a, x in SPEC.stylesheets()]
+
+
+# --- streaming ---------------------------------------------------------------------
+
+
+@pytest.fixture
+async def large_board(server_db: Database) -> Any:
+    spec = Board(masters=5000, seed=7)
+    db = await create_board(server_db, spec)
+    try:
+        async with open_store(db, "mybb_") as s:
+            yield spec, db, s
+    finally:
+        await drop_board(db)
+
+
+async def test_set_templates_streams_every_title_of_a_large_set_once_with_the_set_copy_winning(large_board: Any) -> None:
+    spec, _db, store = large_board
+    rows, sizes = await stream(store, 1, batch=500)
+    titles = [r.title for r in rows]
+    assert len(titles) == len(set(titles)) == spec.masters
+    assert len(sizes) >= spec.masters // 500 and max(sizes) <= 500
+    expected = expected_set(spec, 1)
+    assert {r.title: (r.sid, r.template) for r in rows} == expected
+    copies = [r for r in rows if r.sid == 1]
+    assert len(copies) == len({t for t, _x, sid, _v, _d in spec.templates() if sid == 1}) > 0
+
+
+async def test_set_templates_of_a_set_without_copies_shows_every_master(store: MySQLStore) -> None:
+    rows, _ = await stream(store, 2)
+    assert {r.title: (r.sid, r.template) for r in rows} == expected_set(SPEC, 2)
+    assert all(r.sid == -2 and r.is_master for r in rows)
+
+
+async def test_set_templates_of_sid_minus_one_streams_only_global_templates(store: MySQLStore) -> None:
+    rows, _ = await stream(store, -1)
+    assert {r.title: (r.sid, r.template) for r in rows} == expected_set(SPEC, -1)
+    assert len(rows) == SPEC.globals_count
+
+
+async def test_set_templates_overrides_a_master_only_on_the_exact_title(board: Database, store: MySQLStore) -> None:
+    """The collation is case-insensitive, PHP's template cache is not: 'HEADER_x' does not hide 'header_x'."""
+    master = master_only_title(SPEC)
+    await sql(
+        board,
+        "INSERT INTO mybb_templates (title, template, sid, version, status, dateline) VALUES (%s, %s, 1, '1837', '', %s)",
+        (master.upper(), "shouting", NOW),
+    )
+    rows, _ = await stream(store, 1)
+    shown = {r.title: r for r in rows}
+    assert shown[master].sid == -2
+    assert shown[master.upper()].template == "shouting"
+
+
+async def test_set_templates_shows_one_row_per_title_when_the_set_has_duplicate_copies(
+    board: Database, store: MySQLStore
+) -> None:
+    """No unique key on (sid, title): two copies can exist; like PHP's cache the last one read (highest tid) wins."""
+    title = overridden_title(SPEC)
+    await sql(
+        board,
+        "INSERT INTO mybb_templates (title, template, sid, version, status, dateline) VALUES (%s, %s, 1, '1837', '', %s)",
+        (title, "the duplicate", NOW),
+    )
+    rows, _ = await stream(store, 1)
+    assert [r.template for r in rows if r.title == title] == ["the duplicate"]
+    by_title = await store.templates_by_title(1, [title])
+    assert by_title[title].template == "the duplicate"
+
+
+async def test_set_templates_shows_one_row_per_title_when_a_global_template_is_duplicated(
+    board: Database, store: MySQLStore
+) -> None:
+    await sql(
+        board,
+        "INSERT INTO mybb_templates (title, template, sid, version, status, dateline) VALUES (%s, %s, -1, '1837', '', %s)",
+        ("global_shared3", "the later global", NOW),
+    )
+    rows, _ = await stream(store, -1)
+    assert len(rows) == SPEC.globals_count
+    assert [r.template for r in rows if r.title == "global_shared3"] == ["the later global"]
+
+
+async def test_templates_by_title_returns_the_set_copy_else_the_master(store: MySQLStore) -> None:
+    copy, master = overridden_title(SPEC), master_only_title(SPEC)
+    found = await store.templates_by_title(1, [copy, master, "no_such_template"])
+    assert set(found) == {copy, master}
+    assert found[copy].sid == 1 and found[master].sid == -2
+    assert found[copy].template == expected_set(SPEC, 1)[copy][1]
+
+
+# --- saves (the Admin CP's edit_template) ---------------------------------------------
+
+
+async def test_save_inserts_a_set_copy_when_only_the_master_exists(board: Database, store: MySQLStore) -> None:
+    title = master_only_title(SPEC)
+    text = "<div>edited</div>\xa0\x0c \t\n\r\0\x0b"
+    saved = await store.save_templates(1, [(title, text)], now=NOW)
+    rows = await rows_titled(board, title)
+    assert len(rows) == 2
+    master, copy = sorted(rows, key=lambda r: r[1])  # sid -2 first
+    tid, sid, raw_title, raw_text, version, status, dateline = copy
+    assert (sid, raw_title, version, status, dateline) == (1, title.encode(), "1837", "", NOW)
+    assert raw_text == "<div>edited</div>\xa0\x0c".encode()  # only " \t\n\r\0\x0B" stripped
+    assert saved[title] == TemplateRow(tid, 1, title, "<div>edited</div>\xa0\x0c", "1837", "", NOW)
+    assert master[1] == -2
+
+
+async def test_second_save_updates_the_same_set_copy(board: Database, store: MySQLStore) -> None:
+    title = master_only_title(SPEC)
+    first = (await store.save_templates(1, [(title, "first\n")], now=NOW))[title]
+    second = (await store.save_templates(1, [(title, "second \r\n")], now=NOW + 5))[title]
+    assert second.tid == first.tid
+    copies = [r for r in await rows_titled(board, title) if r[1] == 1]
+    assert copies == [(first.tid, 1, title.encode(), b"second", "1837", "", NOW + 5)]
+
+
+async def test_save_of_an_existing_set_copy_updates_it_in_place(board: Database, store: MySQLStore) -> None:
+    title = overridden_title(SPEC)
+    (before,) = [r for r in await rows_titled(board, title) if r[1] == 1]
+    saved = (await store.save_templates(1, [(title, "replaced")], now=NOW))[title]
+    (after,) = [r for r in await rows_titled(board, title) if r[1] == 1]
+    assert saved.tid == before[0] == after[0]
+    assert after[3:] == (b"replaced", "1837", "", NOW)
+
+
+async def test_save_never_modifies_the_master_row(board: Database, store: MySQLStore) -> None:
+    title = master_only_title(SPEC)
+    (master_before,) = [r for r in await rows_titled(board, title) if r[1] == -2]
+    await store.save_templates(1, [(title, "one")], now=NOW)
+    await store.save_templates(1, [(title, "two")], now=NOW + 1)
+    await store.save_templates(2, [(title, "three")], now=NOW + 2)
+    await store.revert_templates(1, [title])
+    assert await row_by_tid(board, master_before[0]) == master_before
+
+
+async def test_save_many_titles_at_once_inserts_and_updates_each(board: Database, store: MySQLStore) -> None:
+    masters = [SPEC.master_title(i) for i in range(1, 120) if i % 20]
+    copy = overridden_title(SPEC)
+    texts = [(t, f"<p>{t}</p>\n") for t in [*masters, copy]]
+    saved = await store.save_templates(1, texts, now=NOW)
+    assert {t: (r.sid, r.template, r.dateline) for t, r in saved.items()} == {
+        t: (1, f"<p>{t}</p>", NOW) for t, _ in texts
+    }
+    counts = await sql(board, "SELECT COUNT(*), COUNT(DISTINCT title) FROM mybb_templates WHERE sid = 1")
+    assert counts[0][0] == counts[0][1]  # no duplicate copies
+
+
+async def test_global_save_updates_the_global_row(board: Database, store: MySQLStore) -> None:
+    (before,) = await rows_titled(board, "global_shared0")
+    saved = (await store.save_templates(-1, [("global_shared0", "new global\n\n")], now=NOW))["global_shared0"]
+    (after,) = await rows_titled(board, "global_shared0")
+    assert saved.tid == before[0] == after[0]
+    assert after == (before[0], -1, b"global_shared0", b"new global", "1837", "", NOW)
+
+
+async def test_global_save_of_a_title_without_a_global_row_raises_and_inserts_nothing(
+    board: Database, store: MySQLStore
+) -> None:
+    count = await sql(board, "SELECT COUNT(*) FROM mybb_templates")
+    master = master_only_title(SPEC)
+    with pytest.raises(MybbSyncError, match="global"):
+        await store.save_templates(-1, [("global_shared1", "fine"), (master, "not a global")], now=NOW)
+    assert await sql(board, "SELECT COUNT(*) FROM mybb_templates") == count
+    (untouched,) = await rows_titled(board, "global_shared1")
+    assert untouched[6] == INSTALL_TIME  # refused before any write
+
+
+async def test_saving_into_the_master_sid_is_refused(board: Database, store: MySQLStore) -> None:
+    title = master_only_title(SPEC)
+    before = await rows_titled(board, title)
+    with pytest.raises(MybbSyncError):
+        await store.save_templates(-2, [(title, "no")], now=NOW)
+    assert await rows_titled(board, title) == before
+
+
+# --- revert --------------------------------------------------------------------------
+
+
+async def test_revert_deletes_only_the_set_copy(board: Database, store: MySQLStore) -> None:
+    title = overridden_title(SPEC)
+    before = await rows_titled(board, title)
+    assert sorted(r[1] for r in before) == [-2, 1]
+    everything_else = await sql(board, "SELECT tid FROM mybb_templates WHERE BINARY title != %s ORDER BY tid", (title,))
+    assert await store.revert_templates(1, [title]) == 1
+    assert await rows_titled(board, title) == [r for r in before if r[1] == -2]
+    assert await sql(board, "SELECT tid FROM mybb_templates WHERE BINARY title != %s ORDER BY tid", (title,)) == everything_else
+    assert await store.revert_templates(1, [title]) == 0
+    shown = await store.templates_by_title(1, [title])
+    assert shown[title].sid == -2  # the master shows through again
+
+
+async def test_revert_matches_the_title_exactly(board: Database, store: MySQLStore) -> None:
+    title = overridden_title(SPEC)
+    assert await store.revert_templates(1, [title.upper()]) == 0
+    assert len(await rows_titled(board, title)) == 2
+
+
+async def test_revert_refuses_global_and_master_sids(store: MySQLStore) -> None:
+    for sid in (-1, -2, 0):
+        with pytest.raises(MybbSyncError):
+            await store.revert_templates(sid, ["global_shared0"])
+
+
+# --- prefix ---------------------------------------------------------------------------
+
+HOSTILE_PREFIXES = [
+    "mybb_`",
+    "x`; DROP TABLE mybb_templates; -- ",
+    "a b",
+    "mybb'",
+    "mybb_templates WHERE 1=1 OR ",
+    "p" * 31,
+    "préfixe_",
+    pytest.param(
+        "mybb_\n",
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason="config.validate_prefix uses re.match with '$', which accepts a trailing newline",
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("prefix", HOSTILE_PREFIXES)
+async def test_hostile_prefix_is_refused_before_any_sql(board: Database, tmp_path: Any, prefix: str) -> None:
+    # A server that does not exist: a prefix checked after connecting would raise DatabaseUnavailable.
+    nowhere = replace(board, unix_socket=str(tmp_path / "no-server.sock"), host="localhost")
+    with pytest.raises(ConfigError, match="prefix"):
+        await MySQLStore.connect(nowhere, prefix)
+    with pytest.raises(ConfigError, match="prefix"):
+        async with open_store(board, prefix):
+            pass
+    assert len(await sql(board, "SHOW TABLES")) == 6
+
+
+# --- markers ------------------------------------------------------------------------
+
+
+async def test_template_marker_changes_after_an_insert(store: MySQLStore) -> None:
+    before = await store.template_markers()
+    await store.save_templates(1, [(master_only_title(SPEC), "new copy")], now=NOW)
+    after = await store.template_markers()
+    assert after[1] != before[1]
+    assert after[1].rows == before[1].rows + 1
+    assert after[-2] == before[-2] and after[-1] == before[-1]
+
+
+async def test_template_marker_changes_after_an_update(store: MySQLStore) -> None:
+    before = await store.template_markers()
+    await store.save_templates(1, [(overridden_title(SPEC), "updated")], now=NOW)
+    after = await store.template_markers()
+    assert after[1] != before[1]
+    assert after[1].rows == before[1].rows
+    assert after[-2] == before[-2]
+
+
+async def test_template_marker_changes_after_a_delete(store: MySQLStore) -> None:
+    before = await store.template_markers()
+    assert await store.revert_templates(1, [overridden_title(SPEC)]) == 1
+    after = await store.template_markers()
+    assert after[1] != before[1]
+    assert after[1].rows == before[1].rows - 1
+    assert after[-2] == before[-2]
+
+
+async def test_global_template_marker_changes_after_a_global_update(store: MySQLStore) -> None:
+    before = await store.template_markers()
+    await store.save_templates(-1, [("global_shared2", "g")], now=NOW)
+    after = await store.template_markers()
+    assert after[-1] != before[-1] and after[1] == before[1]
+
+
+async def test_stylesheet_marker_changes_after_an_update_and_an_insert(store: MySQLStore) -> None:
+    before = await store.stylesheet_markers()
+    sheet = next(s for s in await store.stylesheets() if s.tid == 3)
+    await store.save_stylesheet_rows([], [StylesheetUpdate(sheet.sid, "body{}", sheet.name, NOW)])
+    updated = await store.stylesheet_markers()
+    assert updated[3] != before[3] and updated[1] == before[1]
+    new_sid = await store.next_stylesheet_sid()
+    inherited = next(s for s in await store.stylesheets() if s.tid == 1 and s.name == "usercp.css")
+    await store.save_stylesheet_rows([replace(inherited, sid=new_sid, tid=3, lastmodified=NOW)], [])
+    inserted = await store.stylesheet_markers()
+    assert inserted[3].rows == updated[3].rows + 1 and inserted[3].max_id == new_sid
+
+
+# --- golden: the Admin CP's footer saves (case 5) ------------------------------------------
+
+
+async def test_golden_footer_saves_store_what_the_admin_cp_stored(board: Database, store: MySQLStore) -> None:
+    case = golden("case5-template-footer")
+    steps = {name: case / name for name in ("a-first-save", "b-second-save", "c-revert")}
+
+    def load(step: str, name: str) -> Any:
+        return json.loads((steps[step] / name).read_text(encoding="utf-8"))
+
+    (master,) = [r for r in load("a-first-save", "before.json")["templates"] if r["sid"] == -2]
+    await sql(
+        board,
+        "INSERT INTO mybb_templates (title, template, sid, version, status, dateline) VALUES (%s, %s, %s, %s, %s, %s)",
+        (master["title"], master["template"], master["sid"], master["version"], master["status"], master["dateline"]),
+    )
+    (master_row,) = await rows_titled(board, "footer")
+
+    def columns(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        """(sid, title, template bytes, version, status, dateline) of a raw row."""
+        return (row[1], row[2].decode(), row[3], row[4], row[5], row[6])
+
+    def golden_columns(r: dict[str, Any]) -> tuple[Any, ...]:
+        return (r["sid"], r["title"], r["template"].encode("utf-8"), r["version"], r["status"], r["dateline"])
+
+    tids = []
+    for step in ("a-first-save", "b-second-save"):
+        posted = (steps[step] / "input-template.html").read_bytes().decode("utf-8")
+        (now,) = load(step, "request.json")["time_now_of_save"]
+        saved = await store.save_templates(1, [("footer", posted)], now=now)
+        after = load(step, "after.json")["templates"]
+        (golden_copy,) = [r for r in after if r["sid"] == 1]
+        (golden_master,) = [r for r in after if r["sid"] == -2]
+        rows = await rows_titled(board, "footer")
+        assert sorted(columns(r) for r in rows) == sorted([golden_columns(golden_master), golden_columns(golden_copy)])
+        (copy,) = [r for r in rows if r[1] == 1]
+        assert copy[3] == php.rtrim(posted).encode() == posted.encode().rstrip(PHP_TRIM.encode())
+        assert saved["footer"].tid == copy[0]
+        tids.append(copy[0])
+    assert tids[0] == tids[1]  # the second save updates the row the first inserted
+    assert await store.revert_templates(1, ["footer"]) == 1
+    after = load("c-revert", "after.json")["templates"]
+    assert [columns(r) for r in await rows_titled(board, "footer")] == [golden_columns(r) for r in after]
+    assert await rows_titled(board, "footer") == [master_row]
+
+
+# --- outage -----------------------------------------------------------------------------
+
+
+async def test_store_raises_database_unavailable_when_the_server_is_stopped(
+    mariadb: PrivateMariaDB | None, board: Database, store: MySQLStore
+) -> None:
+    if mariadb is None:
+        pytest.skip("MYBB_SYNC_TEST_DSN names an external server: this test cannot stop it")
+    secret = "pw-s3cret-\u00e9"
+    assert await store.template_sets()  # the pool holds a live connection
+    mariadb.stop()
+    try:
+        with pytest.raises(DatabaseUnavailable) as on_query:
+            await store.template_sets()
+        with pytest.raises(DatabaseUnavailable) as on_stream:
+            await stream(store, 1)
+        with pytest.raises(DatabaseUnavailable) as on_connect:
+            await MySQLStore.connect(replace(board, password=secret), "mybb_")
+        for exc in (on_query.value, on_stream.value, on_connect.value):
+            message = str(exc)
+            assert message and "\n" not in message
+            assert secret not in message and "s3cret" not in message
+        assert "***" in str(on_connect.value)
+    finally:
+        mariadb.start()
+    assert await store.template_sets()  # and it recovers once the server is back
