@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import secrets
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,7 @@ class Write:
 class Written:
     path: str
     stat: FileStat
+    seen_ns: int  # the clock just before ``stat`` was taken
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,7 @@ class NotWritten:
 
 
 Result = Written | NotWritten
+Staged = list["tuple[Write, str, FileStat, int] | NotWritten"]
 
 
 def stat_of(st: os.stat_result) -> FileStat:
@@ -147,8 +150,8 @@ def _split(path: str) -> tuple[str, str]:
     return directory, name
 
 
-def _write_temps(root: Root, dirs: _Dirs, writes: Sequence[Write], fsync_each: bool) -> list[tuple[Write, str, FileStat] | NotWritten]:
-    out: list[tuple[Write, str, FileStat] | NotWritten] = []
+def _write_temps(root: Root, dirs: _Dirs, writes: Sequence[Write], fsync_each: bool) -> Staged:
+    out: Staged = []
     for w in writes:
         directory, name = _split(w.path)
         temp = root.temp_name(name)
@@ -161,10 +164,11 @@ def _write_temps(root: Root, dirs: _Dirs, writes: Sequence[Write], fsync_each: b
                     view = view[os.write(fd, view) :]
                 if fsync_each:
                     os.fsync(fd)
+                seen_ns = time.time_ns()
                 st = stat_of(os.fstat(fd))
             finally:
                 os.close(fd)
-            out.append((w, temp, st))
+            out.append((w, temp, st, seen_ns))
         except OSError as exc:
             _unlink_quietly(dirs, directory, temp)
             out.append(NotWritten(w.path, f"cannot write: {exc.strerror or exc}", changed=False))
@@ -190,9 +194,9 @@ def _current(dirs: _Dirs, path: str) -> FileStat | Absent | str:
     return stat_of(st)
 
 
-def _rename_all(dirs: _Dirs, staged: Sequence[tuple[Write, str, FileStat]]) -> list[Result]:
+def _rename_all(dirs: _Dirs, staged: Sequence[tuple[Write, str, FileStat, int]]) -> list[Result]:
     out: list[Result] = []
-    for w, temp, st in staged:
+    for w, temp, st, seen_ns in staged:
         directory, name = _split(w.path)
         now = _current(dirs, w.path)
         if w.expect is not None and now != w.expect:
@@ -206,11 +210,10 @@ def _rename_all(dirs: _Dirs, staged: Sequence[tuple[Write, str, FileStat]]) -> l
             _unlink_quietly(dirs, directory, temp)
             out.append(NotWritten(w.path, f"cannot rename: {exc.strerror or exc}", changed=False))
             continue
-        out.append(Written(w.path, st))
+        out.append(Written(w.path, st, seen_ns))
     return out
 
 
-Staged = list[tuple[Write, str, FileStat] | NotWritten]
 
 
 def _stage(root: Root, writes: Sequence[Write], fsync_each: bool) -> Staged:

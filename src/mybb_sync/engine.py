@@ -62,6 +62,7 @@ class Decision:
     disk_stat: FileStat | None  # the file as it was when decided on (None: absent)
     disk_text: str | None = None  # decoded content, when it was read and valid
     invalid: str | None = None  # why the file's content may not reach the database
+    seen_ns: int = 0  # the clock just before disk_stat was taken (for the racy-stat rule)
 
     @property
     def expect(self) -> Expect:
@@ -99,6 +100,7 @@ def plan(
     """
     paths = [e.path for e in entries]
     states = state.get(paths)
+    seen_ns = time.time_ns()
     stats = stat_files(root, paths)
     db_hashes = {e.path: (None if e.text is None else content_hash(e.kind, e.text)) for e in entries}
     to_read = []
@@ -129,7 +131,7 @@ def plan(
             else:
                 text, disk_hash, invalid = _judge(e.kind, read.data, base)
         action = decide(disk_hash, db_hash, base)
-        out.append(Decision(e, action, st, db_hash, disk_hash, cur, text, invalid))
+        out.append(Decision(e, action, st, db_hash, disk_hash, cur, text, invalid, seen_ns))
     return out
 
 
@@ -148,11 +150,17 @@ def _judge(kind: Kind, data: bytes, base: str | None) -> tuple[str | None, str, 
     return text, content_hash(kind, text), None
 
 
-def agreed_state(entry: Entry, content_hash_: str, stat: FileStat | None, row: Row | None = None) -> FileState:
-    """The state row recording that disk and database agree on ``content_hash_``."""
+def agreed_state(
+    entry: Entry, content_hash_: str, stat: FileStat | None, seen_ns: int, row: Row | None = None
+) -> FileState:
+    """The state row recording that disk and database agree on ``content_hash_``.
+
+    ``seen_ns`` is the clock just before ``stat`` was taken: a stat is only
+    trusted later if the file's mtime is well before it.
+    """
     row_id, row_owner, marker = row_facts(row if row is not None else entry.row)
     return FileState(
-        entry.path, entry.kind, entry.owner, entry.name, content_hash_, row_id, row_owner, marker, stat, time.time_ns()
+        entry.path, entry.kind, entry.owner, entry.name, content_hash_, row_id, row_owner, marker, stat, seen_ns
     )
 
 
@@ -168,5 +176,5 @@ def states_after_writes(decisions: dict[str, Decision], results: Sequence[Writte
     for r in results:
         d = decisions[r.path]
         assert d.db_hash is not None
-        out.append(agreed_state(d.entry, d.db_hash, r.stat))
+        out.append(agreed_state(d.entry, d.db_hash, r.stat, r.seen_ns))
     return out

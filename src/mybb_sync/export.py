@@ -216,10 +216,10 @@ class Exporter:
             if action is Action.NOTHING:
                 report.unchanged += 1
                 if d.state is not None and d.disk_stat is not None and d.disk_stat != d.state.stat:
-                    settled.append(agreed_state(d.entry, d.state.base, d.disk_stat))
+                    settled.append(agreed_state(d.entry, d.state.base, d.disk_stat, d.seen_ns))
             elif action is Action.ADOPT:
                 report.adopted += 1
-                settled.append(agreed_state(d.entry, d.db_hash or "", d.disk_stat))
+                settled.append(agreed_state(d.entry, d.db_hash or "", d.disk_stat, d.seen_ns))
             elif action is Action.EXPORT or (action is Action.DISK_DELETED and two_way is None):
                 writes.append(export_write(d))
             elif action is Action.IMPORT and two_way is not None:

@@ -75,7 +75,7 @@ async def import_templates(store: Store, decisions: Sequence[Decision]) -> Impor
             assert d.disk_hash is not None
             # The base is what we wrote. If another writer changed (or deleted) the
             # row in between, the read-back differs and the path is looked at again.
-            states.append(agreed_state(d.entry, d.disk_hash, d.disk_stat, row))
+            states.append(agreed_state(d.entry, d.disk_hash, d.disk_stat, d.seen_ns, row))
             if row is None or content_hash(Kind.TEMPLATE, row.template) != d.disk_hash:
                 recheck.append(d.entry.path)
                 continue
@@ -147,7 +147,7 @@ async def import_stylesheets(store: Store, cache: ForumCache | None, decisions: 
             theme_updates, default_theme = rebuild_theme_lists(await store.themes(), await store.stylesheets(), tid, cache.mtime)
         await store.save_theme_lists(theme_updates, default_theme)
         row = next((r for r in await store.stylesheets() if r.sid == sid), None)
-        states.append(agreed_state(d.entry, d.disk_hash, d.disk_stat, row))
+        states.append(agreed_state(d.entry, d.disk_hash, d.disk_stat, d.seen_ns, row))
         if row is None or content_hash(Kind.STYLESHEET, row.stylesheet) != d.disk_hash:
             recheck.append(d.entry.path)
         log.info(

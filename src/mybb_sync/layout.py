@@ -41,7 +41,9 @@ _ESCAPE = re.compile(r"%([0-9A-F]{2})")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")  # PHP 8 strtolower
 
 _EDITOR_NAMES = ("4913",)
-_EDITOR_SUFFIXES = ("~", ".swp", ".swx", ".swo", "___jb_tmp___", "___jb_old___")
+_EDITOR_SUFFIXES = (
+    "~", ".swp", ".swx", ".swo", "___jb_tmp___", "___jb_old___", "#", ".orig", ".rej", ".bak", ".part", ".crdownload",
+)  # fmt: skip
 
 
 class Kind(StrEnum):
@@ -72,8 +74,8 @@ def escape_part(name: str) -> str:
     if not name:
         raise UnsafeName("an empty name cannot be a file name")
     out = _UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", name)
-    if out.startswith("."):
-        out = "%2E" + out[1:]
+    if out.startswith((".", "#")):  # dotfiles and editor autosaves (#x#) are ignored names
+        out = f"%{ord(out[0]):02X}" + out[1:]
     try:
         size = len(out.encode("utf-8"))
     except UnicodeEncodeError:
@@ -110,7 +112,7 @@ def group_of(title: str, prefixes: Iterable[str] | frozenset[str]) -> str:
 def is_ignored_name(filename: str, temp_suffix: str) -> bool:
     """Names that editors, git and our own writer use for scratch files."""
     return (
-        filename.startswith(".")
+        filename.startswith((".", "#"))
         or filename.endswith(temp_suffix)
         or filename in _EDITOR_NAMES
         or filename.endswith(_EDITOR_SUFFIXES)

@@ -117,12 +117,20 @@ class Watcher:
             if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
                 return False  # gone again, or a symlink: not ours to follow
             raise
+        # A directory still watched under another name (renamed, its MOVED_TO
+        # read after its MOVED_FROM) gets its existing watch back: fix the path.
+        watch.path = path
         self._by_rel[rel] = watch
         return True
 
-    def _forget_tree(self, rel: str) -> None:
+    def _forget_tree(self, rel: str, unwatch: bool = False) -> None:
         for key in [k for k in self._by_rel if k == rel or k.startswith(rel + "/")]:
-            del self._by_rel[key]
+            watch = self._by_rel.pop(key)
+            if unwatch:
+                try:
+                    self._inotify.rm_watch(watch)
+                except OSError:
+                    pass  # already gone with its directory
 
     def _rebase(self, old: str, new: str) -> None:
         """A watched directory was renamed inside the root: fix the paths of its watches."""
@@ -152,7 +160,10 @@ class Watcher:
         """A MOVED_FROM whose MOVED_TO did not arrive in the same read was a move out of the root."""
         gone = set()
         for rel in self._pending_moves.values():
-            self._forget_tree(rel)
+            # A directory moved out of the root is still watched by the kernel
+            # wherever it went: drop those watches, or its events would keep
+            # coming back under its old path (and count against the watch limit).
+            self._forget_tree(rel, unwatch=True)
             gone.add(rel)
         self._pending_moves.clear()
         return gone

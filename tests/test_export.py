@@ -1,0 +1,602 @@
+"""``mybb-sync export`` end to end: the real CLI in a subprocess, a real MariaDB, real files and inotify."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiomysql
+import anyio
+import pytest
+from asyncinotify import Inotify, Mask
+
+from mybb_sync.config import Database
+from mybb_sync.synthetic import INSTALL_TIME, Board
+from mybb_sync.testing import create_board, drop_board
+
+pytestmark = pytest.mark.anyio
+
+SPEC = Board(masters=300, extra_sets=("Second Set",))
+BIG = Board(masters=3000, seed=3)
+STATE_DIR = ".mybb-sync"
+
+
+@pytest.fixture
+def board_spec() -> Board:
+    return SPEC
+
+
+@pytest.fixture
+async def big_board(server_db: Database) -> AsyncIterator[Database]:
+    db = await create_board(server_db, BIG)
+    try:
+        yield db
+    finally:
+        await drop_board(db)
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def url_of(db: Database) -> str:
+    auth = quote(db.user, safe="") + (":" + quote(db.password, safe="") if db.password else "")
+    if db.unix_socket:
+        return f"mysql://{auth}@localhost/{db.name}?unix_socket={quote(db.unix_socket)}"
+    return f"mysql://{auth}@{db.host}:{db.port}/{db.name}"
+
+
+def cli_command(db: Database | str, root: Path, *args: str) -> list[str]:
+    url = db if isinstance(db, str) else url_of(db)
+    return [sys.executable, "-m", "mybb_sync.cli", "export", "--db", url, "--root", str(root), *args]
+
+
+def cli_env() -> dict[str, str]:
+    """The environment without MYBB_SYNC_* settings that could leak into the command."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("MYBB_SYNC_")}
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> dict[str, Any]:
+        assert self.returncode == 0, self.stderr
+        return json.loads(self.stdout)
+
+
+async def export(db: Database | str, root: Path, *args: str) -> Run:
+    done = await anyio.run_process(
+        cli_command(db, root, *args), check=False, env=cli_env(), cwd=root.parent, stdin=subprocess.DEVNULL
+    )
+    return Run(done.returncode, done.stdout.decode(), done.stderr.decode())
+
+
+async def sql(db: Database, query: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    kwargs: dict[str, Any] = dict(user=db.user, password=db.password, db=db.name, charset=db.charset, autocommit=True)
+    if db.unix_socket:
+        kwargs["unix_socket"] = db.unix_socket
+    else:
+        kwargs.update(host=db.host, port=db.port)
+    conn = await aiomysql.connect(**kwargs)
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(query, args)
+            return list(await cur.fetchall())
+    finally:
+        conn.close()
+
+
+def _plain(name: str) -> str:
+    assert name and not name.startswith(".") and not any(c in name for c in "/\\%\0\n"), name
+    return name
+
+
+async def expected_files(db: Database) -> dict[str, bytes]:
+    """What the DESIGN layout must hold for this database, computed from the raw rows."""
+    sets = await sql(db, "SELECT sid, title FROM mybb_templatesets")
+    prefixes = {p for (p,) in await sql(db, "SELECT prefix FROM mybb_templategroups")}
+    templates = await sql(db, "SELECT tid, sid, title, template FROM mybb_templates ORDER BY tid")
+    themes = {tid: (name, pid) for tid, name, pid in await sql(db, "SELECT tid, name, pid FROM mybb_themes")}
+    sheets = await sql(db, "SELECT sid, name, tid, stylesheet FROM mybb_themestylesheets ORDER BY sid")
+
+    def group(title: str) -> str:
+        prefix = title.split("_", 1)[0]
+        return prefix if prefix in prefixes else "ungrouped"
+
+    out: dict[str, bytes] = {}
+    for sid, set_title in sets:
+        shown = {title: text for _tid, s, title, text in templates if s == -2}
+        shown |= {title: text for _tid, s, title, text in templates if s == sid}  # the set's copy wins
+        for title, text in shown.items():
+            out[f"template_sets/{_plain(set_title)}/{group(title)}/{_plain(title)}.html"] = text.encode()
+    for _tid, s, title, text in templates:
+        if s == -1:
+            out[f"global_templates/{_plain(title)}.html"] = text.encode()
+    for tid, (name, _pid) in themes.items():
+        chain, at = [], tid
+        while at in themes:
+            chain.append(at)
+            at = themes[at][1]
+        for theme in reversed(chain):  # farthest first: the nearest theme's row wins
+            for _sid, sheet, owner, text in sheets:
+                if owner == theme:
+                    out[f"styles/{_plain(name)}/{_plain(sheet)}"] = text.encode()
+    return out
+
+
+def final_files(root: Path) -> dict[str, bytes]:
+    """Every file under a final name (no dotfiles, nothing under .mybb-sync)."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if not name.startswith("."):
+                path = Path(dirpath) / name
+                out[path.relative_to(root).as_posix()] = path.read_bytes()
+    return out
+
+
+def temp_files(root: Path) -> list[str]:
+    return [
+        str(Path(d, n).relative_to(root))
+        for d, _dirs, names in os.walk(root)
+        for n in names
+        if n.startswith(".") and n.endswith(".tmp")
+    ]
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
+    out = {}
+    for rel in final_files(root):
+        st = os.lstat(root / rel)
+        out[rel] = (st.st_ino, st.st_mtime_ns, st.st_size)
+    return out
+
+
+def set_path(title: str, set_title: str = "Default Templates") -> str:
+    prefix = title.split("_", 1)[0]
+    return f"template_sets/{set_title}/{prefix if prefix in SPEC.groups else 'ungrouped'}/{title}.html"
+
+
+def a_set_copy(spec: Board = SPEC) -> str:
+    return next(t for t, _x, sid, _v, _d in spec.templates() if sid == 1)
+
+
+def a_master_only(spec: Board = SPEC) -> str:
+    copies = {t for t, _x, sid, _v, _d in spec.templates() if sid == 1}
+    return next(spec.master_title(i) for i in range(1, spec.masters) if spec.master_title(i) not in copies)
+
+
+async def change_template(db: Database, sid: int, title: str, text: str) -> None:
+    await sql(
+        db,
+        "UPDATE mybb_templates SET template = %s, dateline = dateline + 60 WHERE sid = %s AND BINARY title = %s",
+        (text, sid, title),
+    )
+
+
+# --- layout and summary ---------------------------------------------------------------------
+
+
+async def test_export_writes_every_set_global_template_and_stylesheet_in_the_layout(
+    board: Database, root: Path
+) -> None:
+    run = await export(board, root)
+    assert run.returncode == 0, run.stderr
+    expected = await expected_files(board)
+    assert final_files(root) == expected
+    assert {p.split("/")[0] for p in expected} == {"template_sets", "global_templates", "styles"}
+    assert {p.split("/")[1] for p in expected if p.startswith("template_sets/")} == {"Default Templates", "Second Set"}
+    assert {p.split("/")[1] for p in expected if p.startswith("styles/")} == {"MyBB Master Style", "Default", "Child Theme"}
+    assert temp_files(root) == []
+    assert "exported" in run.stdout and "Traceback" not in run.stderr
+
+
+async def test_export_json_summary_counts_files_bytes_scopes_and_groups(board: Database, root: Path) -> None:
+    summary = (await export(board, root, "--json")).json()
+    expected = await expected_files(board)
+    templates = [p for p in expected if p.startswith("template_sets/")]
+    assert summary["written"] == len(expected)
+    assert summary["unchanged"] == 0 and summary["forced"] == 0
+    assert summary["conflicts"] == summary["errors"] == summary["orphans"] == summary["skipped"] == []
+    assert summary["bytes"] == sum(map(len, expected.values()))
+    assert summary["seconds"] >= 0
+    assert summary["per_scope"] == {
+        "set:Default Templates": SPEC.masters,
+        "set:Second Set": SPEC.masters,
+        "global": SPEC.globals_count,
+        "theme:MyBB Master Style": 3,
+        "theme:Default": 4,
+        "theme:Child Theme": 4,
+    }
+    groups = Counter(p.split("/")[2] for p in templates) + Counter(global_templates=0)
+    groups["global"] += SPEC.globals_count  # global_shared* are in the 'global' group
+    assert summary["per_group"] == {g: n for g, n in groups.items() if n}
+
+
+async def test_reexport_of_an_unchanged_board_writes_nothing(board: Database, root: Path) -> None:
+    assert (await export(board, root)).returncode == 0
+    before = snapshot(root)
+    summary = (await export(board, root, "--json")).json()
+    assert summary["written"] == 0 and summary["bytes"] == 0
+    assert summary["unchanged"] == len(before)
+    assert snapshot(root) == before  # same inodes and mtimes: nothing was rewritten
+    assert temp_files(root) == []
+
+
+async def test_changing_one_template_row_rewrites_exactly_that_file(board: Database, root: Path) -> None:
+    assert (await export(board, root)).returncode == 0
+    before = snapshot(root)
+    title = a_set_copy()
+    await change_template(board, 1, title, "<div>changed in the Admin CP</div>")
+    summary = (await export(board, root, "--json")).json()
+    assert summary["written"] == 1
+    after = snapshot(root)
+    assert [p for p in before if after[p] != before[p]] == [set_path(title)]
+    assert (root / set_path(title)).read_bytes() == b"<div>changed in the Admin CP</div>"
+    assert final_files(root) == await expected_files(board)
+
+
+async def test_changing_a_master_rewrites_it_in_every_set_that_shows_it(board: Database, root: Path) -> None:
+    assert (await export(board, root)).returncode == 0
+    before = snapshot(root)
+    title = a_master_only()
+    await change_template(board, -2, title, "new master text")
+    assert (await export(board, root, "--json")).json()["written"] == 2
+    after = snapshot(root)
+    assert sorted(p for p in before if after[p] != before[p]) == [
+        set_path(title), set_path(title, "Second Set")
+    ]  # fmt: skip
+    assert final_files(root) == await expected_files(board)
+
+
+async def test_changing_an_inherited_stylesheet_rewrites_it_in_every_theme(board: Database, root: Path) -> None:
+    assert (await export(board, root)).returncode == 0
+    before = snapshot(root)
+    await sql(
+        board,
+        "UPDATE mybb_themestylesheets SET stylesheet = %s, lastmodified = lastmodified + 60 WHERE tid = 1 AND name = %s",
+        (".usercp { color: red; }\n", "usercp.css"),
+    )
+    assert (await export(board, root, "--json")).json()["written"] == 3
+    after = snapshot(root)
+    assert sorted(p for p in before if after[p] != before[p]) == [
+        f"styles/{theme}/usercp.css" for theme in ("Child Theme", "Default", "MyBB Master Style")
+    ]
+    assert final_files(root) == await expected_files(board)
+
+
+# --- conflicts, adoption, orphans -------------------------------------------------------------
+
+
+async def test_a_file_edited_on_disk_is_a_conflict_and_is_not_overwritten(board: Database, root: Path) -> None:
+    assert (await export(board, root)).returncode == 0
+    path = root / set_path(a_set_copy())
+    path.write_bytes(b"<div>my local edit</div>")
+    summary = (await export(board, root, "--json")).json()
+    assert summary["conflicts"] == [set_path(a_set_copy())]
+    assert summary["written"] == 0
+    assert path.read_bytes() == b"<div>my local edit</div>"
+
+
+async def test_a_file_edited_on_disk_while_its_row_changed_is_a_conflict(board: Database, root: Path) -> None:
+    assert (await export(board, root)).returncode == 0
+    title = a_set_copy()
+    path = root / set_path(title)
+    path.write_bytes(b"<div>my local edit</div>")
+    await change_template(board, 1, title, "<div>an Admin CP edit</div>")
+    summary = (await export(board, root, "--json")).json()
+    assert summary["conflicts"] == [set_path(title)] and summary["written"] == 0
+    assert path.read_bytes() == b"<div>my local edit</div>"
+
+
+async def test_force_overwrites_files_edited_on_disk(board: Database, root: Path) -> None:
+    assert (await export(board, root)).returncode == 0
+    edited_only, both = a_set_copy(), a_master_only()
+    (root / set_path(edited_only)).write_bytes(b"local edit 1")
+    (root / set_path(both)).write_bytes(b"local edit 2")
+    await change_template(board, 1, both, "db edit")  # the set has no copy: changes nothing
+    await change_template(board, -2, both, "db edit 2")
+    summary = (await export(board, root, "--force", "--json")).json()
+    assert summary["conflicts"] == []
+    assert summary["forced"] == 2
+    assert final_files(root) == await expected_files(board)
+    assert (root / set_path(both)).read_bytes() == b"db edit 2"
+    again = (await export(board, root, "--json")).json()
+    assert again["written"] == 0 and again["conflicts"] == []
+
+
+async def test_preexisting_files_equal_to_the_database_are_adopted_not_rewritten(board: Database, root: Path) -> None:
+    expected = await expected_files(board)
+    mine = [set_path(a_set_copy()), "styles/Child Theme/usercp.css", "global_templates/global_shared0.html"]
+    for rel in mine:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(expected[rel])
+    trailing = set_path(a_master_only())  # templates compare after PHP's rtrim
+    (root / trailing).parent.mkdir(parents=True, exist_ok=True)
+    (root / trailing).write_bytes(expected[trailing] + b"\n\n")
+    before = snapshot(root)
+    summary = (await export(board, root, "--json")).json()
+    assert summary["conflicts"] == []
+    assert summary["unchanged"] == 4 and summary["written"] == len(expected) - 4
+    assert {p: snapshot(root)[p] for p in before} == before  # adopted as they are
+    assert (await export(board, root, "--json")).json()["written"] == 0
+
+
+async def test_a_preexisting_file_that_differs_is_a_conflict_and_kept(board: Database, root: Path) -> None:
+    rel = "styles/Default/global.css"
+    (root / rel).parent.mkdir(parents=True)
+    (root / rel).write_bytes(b"/* an old export */\n")
+    summary = (await export(board, root, "--json")).json()
+    assert summary["conflicts"] == [rel]
+    assert (root / rel).read_bytes() == b"/* an old export */\n"
+    expected = await expected_files(board)
+    assert final_files(root) == expected | {rel: b"/* an old export */\n"}
+    forced = (await export(board, root, "--force", "--json")).json()
+    assert forced["forced"] == 1 and final_files(root) == expected
+
+
+async def test_files_without_a_database_row_are_reported_as_orphans_and_never_removed(
+    board: Database, root: Path
+) -> None:
+    assert (await export(board, root)).returncode == 0
+    strays = {
+        "template_sets/Default Templates/ungrouped/no_such_template.html": b"stray",
+        "styles/Default/retired.css": b"/* gone */",
+        "global_templates/global_shared4.html": None,  # its row is deleted below
+    }
+    for rel, data in strays.items():
+        if data is not None:
+            (root / rel).write_bytes(data)
+    kept = (root / "global_templates/global_shared4.html").read_bytes()
+    await sql(board, "DELETE FROM mybb_templates WHERE sid = -1 AND title = 'global_shared4'")
+    for _ in range(2):
+        summary = (await export(board, root, "--json")).json()
+        assert summary["orphans"] == sorted(strays)
+        assert summary["errors"] == []
+    assert (root / "template_sets/Default Templates/ungrouped/no_such_template.html").read_bytes() == b"stray"
+    assert (root / "styles/Default/retired.css").read_bytes() == b"/* gone */"
+    assert (root / "global_templates/global_shared4.html").read_bytes() == kept
+
+
+# --- options and failures ---------------------------------------------------------------------
+
+
+async def test_set_option_exports_that_set_and_the_global_templates_only(board: Database, root: Path) -> None:
+    summary = (await export(board, root, "--set", "Second Set", "--json")).json()
+    expected = {
+        p: x for p, x in (await expected_files(board)).items()
+        if p.startswith(("template_sets/Second Set/", "global_templates/"))
+    }  # fmt: skip
+    assert final_files(root) == expected and summary["written"] == len(expected)
+
+
+async def test_theme_option_exports_that_theme_only(board: Database, root: Path) -> None:
+    assert (await export(board, root, "--theme", "Child Theme")).returncode == 0
+    expected = {p: x for p, x in (await expected_files(board)).items() if p.startswith("styles/Child Theme/")}
+    assert final_files(root) == expected and len(expected) == 4
+
+
+async def test_unknown_set_exits_2_listing_the_available_sets(board: Database, root: Path) -> None:
+    run = await export(board, root, "--set", "Nope")
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    assert "'Nope'" in run.stderr and "'Default Templates'" in run.stderr and "'Second Set'" in run.stderr
+    assert final_files(root) == {}
+
+
+async def test_unknown_theme_exits_2_listing_the_available_themes(board: Database, root: Path) -> None:
+    run = await export(board, root, "--theme", "Nope")
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    for name in ("'Nope'", "'MyBB Master Style'", "'Default'", "'Child Theme'"):
+        assert name in run.stderr
+    assert final_files(root) == {}
+
+
+@pytest.mark.parametrize("where", ["socket", "tcp"])
+async def test_unreachable_database_exits_1_with_one_line_and_no_password(
+    board: Database, root: Path, tmp_path: Path, where: str
+) -> None:
+    secret = "hunter2-s3cret"
+    if where == "socket":
+        db = replace(board, password=secret, unix_socket=str(tmp_path / "no-server.sock"))
+    else:
+        with socket_closed_port() as port:
+            db = replace(board, password=secret, unix_socket=None, host="127.0.0.1", port=port)
+    with anyio.fail_after(30):
+        run = await export(db, root)
+    assert run.returncode == 1
+    assert run.stderr.count("\n") == 1 and run.stderr.startswith("mybb-sync: error:"), run.stderr
+    assert "Traceback" not in run.stderr and secret not in run.stderr and secret not in run.stdout
+    assert final_files(root) == {}
+
+
+class socket_closed_port:
+    """A TCP port on 127.0.0.1 that nothing listens on (bound, then released)."""
+
+    def __enter__(self) -> int:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+# --- crash safety and concurrent readers (real processes, real inotify) ---------------------------
+
+WATCH = Mask.CREATE | Mask.MOVED_TO | Mask.CLOSE_WRITE | Mask.ONLYDIR | Mask.DONT_FOLLOW
+
+
+async def change_every_row(db: Database, tag: str) -> None:
+    """An Admin CP-like change to every template and stylesheet: every file must be rewritten."""
+    await sql(db, "UPDATE mybb_templates SET template = CONCAT(template, %s), dateline = dateline + 1", (tag,))
+    await sql(
+        db,
+        "UPDATE mybb_themestylesheets SET stylesheet = CONCAT(stylesheet, %s), lastmodified = lastmodified + 1",
+        (tag,),
+    )
+
+
+def watch_dirs(inotify: Inotify, root: Path) -> None:
+    """Watch ``root`` and every folder below it except the state folder."""
+    inotify.add_watch(root, WATCH)
+    for dirpath, dirnames, _files in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for d in dirnames:
+            inotify.add_watch(Path(dirpath) / d, WATCH)
+
+
+async def first_write(inotify: Inotify, root: Path) -> None:
+    """Return once the export creates its first folder or temp file under the root."""
+    async for event in inotify:
+        if event.path is None or not (event.mask & (Mask.CREATE | Mask.MOVED_TO)):
+            continue
+        if event.path.parent == root and event.path.name == STATE_DIR:
+            continue  # the lock and state folder, made before anything is written
+        return
+
+
+@pytest.mark.slow
+async def test_sigkilled_exports_leave_no_partial_file_and_the_next_run_completes(
+    big_board: Database, root: Path
+) -> None:
+    rng = random.Random(20261125)
+    trials, killed, interrupted_writes = 20, 0, 0
+    assert (await export(big_board, root)).returncode == 0
+    current = await expected_files(big_board)
+    for trial in range(trials):
+        if trial % 4 == 0:  # an export into an empty root ...
+            shutil.rmtree(root)
+            root.mkdir()
+            previous: dict[str, bytes] = {}
+        else:  # ... or one that must overwrite every file
+            await change_every_row(big_board, f"\n<!-- trial {trial} -->")
+            previous = current
+        current = await expected_files(big_board)
+        with Inotify() as inotify:
+            watch_dirs(inotify, root)
+            process = await anyio.open_process(
+                cli_command(big_board, root), env=cli_env(), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            async with process:
+                with anyio.fail_after(60):
+                    await first_write(inotify, root)
+                await anyio.sleep(rng.uniform(0.0, 0.5))  # the deliberate random kill moment
+                if process.returncode is None:
+                    process.send_signal(signal.SIGKILL)
+                code = await process.wait()
+        killed += code == -signal.SIGKILL
+        # After the kill: every file under a final name is complete, old or new, never empty or partial.
+        on_disk = final_files(root)
+        assert set(on_disk) <= set(current), sorted(set(on_disk) - set(current))[:5]
+        bad = [p for p, data in on_disk.items() if data not in (current[p], previous.get(p))]
+        assert bad == [], f"trial {trial}: {len(bad)} partial file(s), e.g. {bad[:3]}"
+        assert all(on_disk.values())
+        interrupted_writes += 0 < sum(on_disk.get(p) == x for p, x in current.items()) < len(current)
+        # The next run sweeps the leftover temps and completes.
+        summary = (await export(big_board, root, "--json")).json()
+        assert summary["errors"] == [] and summary["conflicts"] == [], (trial, summary["conflicts"][:5])
+        assert temp_files(root) == []
+        assert final_files(root) == current
+    assert killed >= trials // 2, f"only {killed} of {trials} exports were killed before finishing"
+    assert interrupted_writes >= trials // 4, f"only {interrupted_writes} kills landed in the middle of the writes"
+
+
+@dataclass
+class InotifyReader:
+    """Reads each file the moment inotify says a final name was written (IN_MOVED_TO / IN_CLOSE_WRITE)."""
+
+    root: Path
+    expected: dict[str, bytes]
+    sentinel: str = ".reader-stop"
+    inotify: Inotify = field(default_factory=Inotify)
+    reads: Counter[str] = field(default_factory=Counter)
+    mismatches: list[str] = field(default_factory=list)
+    close_write_on_final: list[str] = field(default_factory=list)
+    reads_while_running: int = 0
+    running: bool = False
+
+    def watch_tree(self, path: Path) -> None:
+        """Watch a (new) folder, then look at what it already holds: nothing made before the watch is missed."""
+        self.inotify.add_watch(path, WATCH)
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    self.watch_tree(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    self.check(Path(entry.path))
+
+    def check(self, path: Path) -> None:
+        rel = path.relative_to(self.root).as_posix()
+        data = path.read_bytes()
+        self.reads[rel] += 1
+        self.reads_while_running += self.running
+        if data != self.expected.get(rel):
+            self.mismatches.append(f"{rel}: {len(data)} bytes, expected {len(self.expected.get(rel, b''))}")
+
+    async def run(self) -> None:
+        async for event in self.inotify:
+            assert Mask.Q_OVERFLOW not in event.mask, "inotify queue overflowed: events were lost"
+            path = event.path
+            if path is None:
+                continue
+            if path.parent == self.root and path.name == self.sentinel:
+                return
+            if path.name.startswith("."):
+                continue  # temps, the state folder
+            if Mask.ISDIR in event.mask:
+                if event.mask & (Mask.CREATE | Mask.MOVED_TO):
+                    self.watch_tree(path)
+                continue
+            if Mask.CLOSE_WRITE in event.mask:
+                self.close_write_on_final.append(path.relative_to(self.root).as_posix())
+            if event.mask & (Mask.MOVED_TO | Mask.CLOSE_WRITE):
+                self.check(path)
+
+
+async def export_with_reader(db: Database, root: Path) -> InotifyReader:
+    reader = InotifyReader(root, await expected_files(db))
+    with reader.inotify:
+        reader.watch_tree(root)
+        with anyio.fail_after(120):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(reader.run)
+                reader.running = True
+                run = await export(db, root)
+                reader.running = False
+                (root / reader.sentinel).write_bytes(b"")  # queued after every event of the export
+    (root / reader.sentinel).unlink()
+    assert run.returncode == 0, run.stderr
+    return reader
+
+
+async def test_a_concurrent_inotify_reader_always_reads_complete_files(big_board: Database, root: Path) -> None:
+    for phase in ("into an empty root", "overwriting every file"):
+        if phase != "into an empty root":
+            await change_every_row(big_board, "\n<!-- changed -->")
+        reader = await export_with_reader(big_board, root)
+        assert reader.mismatches == [], f"{phase}: {reader.mismatches[:5]}"
+        assert reader.close_write_on_final == [], f"{phase}: a final name was written in place"
+        assert set(reader.reads) == set(reader.expected), phase  # every file was seen and read
+        assert reader.reads_while_running > len(reader.expected) // 2, phase
+        assert final_files(root) == reader.expected
