@@ -222,7 +222,7 @@ async def test_export_json_summary_counts_files_bytes_scopes_and_groups(board: D
         "theme:Default": 4,
         "theme:Child Theme": 4,
     }
-    groups = Counter(p.split("/")[2] for p in templates) + Counter(global_templates=0)
+    groups = Counter(p.split("/")[2] for p in templates)
     groups["global"] += SPEC.globals_count  # global_shared* are in the 'global' group
     assert summary["per_group"] == {g: n for g, n in groups.items() if n}
 
@@ -308,7 +308,6 @@ async def test_force_overwrites_files_edited_on_disk(board: Database, root: Path
     edited_only, both = a_set_copy(), a_master_only()
     (root / set_path(edited_only)).write_bytes(b"local edit 1")
     (root / set_path(both)).write_bytes(b"local edit 2")
-    await change_template(board, 1, both, "db edit")  # the set has no copy: changes nothing
     await change_template(board, -2, both, "db edit 2")
     summary = (await export(board, root, "--force", "--json")).json()
     assert summary["conflicts"] == []

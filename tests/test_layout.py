@@ -69,7 +69,9 @@ HOSTILE_NAMES = [
 def reference_escape(name: str) -> str:
     """The escape rule, written out independently of the implementation."""
     out = "".join(f"%{ord(c):02X}" if c in "%/\\" or ord(c) < 0x20 or ord(c) == 0x7F else c for c in name)
-    return "%2E" + out[1:] if out.startswith(".") else out
+    if out[:1] == ".":
+        return "%2E" + out[1:]
+    return "%23" + out[1:] if out[:1] == "#" else out
 
 
 # A pool that makes collisions, separators, escapes and odd code points likely.

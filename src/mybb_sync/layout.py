@@ -42,7 +42,7 @@ _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrst
 
 _EDITOR_NAMES = ("4913",)
 _EDITOR_SUFFIXES = (
-    "~", ".swp", ".swx", ".swo", "___jb_tmp___", "___jb_old___", "#", ".orig", ".rej", ".bak", ".part", ".crdownload",
+    "~", ".swp", ".swx", ".swo", "___jb_tmp___", "___jb_old___", "#", ".orig", ".rej", ".bak",
 )  # fmt: skip
 
 
