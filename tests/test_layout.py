@@ -661,3 +661,15 @@ def test_the_temp_suffix_is_the_configured_one() -> None:
 def test_template_and_stylesheet_file_names_are_not_ignored() -> None:
     for name in ("index.html", "global.css", "4913.html", "%2Ehidden.html", "x~y.html", "color_black.css"):
         assert not is_ignored_name(name, ".tmp"), name
+
+
+def test_a_leading_hash_is_escaped_so_no_title_looks_like_an_editor_autosave() -> None:
+    path = template_path(None, "#draft#")
+    assert path == "global_templates/%23draft#.html"
+    assert not is_ignored_name(path.rpartition("/")[2], ".tmp")
+    assert parse(path) == FileRef(Kind.TEMPLATE, None, "#draft#")
+
+
+def test_editor_autosaves_and_merge_leftovers_are_ignored() -> None:
+    for name in ("#global.css#", "global.css.orig", "global.css.rej", "global.css.bak"):
+        assert is_ignored_name(name, ".tmp"), name
