@@ -1,9 +1,10 @@
 """The database poller: notices edits made outside mybb-sync (Admin CP, plugins, other tools).
 
-Each poll is one cheap query on the tables' headers (update time, row count,
-next id). Only when a table may have changed does it read per-set markers
-(count, max id, max dateline, xor of ids), and only for the sets whose
-markers moved does it fetch titles. It never decides anything: it hands the
+Each poll is one cheap query (the store's change token: MySQL's table
+headers, SQLite's data_version). Only when a table may have changed does it
+read per-set markers (count, max id, max dateline, sum of ids) and the lists
+of sets and themes, and only for the sets whose markers moved does it fetch
+titles. It never decides anything: it hands the
 affected paths (or a rescan) to the reconciler, which compares them with the
 state like any file event, so our own writes come back as "nothing to do".
 """
@@ -27,9 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TableStatus = dict[str, tuple[int | None, int, int]]
-
-
 @dataclass(frozen=True)
 class TemplateChanges:
     """What moved in ``templates`` between two marker snapshots."""
@@ -48,7 +46,7 @@ def diff_markers(old: dict[int, TableMarker], new: dict[int, TableMarker]) -> Te
             continue
         # Saves in the same second as the old maximum are looked at again.
         saved[sid] = before.max_time if before is not None else 0
-        if before is None or after is None or before.rows != after.rows or before.id_xor != after.id_xor:
+        if before is None or after is None or before.rows != after.rows or before.id_sum != after.id_sum:
             membership.add(sid)
     return TemplateChanges(saved, frozenset(membership))
 
@@ -74,44 +72,41 @@ class Poller:
     def __init__(self, store: Store, interval: float) -> None:
         self.store = store
         self.interval = interval
-        self._status: TableStatus | None = None
-        self._checked_at = 0  # server clock of the last marker read
+        self._token: object = None
         self._templates: dict[int, TableMarker] | None = None
         self._sheets: dict[int, TableMarker] | None = None
+        self._folders: object = None
 
-    def _table(self, status: TableStatus, suffix: str) -> tuple[int | None, int, int] | None:
-        return next((v for k, v in status.items() if k.endswith(suffix)), None)
+    async def _folder_names(self) -> object:
+        """The sets and themes (ids, names, parents): a change means folders come or go."""
+        sets = await self.store.template_sets()
+        themes = await self.store.themes()
+        return (tuple((s.sid, s.title) for s in sets), tuple((t.tid, t.name, t.pid) for t in themes))
 
     async def baseline(self) -> None:
         """Remember where the database is now (taken before the start-up pass)."""
-        self._status, self._checked_at = await self.store.table_status()
+        self._token, _ = await self.store.change_token()
         self._templates = await self.store.template_markers()
         self._sheets = await self.store.stylesheet_markers()
-
-    def _may_have_changed(self, status: TableStatus) -> bool:
-        """Header changed, or updated in the same second we last looked (whole-second clock)."""
-        if status != self._status:
-            return True
-        return any(update is None or update >= self._checked_at - 1 for update, _, _ in status.values())
+        self._folders = await self._folder_names()
 
     async def poll(self, service: PollTarget) -> tuple[set[str], set[str]]:
         """One poll: (paths to look at, prefixes to rescan)."""
-        status, now = await self.store.table_status()
-        if self._templates is None or not self._may_have_changed(status):
+        token, settled = await self.store.change_token()
+        if self._templates is None or (token == self._token and settled):
             return set(), set()
-        previous = self._status or {}
-        self._status = status
+        self._token = token
         paths: set[str] = set()
         prefixes: set[str] = set()
-        for suffix in ("templatesets", "themes"):
-            if self._table(status, suffix) != self._table(previous, suffix):
-                prefixes.add("")  # a set or theme came or went: compare everything (new folders appear)
-        templates = await self.store.template_markers()
+        folders = await self._folder_names()
+        if folders != self._folders:
+            prefixes.add("")  # a set or theme came, went or moved: compare everything
+        self._folders = folders
         sheets = await self.store.stylesheet_markers()
-        self._checked_at = now
         if sheets != self._sheets:
             prefixes.add(STYLES_DIR)
         self._sheets = sheets
+        templates = await self.store.template_markers()
         changes = diff_markers(self._templates, templates)
         self._templates = templates
         catalog = await service.current_catalog()

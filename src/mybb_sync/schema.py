@@ -1,7 +1,8 @@
 """MyBB 1.8's DDL for the tables mybb-sync touches (columns, types, keys, MyISAM).
 
 Used to build throwaway boards for tests, the benchmark and the demo; it
-mirrors ``install/resources/mysql_db_tables.php`` for these six tables.
+mirrors ``install/resources/mysql_db_tables.php`` and ``sqlite_db_tables.php``
+for these six tables.
 """
 
 from __future__ import annotations
@@ -62,3 +63,49 @@ def mysql_ddl(prefix: str, charset: str = "utf8mb4") -> list[str]:
         f"CREATE TABLE `{p}{name}` ({body}\n) ENGINE=MyISAM DEFAULT CHARSET={charset}"
         for name, body in _MYSQL_TABLES.items()
     ]
+
+
+_SQLITE_TABLES = {
+    "templates": """
+        tid INTEGER PRIMARY KEY,
+        title varchar(120) NOT NULL default '',
+        template TEXT NOT NULL,
+        sid smallint NOT NULL default '0',
+        version varchar(20) NOT NULL default '0',
+        status varchar(10) NOT NULL default '',
+        dateline int NOT NULL default '0'""",
+    "templatesets": """
+        sid INTEGER PRIMARY KEY,
+        title varchar(120) NOT NULL default ''""",
+    "templategroups": """
+        gid INTEGER PRIMARY KEY,
+        prefix varchar(50) NOT NULL default '',
+        title varchar(100) NOT NULL default '',
+        isdefault tinyint(1) NOT NULL default '0'""",
+    "themes": """
+        tid INTEGER PRIMARY KEY,
+        name varchar(100) NOT NULL default '',
+        pid smallint NOT NULL default '0',
+        def tinyint(1) NOT NULL default '0',
+        properties TEXT NOT NULL,
+        stylesheets TEXT NOT NULL,
+        allowedgroups TEXT NOT NULL""",
+    "themestylesheets": """
+        sid INTEGER PRIMARY KEY,
+        name varchar(30) NOT NULL default '',
+        tid smallint unsigned NOT NULL default '0',
+        attachedto TEXT NOT NULL,
+        stylesheet LONGTEXT NOT NULL,
+        cachefile varchar(100) NOT NULL default '',
+        lastmodified int unsigned NOT NULL default '0'""",
+    "datacache": """
+        title varchar(50) NOT NULL default '' PRIMARY KEY,
+        cache mediumTEXT NOT NULL""",
+}
+
+
+def sqlite_ddl(prefix: str) -> list[str]:
+    """``CREATE TABLE`` statements of MyBB's SQLite 3 engine, plus the (sid, title) index MySQL has."""
+    p = validate_prefix(prefix)
+    tables = [f"CREATE TABLE {p}{name} ({body}\n)" for name, body in _SQLITE_TABLES.items()]
+    return tables + [f"CREATE INDEX {p}templates_sid ON {p}templates (sid, title)"]

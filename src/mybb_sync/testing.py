@@ -14,13 +14,16 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import aiomysql
+import aiosqlite
 
 from .config import Database
-from .schema import mysql_ddl
+from .schema import mysql_ddl, sqlite_ddl
 from .stylesheets import Stylesheet, Theme, build_stylesheet_list, default_theme_cache
 from .synthetic import Board
 
@@ -127,7 +130,10 @@ async def _connect(db: Database, name: str | None = None) -> aiomysql.Connection
 
 
 async def create_board(server: Database, board: Board, prefix: str = "mybb_", name: str | None = None) -> Database:
-    """Create a fresh database on ``server`` holding ``board``; returns its URL."""
+    """Create a fresh database holding ``board``: a new database on a MySQL server, or a new SQLite file."""
+    if server.scheme == "sqlite":
+        assert server.path is not None
+        return await create_sqlite_board(server.path, board, prefix)
     name = name or f"mybbsync_{os.getpid()}_{next(_counter)}"
     conn = await _connect(server)
     try:
@@ -136,13 +142,36 @@ async def create_board(server: Database, board: Board, prefix: str = "mybb_", na
             await cur.execute(f"USE `{name}`")
             for ddl in mysql_ddl(prefix):
                 await cur.execute(ddl)
-            await _load(cur, board, prefix)
+            await install_board(cur.execute, cur.executemany, board, prefix)
     finally:
         conn.close()
     return replace(server, name=name)
 
 
+async def create_sqlite_board(path: Path, board: Board, prefix: str = "mybb_") -> Database:
+    """A new SQLite file at ``path`` laid out like MyBB's SQLite engine, holding ``board``."""
+    if path.exists():
+        raise FileExistsError(f"{path} already exists")
+    async with aiosqlite.connect(path) as conn:
+
+        async def run(sql: str, args: Sequence[Any] = ()) -> None:
+            await conn.execute(sql.replace("%s", "?"), tuple(args))
+
+        async def run_many(sql: str, rows: Sequence[Sequence[Any]]) -> None:
+            await conn.executemany(sql.replace("%s", "?"), rows)
+
+        for ddl in sqlite_ddl(prefix):
+            await conn.execute(ddl)
+        await install_board(run, run_many, board, prefix)
+        await conn.commit()
+    return Database(scheme="sqlite", path=path)
+
+
 async def drop_board(db: Database) -> None:
+    if db.scheme == "sqlite":
+        assert db.path is not None
+        db.path.unlink(missing_ok=True)
+        return
     conn = await _connect(db)
     try:
         async with conn.cursor() as cur:
@@ -151,27 +180,29 @@ async def drop_board(db: Database) -> None:
         conn.close()
 
 
-async def _load(cur: aiomysql.Cursor, board: Board, p: str) -> None:
-    await cur.executemany(f"INSERT INTO `{p}templatesets` (sid, title) VALUES (%s, %s)", board.templatesets())
-    await cur.executemany(
+Run = Callable[..., Awaitable[Any]]
+
+
+async def install_board(run: Run, run_many: Run, board: Board, p: str) -> None:
+    """Insert every row of ``board`` (``%s`` placeholders; the caller adapts them)."""
+    await run_many(f"INSERT INTO `{p}templatesets` (sid, title) VALUES (%s, %s)", board.templatesets())
+    await run_many(
         f"INSERT INTO `{p}templategroups` (prefix, title, isdefault) VALUES (%s, %s, 1)", board.templategroups()
     )
-    await cur.execute(
-        f"INSERT INTO `{p}datacache` (title, cache) VALUES ('version', %s)", (board.datacache_version(),)
-    )
+    await run(f"INSERT INTO `{p}datacache` (title, cache) VALUES ('version', %s)", (board.datacache_version(),))
     batch: list[tuple[str, str, int, str, int]] = []
     for row in board.templates():
         batch.append(row)
-        if len(batch) >= 2000:
-            await _insert_templates(cur, p, batch)
+        if len(batch) >= 500:
+            await _insert_templates(run, p, batch)
             batch = []
     if batch:
-        await _insert_templates(cur, p, batch)
+        await _insert_templates(run, p, batch)
     sheets = [
         Stylesheet(sid, name, tid, attached, text, name, 1_700_000_000)
         for sid, (name, tid, attached, text) in enumerate(board.stylesheets(), start=1)
     ]
-    await cur.executemany(
+    await run_many(
         f"INSERT INTO `{p}themestylesheets` (sid, name, tid, attachedto, stylesheet, cachefile, lastmodified) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s)",
         [(s.sid, s.name, s.tid, s.attachedto, s.stylesheet, s.cachefile, s.lastmodified) for s in sheets],
@@ -180,20 +211,18 @@ async def _load(cur: aiomysql.Cursor, board: Board, p: str) -> None:
     themes = [
         replace(t, stylesheets=build_stylesheet_list(themes, sheets, t.tid, lambda tid, name: None)) for t in themes
     ]
-    await cur.executemany(
+    await run_many(
         f"INSERT INTO `{p}themes` (tid, name, pid, def, properties, stylesheets, allowedgroups) "
         "VALUES (%s, %s, %s, %s, %s, %s, 'all')",
         [(t.tid, t.name, t.pid, t.def_, t.properties, t.stylesheets) for t in themes],
     )
     default = next(t for t in themes if t.def_)
-    await cur.execute(
-        f"INSERT INTO `{p}datacache` (title, cache) VALUES ('default_theme', %s)", (default_theme_cache(default),)
-    )
+    await run(f"INSERT INTO `{p}datacache` (title, cache) VALUES ('default_theme', %s)", (default_theme_cache(default),))
 
 
-async def _insert_templates(cur: aiomysql.Cursor, p: str, rows: list[tuple[str, str, int, str, int]]) -> None:
+async def _insert_templates(run: Run, p: str, rows: list[tuple[str, str, int, str, int]]) -> None:
     values = ", ".join(["(%s, %s, %s, %s, '', %s)"] * len(rows))
-    await cur.execute(
+    await run(
         f"INSERT INTO `{p}templates` (title, template, sid, version, status, dateline) VALUES {values}",
         [v for row in rows for v in row],
     )

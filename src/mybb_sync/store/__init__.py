@@ -49,7 +49,7 @@ class TableMarker:
     rows: int
     max_id: int
     max_time: int
-    id_xor: int
+    id_sum: int  # changes when rows are replaced even if the count does not
 
 
 class Store(Protocol):
@@ -90,8 +90,8 @@ class Store(Protocol):
 
     async def stylesheet_markers(self) -> dict[int, TableMarker]: ...
 
-    async def table_status(self) -> tuple[dict[str, tuple[int | None, int, int]], int]:
-        """Per table (update time, rows, next id) and the server's clock: the cheap poll."""
+    async def change_token(self) -> tuple[object, bool]:
+        """A cheap value that changes with the tables, and whether an equal one can be trusted."""
         ...
 
     async def templates_since(self, sid: int, dateline: int) -> list[str]: ...
@@ -115,14 +115,17 @@ class Store(Protocol):
 
 @asynccontextmanager
 async def open_store(db: Database, prefix: str) -> AsyncIterator[Store]:
-    """Connect to the configured database; closes the pool on exit."""
-    if db.scheme != "mysql":
-        from ..errors import ConfigError
+    """Connect to the configured database; closes it on exit."""
+    store: Store
+    if db.scheme == "sqlite":
+        from .sqlite import SQLiteStore
 
-        raise ConfigError(f"database scheme {db.scheme!r} is not supported yet")
-    from .mysql import MySQLStore
+        assert db.path is not None
+        store = await SQLiteStore.connect(db.path, prefix)
+    else:
+        from .mysql import MySQLStore
 
-    store = await MySQLStore.connect(db, prefix)
+        store = await MySQLStore.connect(db, prefix)
     try:
         yield store
     finally:

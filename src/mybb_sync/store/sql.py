@@ -1,0 +1,291 @@
+"""The store's queries, written once for every SQL backend.
+
+Subclasses connect and say how to run a statement (:meth:`_fetch`,
+:meth:`_execute`, :meth:`_stream`) and the few words where dialects differ.
+Every value is a query parameter (written ``%s``); only the validated table
+prefix is interpolated. MyBB's MySQL tables are MyISAM (no transactions), so
+each write is followed by a read-back of what was stored.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from .. import php
+from ..config import validate_prefix
+from ..errors import MybbSyncError
+from ..layout import GLOBAL_SID, MASTER_SID
+from ..stylesheets import Stylesheet, StylesheetUpdate, Theme, ThemeUpdate
+from . import TableMarker, TemplateRow, TemplateSet
+
+_TEMPLATE_COLS = "tid, sid, title, template, version, status, dateline"
+MAX_STATEMENT_BYTES = 4 * 1024 * 1024  # well under MariaDB's default max_allowed_packet (16 MiB)
+TABLES = ("templates", "templatesets", "templategroups", "themes", "themestylesheets", "datacache")
+
+
+def _chunks(items: Sequence[Any], size_of: Any, limit: int = MAX_STATEMENT_BYTES, most: int = 900):
+    """Split ``items`` so that one statement stays under ``limit`` bytes and ``most`` rows."""
+    chunk: list[Any] = []
+    total = 0
+    for item in items:
+        size = size_of(item)
+        if chunk and (total + size > limit or len(chunk) >= most):
+            yield chunk
+            chunk, total = [], 0
+        chunk.append(item)
+        total += size
+    if chunk:
+        yield chunk
+
+
+class SQLStore(ABC):
+    """A MyBB forum database; subclasses bind it to a driver."""
+
+    _exact_title = "title"  # a title comparison that ignores the column's collation
+    _int = "INTEGER"  # the type CAST(... AS ...) takes for integers
+
+    def __init__(self, prefix: str) -> None:
+        p = validate_prefix(prefix)
+        self._t = {name: f"`{p}{name}`" for name in TABLES}
+        self._version_code: str | None = None
+
+    @abstractmethod
+    async def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    @abstractmethod
+    async def _execute(self, sql: str, args: Sequence[Any] = ()) -> tuple[int, int]:
+        """Run one write; returns (rows affected, last insert id)."""
+
+    @abstractmethod
+    def _stream(self, sql: str, args: Sequence[Any], batch: int) -> AsyncIterator[list[tuple[Any, ...]]]:
+        """Rows in batches without holding the whole result in memory."""
+
+    @abstractmethod
+    async def next_stylesheet_sid(self) -> int:
+        """The sid MyBB would give the next new stylesheet row."""
+
+    @abstractmethod
+    async def change_token(self) -> tuple[object, bool]:
+        """A cheap value that changes when the forum's tables do, and whether it is settled.
+
+        Not settled means an equal token may still hide a change (a clock of
+        whole seconds), so the caller should look closer anyway.
+        """
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    # -- reads ---------------------------------------------------------------
+
+    async def template_sets(self) -> list[TemplateSet]:
+        rows = await self._fetch(f"SELECT sid, title FROM {self._t['templatesets']} ORDER BY sid")
+        return [TemplateSet(int(sid), title) for sid, title in rows]
+
+    async def template_group_prefixes(self) -> frozenset[str]:
+        rows = await self._fetch(f"SELECT prefix FROM {self._t['templategroups']}")
+        return frozenset(prefix for (prefix,) in rows if prefix)
+
+    async def version_code(self) -> str:
+        """The board's ``version_code`` (datacache ``version``), stamped on saved templates."""
+        if self._version_code is None:
+            rows = await self._fetch(f"SELECT cache FROM {self._t['datacache']} WHERE title = %s", ("version",))
+            if not rows:
+                raise MybbSyncError("the forum's datacache has no 'version' row: is this a MyBB database?")
+            value = php.loads(rows[0][0])
+            if not isinstance(value, dict) or "version_code" not in value:
+                raise MybbSyncError("the forum's datacache 'version' row has no version_code")
+            self._version_code = str(value["version_code"])
+        return self._version_code
+
+    async def set_templates(self, sid: int, batch: int = 500) -> AsyncIterator[list[TemplateRow]]:
+        """Stream what set ``sid`` shows with a server-side cursor, unsorted, one pass.
+
+        The set's own titles are read first (ids and titles only, small) so
+        that a master row can be dropped when the set overrides it, comparing
+        titles exactly as PHP's template cache does (not by the column's
+        collation). The table has no unique key on (sid, title): of duplicate
+        copies only the last one (highest tid) is shown, as in PHP's cache and
+        :meth:`templates_by_title`, so each title is streamed once.
+        """
+        table = self._t["templates"]
+        own: dict[str, int] = {}  # exact title -> tid of the copy that wins
+        for tid, title in await self._fetch(f"SELECT tid, title FROM {table} WHERE sid = %s", (sid,)):
+            own[title] = max(int(tid), own.get(title, -1))
+        if sid == GLOBAL_SID:
+            sql, args = f"SELECT {_TEMPLATE_COLS} FROM {table} WHERE sid = %s", (GLOBAL_SID,)
+        else:
+            sql, args = f"SELECT {_TEMPLATE_COLS} FROM {table} WHERE sid IN (%s, %s)", (MASTER_SID, sid)
+        async for rows in self._stream(sql, args, batch):
+            out = [
+                TemplateRow(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], int(r[6]))
+                for r in rows
+                if not (r[1] == MASTER_SID and r[2] in own)
+                and not (r[1] == sid and int(r[0]) < own.get(r[2], -1))
+            ]
+            if out:
+                yield out
+
+    async def templates_by_title(self, sid: int, titles: Sequence[str]) -> dict[str, TemplateRow]:
+        wanted = set(titles)
+        found: dict[str, TemplateRow] = {}
+        sids = (GLOBAL_SID,) if sid == GLOBAL_SID else (MASTER_SID, sid)
+        for chunk in _chunks(sorted(wanted), lambda t: len(t) * 4 + 8):
+            marks = ", ".join(["%s"] * len(chunk))
+            rows = await self._fetch(
+                f"SELECT {_TEMPLATE_COLS} FROM {self._t['templates']} "
+                f"WHERE sid IN ({', '.join(['%s'] * len(sids))}) AND title IN ({marks}) ORDER BY sid, tid",
+                (*sids, *chunk),
+            )
+            for r in rows:
+                row = TemplateRow(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], int(r[6]))
+                # Exact title (the collation is case-insensitive); set copy over master;
+                # among duplicate copies the last one read wins, as in PHP's cache.
+                if row.title in wanted:
+                    found[row.title] = row
+        return found
+
+    async def themes(self) -> list[Theme]:
+        rows = await self._fetch(
+            f"SELECT tid, name, pid, def, properties, stylesheets, allowedgroups FROM {self._t['themes']} ORDER BY tid"
+        )
+        return [Theme(int(r[0]), r[1], int(r[2]), int(r[3]), r[4], r[5], r[6]) for r in rows]
+
+    async def stylesheets(self) -> list[Stylesheet]:
+        rows = await self._fetch(
+            "SELECT sid, name, tid, attachedto, stylesheet, cachefile, lastmodified "
+            f"FROM {self._t['themestylesheets']} ORDER BY tid, sid"
+        )
+        return [Stylesheet(int(r[0]), r[1], int(r[2]), r[3], r[4], r[5], int(r[6])) for r in rows]
+
+    async def template_markers(self) -> dict[int, TableMarker]:
+        rows = await self._fetch(
+            "SELECT sid, COUNT(*), MAX(tid), MAX(dateline), SUM(tid) "
+            f"FROM {self._t['templates']} GROUP BY sid"
+        )
+        return {int(r[0]): TableMarker(int(r[1]), int(r[2]), int(r[3]), int(r[4] or 0)) for r in rows}
+
+    async def stylesheet_markers(self) -> dict[int, TableMarker]:
+        rows = await self._fetch(
+            "SELECT tid, COUNT(*), MAX(sid), MAX(lastmodified), SUM(sid) "
+            f"FROM {self._t['themestylesheets']} GROUP BY tid"
+        )
+        return {int(r[0]): TableMarker(int(r[1]), int(r[2]), int(r[3]), int(r[4] or 0)) for r in rows}
+
+    async def templates_since(self, sid: int, dateline: int) -> list[str]:
+        """Titles of set ``sid`` saved at or after ``dateline``."""
+        rows = await self._fetch(
+            f"SELECT title FROM {self._t['templates']} WHERE sid = %s AND dateline >= %s", (sid, dateline)
+        )
+        return [t for (t,) in rows]
+
+    async def template_titles(self, sid: int) -> set[str]:
+        rows = await self._fetch(f"SELECT title FROM {self._t['templates']} WHERE sid = %s", (sid,))
+        return {t for (t,) in rows}
+
+    async def outdated_templates(self) -> list[tuple[int, str, str, str]]:
+        """Set copies older than their master (MyBB's "Find Updated Templates"): (sid, title, copy, master)."""
+        t = self._t["templates"]
+        rows = await self._fetch(
+            f"SELECT s.sid, s.title, s.version, m.version FROM {t} s JOIN {t} m ON m.sid = %s AND m.title = s.title "
+            f"WHERE s.sid > 0 AND CAST(m.version AS {self._int}) > CAST(s.version AS {self._int}) ORDER BY s.sid, s.title",
+            (MASTER_SID,),
+        )
+        return [(int(r[0]), r[1], r[2], r[3]) for r in rows]
+
+    # -- writes --------------------------------------------------------------
+
+    async def save_templates(self, sid: int, texts: Sequence[tuple[str, str]], now: int) -> dict[str, TemplateRow]:
+        """The Admin CP's edit_template for many titles of one set, in few round trips.
+
+        Titles the set already has a copy of are updated with one ``CASE``
+        statement; the others get a new row in the set (never for sid -1,
+        never touching a master row).
+        """
+        if sid == MASTER_SID:
+            raise MybbSyncError("master templates (sid -2) are never written")
+        version = await self.version_code()
+        latest = {title: php.rtrim(text) for title, text in texts}
+        existing = await self.templates_by_title(sid, list(latest))
+        updates = [(existing[t].tid, text) for t, text in latest.items() if t in existing and existing[t].sid == sid]
+        inserts = [(t, text) for t, text in latest.items() if t not in existing or existing[t].sid != sid]
+        if sid == GLOBAL_SID and inserts:
+            raise MybbSyncError(f"no global template named {inserts[0][0]!r} (global templates are only updated)")
+        await self._update_templates(updates, version, now)
+        await self._insert_templates(sid, inserts, version, now)
+        return await self.templates_by_title(sid, list(latest))
+
+    async def add_global_templates(self, texts: Sequence[tuple[str, str]], now: int) -> dict[str, TemplateRow]:
+        """A new global template (the Admin CP's add_template with sid -1)."""
+        version = await self.version_code()
+        latest = {title: php.rtrim(text) for title, text in texts}
+        existing = await self.templates_by_title(GLOBAL_SID, list(latest))
+        await self._update_templates([(existing[t].tid, x) for t, x in latest.items() if t in existing], version, now)
+        await self._insert_templates(GLOBAL_SID, [(t, x) for t, x in latest.items() if t not in existing], version, now)
+        return await self.templates_by_title(GLOBAL_SID, list(latest))
+
+    async def _update_templates(self, updates: Sequence[tuple[int, str]], version: str, now: int) -> None:
+        table = self._t["templates"]
+        for chunk in _chunks(updates, lambda u: len(u[1]) * 4 + 32):
+            cases = " ".join(["WHEN %s THEN %s"] * len(chunk))
+            marks = ", ".join(["%s"] * len(chunk))
+            args: list[Any] = [v for tid, text in chunk for v in (tid, text)]
+            args += [version, now, *(tid for tid, _ in chunk)]
+            await self._execute(
+                f"UPDATE {table} SET template = CASE tid {cases} END, version = %s, status = '', dateline = %s "
+                f"WHERE tid IN ({marks})",
+                args,
+            )
+
+    async def _insert_templates(self, sid: int, inserts: Sequence[tuple[str, str]], version: str, now: int) -> None:
+        table = self._t["templates"]
+        for chunk in _chunks(inserts, lambda i: len(i[1]) * 4 + len(i[0]) * 4 + 32):
+            values = ", ".join(["(%s, %s, %s, %s, '', %s)"] * len(chunk))
+            args = [v for title, text in chunk for v in (title, text, sid, version, now)]
+            await self._execute(
+                f"INSERT INTO {table} (title, template, sid, version, status, dateline) VALUES {values}", args
+            )
+
+    async def revert_templates(self, sid: int, titles: Sequence[str]) -> int:
+        if sid <= 0:
+            raise MybbSyncError("only a template set's own copies can be reverted")
+        deleted = 0
+        for chunk in _chunks(list(titles), lambda t: len(t) * 4 + 8):
+            marks = ", ".join(["%s"] * len(chunk))
+            affected, _ = await self._execute(
+                f"DELETE FROM {self._t['templates']} WHERE sid = %s AND {self._exact_title} IN ({marks})", (sid, *chunk)
+            )
+            deleted += affected
+        return deleted
+
+
+    # -- stylesheets (the Admin CP's save, applied from a SavePlan) -------------
+
+    async def save_stylesheet_rows(self, inserts: Sequence[Stylesheet], updates: Sequence[StylesheetUpdate]) -> None:
+        table = self._t["themestylesheets"]
+        for row in inserts:
+            await self._execute(
+                f"INSERT INTO {table} (sid, name, tid, attachedto, stylesheet, cachefile, lastmodified) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (row.sid, row.name, row.tid, row.attachedto, row.stylesheet, row.cachefile, row.lastmodified),
+            )
+        for update in updates:
+            await self._execute(
+                f"UPDATE {table} SET stylesheet = %s, cachefile = %s, lastmodified = %s WHERE sid = %s",
+                (update.stylesheet, update.cachefile, update.lastmodified, update.sid),
+            )
+
+    async def set_stylesheet_cachefile(self, sid: int, cachefile: str) -> None:
+        await self._execute(f"UPDATE {self._t['themestylesheets']} SET cachefile = %s WHERE sid = %s", (cachefile, sid))
+
+    async def save_theme_lists(self, themes: Sequence[ThemeUpdate], default_theme: str | None) -> None:
+        for theme in themes:
+            await self._execute(
+                f"UPDATE {self._t['themes']} SET properties = %s, stylesheets = %s WHERE tid = %s",
+                (theme.properties, theme.stylesheets, theme.tid),
+            )
+        if default_theme is not None:
+            await self._execute(
+                f"UPDATE {self._t['datacache']} SET cache = %s WHERE title = %s", (default_theme, "default_theme")
+            )
