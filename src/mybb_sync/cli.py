@@ -31,6 +31,8 @@ from .control import call
 from .service import offline_service, offline_status, serve
 from .state import RootLock, State
 from .store import open_store
+from .synthetic import Board
+from .testing import create_sqlite_board
 
 log = logging.getLogger("mybb_sync")
 TOP_DIRS = (SETS_DIR, GLOBAL_DIR, STYLES_DIR)
@@ -85,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     diff = sub.add_parser("diff", help="unified diff between files and the database")
     diff.add_argument("paths", nargs="*", metavar="PATH", help="files to compare (default: everything that differs)")
     _common(diff)
+
+    demo = sub.add_parser("demo", help="try it: a synthetic board on SQLite, exported and watched")
+    demo.add_argument("dir", nargs="?", default="mybb-sync-demo", help="where to put the board and files")
+    demo.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
 
     resolve = sub.add_parser("resolve", help="settle a conflict by taking the file's or the database's version")
     resolve.add_argument("path", help="the file, inside the sync root")
@@ -158,6 +164,12 @@ async def cmd_watch(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings.log_format == "json":
         _json_logs()
+    await run_until_signalled(settings)
+    return 0
+
+
+async def run_until_signalled(settings: Settings) -> None:
+    """Run the service; SIGTERM/SIGINT stop it cleanly, SIGHUP rescans."""
     async with anyio.create_task_group() as tg:
         handle = await tg.start(serve, settings)
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
@@ -169,6 +181,50 @@ async def cmd_watch(args: argparse.Namespace) -> int:
                 log.info("%s: finishing in-flight work and stopping", signal.Signals(signum).name)
                 handle.stop()
                 break
+
+
+DEMO_CONFIG_PHP = """<?php
+/**
+ * Database configuration (written by mybb-sync demo, as MyBB's installer would)
+ */
+
+$config['database']['type'] = 'sqlite';
+$config['database']['database'] = '{database}';
+$config['database']['table_prefix'] = 'mybb_';
+
+$config['database']['hostname'] = 'localhost';
+$config['database']['username'] = '';
+$config['database']['password'] = '';
+"""
+
+
+async def cmd_demo(args: argparse.Namespace) -> int:
+    """A synthetic board on SQLite, exported, then watched: try mybb-sync with nothing installed."""
+    base = Path(args.dir).resolve()
+    forum, database, root = base / "forum", base / "forum.sqlite", base / "root"
+    if not database.exists():
+        base.mkdir(parents=True, exist_ok=True)
+        await create_sqlite_board(database, Board(masters=974))
+        (forum / "inc").mkdir(parents=True, exist_ok=True)
+        (forum / "cache" / "themes").mkdir(parents=True, exist_ok=True)
+        (forum / "inc" / "config.php").write_text(DEMO_CONFIG_PHP.format(database=str(database).replace("'", "\\'")))
+        log.info("created a synthetic board in %s", database)
+    settings = load_settings({"root": str(root), "mybb_root": str(forum)}, environ={}, cwd=base)
+    example = root / "template_sets" / "Default Templates" / "index" / "index_thead10.html"
+    print(
+        f"""mybb-sync demo: a MyBB board on SQLite ({database}), synced with {root}
+
+Try, in another terminal:
+  $EDITOR "{example}"          # save it: the row changes at once
+  sqlite3 {database} "SELECT title, dateline FROM mybb_templates WHERE title = 'index_thead10'"
+  mybb-sync status --root {root}
+  mybb-sync diff --root {root} --mybb-root {forum}
+
+Press Ctrl-C to stop.
+""",
+        flush=True,
+    )
+    await run_until_signalled(settings)
     return 0
 
 
@@ -294,6 +350,7 @@ COMMANDS: dict[str, Any] = {
     "rescan": cmd_control,
     "resolve": cmd_resolve,
     "diff": cmd_diff,
+    "demo": cmd_demo,
 }
 
 
