@@ -22,13 +22,14 @@ import pytest
 from asyncinotify import Inotify, Mask
 
 from mybb_sync.config import Database
-from mybb_sync.synthetic import INSTALL_TIME, Board
+from mybb_sync.state import RACY_NS
+from mybb_sync.synthetic import Board
 from mybb_sync.testing import create_board, drop_board
 
 pytestmark = pytest.mark.anyio
 
 SPEC = Board(masters=300, extra_sets=("Second Set",))
-BIG = Board(masters=3000, seed=3)
+BIG = Board(masters=2000, seed=3)
 STATE_DIR = ".mybb-sync"
 
 
@@ -201,6 +202,16 @@ async def test_export_writes_every_set_global_template_and_stylesheet_in_the_lay
     assert {p.split("/")[0] for p in expected} == {"template_sets", "global_templates", "styles"}
     assert {p.split("/")[1] for p in expected if p.startswith("template_sets/")} == {"Default Templates", "Second Set"}
     assert {p.split("/")[1] for p in expected if p.startswith("styles/")} == {"MyBB Master Style", "Default", "Child Theme"}
+    css = {(tid, name): text.encode() for name, tid, _attached, text in SPEC.stylesheets()}
+    assert (root / "styles/Child Theme/global.css").read_bytes() == css[3, "global.css"]  # its own row
+    assert (root / "styles/Child Theme/color_blue.css").read_bytes() == css[2, "color_blue.css"]  # from its parent
+    assert (root / "styles/Default/global.css").read_bytes() == css[1, "global.css"]  # from the master style
+    assert not (root / "styles/MyBB Master Style/color_blue.css").exists()
+    copy = a_set_copy()
+    texts = {(sid, title): text.encode() for title, text, sid, _v, _d in SPEC.templates()}
+    assert (root / set_path(copy)).read_bytes() == texts[1, copy]
+    assert (root / set_path(copy, "Second Set")).read_bytes() == texts[-2, copy]
+    assert (root / "global_templates/global_shared0.html").read_bytes() == texts[-1, "global_shared0"]
     assert temp_files(root) == []
     assert "exported" in run.stdout and "Traceback" not in run.stderr
 
@@ -235,6 +246,20 @@ async def test_reexport_of_an_unchanged_board_writes_nothing(board: Database, ro
     assert summary["unchanged"] == len(before)
     assert snapshot(root) == before  # same inodes and mtimes: nothing was rewritten
     assert temp_files(root) == []
+
+
+async def test_a_reexport_reads_no_file_whose_stat_proves_it_unchanged(board: Database, root: Path) -> None:
+    assert (await export(board, root)).returncode == 0
+    await anyio.sleep(RACY_NS / 1e9 + 0.2)  # not synchronisation: a stat younger than this is never trusted
+    assert (await export(board, root, "--json")).json()["written"] == 0  # reads each file once, re-stamps its stat
+    with Inotify(sync_timeout=0) as inotify:
+        for dirpath, dirnames, _files in os.walk(root):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            inotify.add_watch(dirpath, Mask.OPEN | Mask.ONLYDIR)
+        summary = (await export(board, root, "--json")).json()
+        opened = [e.path for e in inotify if Mask.ISDIR not in e.mask and e.path is not None]
+    assert summary["written"] == 0 and summary["unchanged"] == len(final_files(root))
+    assert opened == []
 
 
 async def test_changing_one_template_row_rewrites_exactly_that_file(board: Database, root: Path) -> None:
@@ -472,14 +497,40 @@ async def first_write(inotify: Inotify, root: Path) -> None:
         return
 
 
+async def export_watched(db: Database, root: Path, kill_after: float | None = None) -> tuple[int, float]:
+    """Run an export; from its first write on, SIGKILL it after ``kill_after`` seconds (None: let it finish).
+
+    Returns its exit status and how long it ran after its first write.
+    """
+    with Inotify() as inotify:
+        watch_dirs(inotify, root)
+        process = await anyio.open_process(
+            cli_command(db, root), env=cli_env(), stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        async with process:
+            with anyio.fail_after(60):
+                await first_write(inotify, root)
+            started = anyio.current_time()
+            if kill_after is not None:
+                await anyio.sleep(kill_after)  # the deliberate random kill moment
+                if process.returncode is None:
+                    process.send_signal(signal.SIGKILL)
+            with anyio.fail_after(120):
+                code = await process.wait()
+            return code, anyio.current_time() - started
+
+
 @pytest.mark.slow
 async def test_sigkilled_exports_leave_no_partial_file_and_the_next_run_completes(
     big_board: Database, root: Path
 ) -> None:
     rng = random.Random(20261125)
-    trials, killed, interrupted_writes = 20, 0, 0
-    assert (await export(big_board, root)).returncode == 0
+    trials, killed, interrupted, mixed = 20, 0, 0, 0
+    code, writing = await export_watched(big_board, root)  # also measures how long the writes take here
+    assert code == 0
     current = await expected_files(big_board)
+    assert final_files(root) == current
     for trial in range(trials):
         if trial % 4 == 0:  # an export into an empty root ...
             shutil.rmtree(root)
@@ -489,19 +540,7 @@ async def test_sigkilled_exports_leave_no_partial_file_and_the_next_run_complete
             await change_every_row(big_board, f"\n<!-- trial {trial} -->")
             previous = current
         current = await expected_files(big_board)
-        with Inotify() as inotify:
-            watch_dirs(inotify, root)
-            process = await anyio.open_process(
-                cli_command(big_board, root), env=cli_env(), stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-            async with process:
-                with anyio.fail_after(60):
-                    await first_write(inotify, root)
-                await anyio.sleep(rng.uniform(0.0, 0.5))  # the deliberate random kill moment
-                if process.returncode is None:
-                    process.send_signal(signal.SIGKILL)
-                code = await process.wait()
+        code, _ = await export_watched(big_board, root, kill_after=rng.uniform(0.0, writing))
         killed += code == -signal.SIGKILL
         # After the kill: every file under a final name is complete, old or new, never empty or partial.
         on_disk = final_files(root)
@@ -509,14 +548,17 @@ async def test_sigkilled_exports_leave_no_partial_file_and_the_next_run_complete
         bad = [p for p, data in on_disk.items() if data not in (current[p], previous.get(p))]
         assert bad == [], f"trial {trial}: {len(bad)} partial file(s), e.g. {bad[:3]}"
         assert all(on_disk.values())
-        interrupted_writes += 0 < sum(on_disk.get(p) == x for p, x in current.items()) < len(current)
+        renamed = sum(on_disk.get(p) == x for p, x in current.items())
+        mixed += 0 < renamed < len(current)  # killed between two renames: old and new files side by side
+        interrupted += renamed < len(current) or bool(temp_files(root))
         # The next run sweeps the leftover temps and completes.
         summary = (await export(big_board, root, "--json")).json()
         assert summary["errors"] == [] and summary["conflicts"] == [], (trial, summary["conflicts"][:5])
         assert temp_files(root) == []
         assert final_files(root) == current
-    assert killed >= trials // 2, f"only {killed} of {trials} exports were killed before finishing"
-    assert interrupted_writes >= trials // 4, f"only {interrupted_writes} kills landed in the middle of the writes"
+    assert killed >= trials // 2, f"only {killed} of {trials} exports were killed before they finished"
+    assert interrupted >= trials // 2, f"only {interrupted} of {trials} kills left unfinished work behind"
+    assert mixed >= 1, "no kill landed between two renames"
 
 
 @dataclass
@@ -533,16 +575,17 @@ class InotifyReader:
     reads_while_running: int = 0
     running: bool = False
 
-    def watch_tree(self, path: Path) -> None:
-        """Watch a (new) folder, then look at what it already holds: nothing made before the watch is missed."""
+    def watch_tree(self, path: Path, new: bool = True) -> None:
+        """Watch a folder and those below it; in a new folder also read what it already holds
+        (files renamed into it before its watch existed are not missed)."""
         self.inotify.add_watch(path, WATCH)
         with os.scandir(path) as entries:
             for entry in entries:
                 if entry.name.startswith("."):
                     continue
                 if entry.is_dir(follow_symlinks=False):
-                    self.watch_tree(Path(entry.path))
-                elif entry.is_file(follow_symlinks=False):
+                    self.watch_tree(Path(entry.path), new)
+                elif new and entry.is_file(follow_symlinks=False):
                     self.check(Path(entry.path))
 
     def check(self, path: Path) -> None:
@@ -576,7 +619,7 @@ class InotifyReader:
 async def export_with_reader(db: Database, root: Path) -> InotifyReader:
     reader = InotifyReader(root, await expected_files(db))
     with reader.inotify:
-        reader.watch_tree(root)
+        reader.watch_tree(root, new=False)
         with anyio.fail_after(120):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(reader.run)

@@ -347,13 +347,7 @@ HOSTILE_PREFIXES = [
     "mybb_templates WHERE 1=1 OR ",
     "p" * 31,
     "préfixe_",
-    pytest.param(
-        "mybb_\n",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="config.validate_prefix uses re.match with '$', which accepts a trailing newline",
-        ),
-    ),
+    "mybb_\n",
 ]
 
 

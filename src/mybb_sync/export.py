@@ -197,7 +197,9 @@ class Exporter:
         self, catalog: Catalog, batch: Sequence[Entry], force: bool, report: ExportReport, two_way: TwoWay | None
     ) -> None:
         decisions = await anyio.to_thread.run_sync(
-            lambda: plan(self.root, self.state, batch, look_at_disk=two_way is not None), limiter=self.limiter
+            # Always look at changed files: an edit on disk must be reported as a conflict
+            # (or overwritten with --force) even when its row did not change.
+            lambda: plan(self.root, self.state, batch, look_at_disk=True), limiter=self.limiter
         )
         for d in decisions:
             report.per_scope[scope_label(catalog, d.entry.kind, d.entry.owner)] += 1
@@ -215,7 +217,9 @@ class Exporter:
             action = d.action
             if action is Action.NOTHING:
                 report.unchanged += 1
-                if d.state is not None and d.disk_stat is not None and d.disk_stat != d.state.stat:
+                if d.state is not None and d.disk_stat is not None and (
+                    d.disk_stat != d.state.stat or (d.disk_text is not None and not d.state.unchanged(d.disk_stat))
+                ):  # re-stamp a file read and found unchanged, so its stat alone proves it next time
                     settled.append(agreed_state(d.entry, d.state.base, d.disk_stat, d.seen_ns))
             elif action is Action.ADOPT:
                 report.adopted += 1
