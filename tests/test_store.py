@@ -216,6 +216,19 @@ async def test_set_templates_shows_one_row_per_title_when_a_global_template_is_d
     assert [r.template for r in rows if r.title == "global_shared3"] == ["the later global"]
 
 
+async def test_set_templates_shows_one_row_per_title_when_a_master_is_duplicated(
+    board: Database, store: MySQLStore
+) -> None:
+    title = master_only_title(SPEC)
+    await sql(
+        board,
+        "INSERT INTO mybb_templates (title, template, sid, version, status, dateline) VALUES (%s, %s, -2, '1837', '', %s)",
+        (title, "the later master", NOW),
+    )
+    rows, _ = await stream(store, 1)
+    assert [r.template for r in rows if r.title == title] == ["the later master"]
+
+
 async def test_templates_by_title_returns_the_set_copy_else_the_master(store: MySQLStore) -> None:
     copy, master = overridden_title(SPEC), master_only_title(SPEC)
     found = await store.templates_by_title(1, [copy, master, "no_such_template"])

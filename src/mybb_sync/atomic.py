@@ -236,14 +236,36 @@ def _flush(root: Root) -> None:
         os.close(fd)
 
 
-def _commit(root: Root, staged: Staged) -> list[Result]:
-    """Phase 3: rename each temp over its target (if the target is as expected), then fsync the dirs."""
+def _commit(root: Root, staged: Staged, fsync_dirs: bool) -> list[Result]:
+    """Phase 3: rename each temp over its target, if the target is as expected.
+
+    With ``fsync_dirs`` each touched directory is fsynced; a bulk batch
+    instead ends with one more syncfs, which commits every rename at once.
+    """
     dirs = _Dirs(root, create=False)
     try:
         failed: list[Result] = [s for s in staged if isinstance(s, NotWritten)]
         results = failed + _rename_all(dirs, [s for s in staged if not isinstance(s, NotWritten)])
-        dirs.fsync(_split(r.path)[0] for r in results if isinstance(r, Written))
+        if fsync_dirs:
+            dirs.fsync(_split(r.path)[0] for r in results if isinstance(r, Written))
         return results
+    finally:
+        dirs.close()
+
+
+def _abandon(root: Root, staged: Staged, reason: str) -> list[Result]:
+    """A flush failed: remove the temps, keep every old file, report each write."""
+    dirs = _Dirs(root, create=False)
+    try:
+        out: list[Result] = []
+        for s in staged:
+            if isinstance(s, NotWritten):
+                out.append(s)
+                continue
+            write, temp = s[0], s[1]
+            _unlink_quietly(dirs, _split(write.path)[0], temp)
+            out.append(NotWritten(write.path, reason, changed=False))
+        return out
     finally:
         dirs.close()
 
@@ -259,16 +281,30 @@ def write_batch(root: Root, writes: Sequence[Write]) -> list[Result]:
     bulk = _bulk(writes)
     staged = _stage(root, writes, fsync_each=not bulk)
     if bulk:
+        try:
+            _flush(root)
+        except OSError as exc:
+            return _abandon(root, staged, f"cannot flush to disk: {exc.strerror or exc}")
+    results = _commit(root, staged, fsync_dirs=not bulk)
+    return _settle(root, results) if bulk else results
+
+
+def _settle(root: Root, results: list[Result]) -> list[Result]:
+    """The second syncfs of a bulk batch; if it fails, no write counts as done (none is recorded)."""
+    try:
         _flush(root)
-    return _commit(root, staged)
+    except OSError as exc:
+        reason = f"cannot flush to disk: {exc.strerror or exc}"
+        return [NotWritten(r.path, reason, changed=False) if isinstance(r, Written) else r for r in results]
+    return results
 
 
 async def write_files(root: Root, writes: Sequence[Write], limiter: anyio.CapacityLimiter) -> list[Result]:
     """Write many files durably, with parallel worker threads for each phase.
 
     Temps are written by several threads at once; a bulk batch then costs a
-    single ``syncfs`` before the renames (also spread over threads). A small
-    batch fsyncs each temp instead.
+    single ``syncfs`` before the renames (also spread over threads) and one
+    after them. A small batch fsyncs each temp and each directory instead.
     """
     if not writes:
         return []
@@ -283,16 +319,22 @@ async def write_files(root: Root, writes: Sequence[Write], limiter: anyio.Capaci
         staged[i] = await anyio.to_thread.run_sync(_stage, root, chunks[i], not bulk, limiter=limiter)
 
     async def commit(i: int) -> None:
-        results.extend(await anyio.to_thread.run_sync(_commit, root, staged[i], limiter=limiter))
+        results.extend(await anyio.to_thread.run_sync(_commit, root, staged[i], not bulk, limiter=limiter))
 
     async with anyio.create_task_group() as tg:
         for i in range(len(chunks)):
             tg.start_soon(stage, i)
     if bulk:
-        await anyio.to_thread.run_sync(_flush, root, limiter=limiter)
+        try:
+            await anyio.to_thread.run_sync(_flush, root, limiter=limiter)
+        except OSError as exc:
+            reason = f"cannot flush to disk: {exc.strerror or exc}"
+            return [r for part in staged for r in await anyio.to_thread.run_sync(_abandon, root, part, reason)]
     async with anyio.create_task_group() as tg:
         for i in range(len(chunks)):
             tg.start_soon(commit, i)
+    if bulk:
+        return await anyio.to_thread.run_sync(_settle, root, results, limiter=limiter)
     return results
 
 

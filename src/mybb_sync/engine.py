@@ -63,6 +63,7 @@ class Decision:
     disk_text: str | None = None  # decoded content, when it was read and valid
     invalid: str | None = None  # why the file's content may not reach the database
     seen_ns: int = 0  # the clock just before disk_stat was taken (for the racy-stat rule)
+    intent_landed: bool = False  # the row holds our own earlier write, never confirmed: settle it
 
     @property
     def expect(self) -> Expect:
@@ -100,6 +101,7 @@ def plan(
     """
     paths = [e.path for e in entries]
     states = state.get(paths)
+    intents = state.intents(paths)
     seen_ns = time.time_ns()
     stats = stat_files(root, paths)
     db_hashes = {e.path: (None if e.text is None else content_hash(e.kind, e.text)) for e in entries}
@@ -116,6 +118,9 @@ def plan(
     for e in entries:
         st, cur, db_hash = states.get(e.path), stats[e.path], db_hashes[e.path]
         base = st.base if st is not None else None
+        landed = intents.get(e.path) is not None and intents.get(e.path) == db_hash
+        if landed:
+            base = db_hash  # our own write reached the database before the connection died
         text = invalid = None
         if cur is None:
             disk_hash = None
@@ -131,7 +136,7 @@ def plan(
             else:
                 text, disk_hash, invalid = _judge(e.kind, read.data, base)
         action = decide(disk_hash, db_hash, base)
-        out.append(Decision(e, action, st, db_hash, disk_hash, cur, text, invalid, seen_ns))
+        out.append(Decision(e, action, st, db_hash, disk_hash, cur, text, invalid, seen_ns, landed))
     return out
 
 

@@ -215,7 +215,10 @@ class Exporter:
         now = time.time()
         for d in decisions:
             action = d.action
-            if action is Action.NOTHING:
+            if action is Action.NOTHING and d.intent_landed and d.db_hash is not None:
+                report.unchanged += 1
+                settled.append(agreed_state(d.entry, d.db_hash, d.disk_stat, d.seen_ns))
+            elif action is Action.NOTHING:
                 report.unchanged += 1
                 if d.state is not None and d.disk_stat is not None and (
                     d.disk_stat != d.state.stat or (d.disk_text is not None and not d.state.unchanged(d.disk_stat))
@@ -242,6 +245,8 @@ class Exporter:
                 problems.append(Problem(d.entry.path, ProblemKind.CONFLICT, _conflict_detail(d), now))
                 log.warning("conflict: %s: %s", d.entry.path, _conflict_detail(d))
         if imports and two_way is not None:
+            intents = {d.entry.path: d.disk_hash for d in imports if d.disk_text is not None and d.disk_hash}
+            await anyio.to_thread.run_sync(self.state.record_intents, intents, limiter=self.limiter)
             done = await two_way.importer(imports)
             settled += done.states
             report.imported += len(done.states)

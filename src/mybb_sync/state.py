@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS problems (
     since REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS intents (path TEXT PRIMARY KEY, hash TEXT NOT NULL);
 """
 
 
@@ -155,14 +156,39 @@ class State:
         with self._lock:
             self._db.execute("BEGIN")
             self._db.executemany(f"INSERT OR REPLACE INTO files ({_COLUMNS}) VALUES ({','.join('?' * 12)})", rows)
+            self._db.executemany("DELETE FROM intents WHERE path = ?", [(r[0],) for r in rows])
             self._db.executemany("DELETE FROM problems WHERE path = ? AND kind != 'invalid'", [(r[0],) for r in rows])
             self._db.execute("COMMIT")
+
+    # -- intents: a database write that may have landed ------------------------
+
+    def record_intents(self, intents: dict[str, str]) -> None:
+        """Before writing content to the database, note its hash per path.
+
+        MyISAM has no transactions: if the connection dies after the write but
+        before the read-back, the next look finds the database equal to the
+        intent and knows the row holds our own write, not someone else's.
+        """
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO intents (path, hash) VALUES (?, ?)", intents.items())
+            self._db.execute("COMMIT")
+
+    def intents(self, paths: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        with self._lock:
+            for start in range(0, len(paths), 900):
+                chunk = paths[start : start + 900]
+                marks = ",".join("?" * len(chunk))
+                found.update(self._db.execute(f"SELECT path, hash FROM intents WHERE path IN ({marks})", chunk))
+        return found
 
     def delete(self, paths: Iterable[str]) -> None:
         keys = [(p,) for p in paths]
         with self._lock:
             self._db.execute("BEGIN")
             self._db.executemany("DELETE FROM files WHERE path = ?", keys)
+            self._db.executemany("DELETE FROM intents WHERE path = ?", keys)
             self._db.executemany("DELETE FROM problems WHERE path = ?", keys)
             self._db.execute("COMMIT")
 

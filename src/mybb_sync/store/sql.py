@@ -107,7 +107,7 @@ class SQLStore(ABC):
         titles exactly as PHP's template cache does (not by the column's
         collation). The table has no unique key on (sid, title): of duplicate
         copies only the last one (highest tid) is shown, as in PHP's cache and
-        :meth:`templates_by_title`, so each title is streamed once.
+        :meth:`templates_by_title`, so each title is streamed once (masters too).
         """
         table = self._t["templates"]
         own: dict[str, int] = {}  # exact title -> tid of the copy that wins
@@ -115,13 +115,23 @@ class SQLStore(ABC):
             own[title] = max(int(tid), own.get(title, -1))
         if sid == GLOBAL_SID:
             sql, args = f"SELECT {_TEMPLATE_COLS} FROM {table} WHERE sid = %s", (GLOBAL_SID,)
+            twins: dict[str, int] = {}
         else:
             sql, args = f"SELECT {_TEMPLATE_COLS} FROM {table} WHERE sid IN (%s, %s)", (MASTER_SID, sid)
+            # Duplicate masters are rare: only their titles are read up front.
+            twins = {
+                title: int(top)
+                for title, top in await self._fetch(
+                    f"SELECT title, MAX(tid) FROM {table} WHERE sid = %s GROUP BY {self._exact_title} "
+                    "HAVING COUNT(*) > 1",
+                    (MASTER_SID,),
+                )
+            }
         async for rows in self._stream(sql, args, batch):
             out = [
                 TemplateRow(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], int(r[6]))
                 for r in rows
-                if not (r[1] == MASTER_SID and r[2] in own)
+                if not (r[1] == MASTER_SID and (r[2] in own or int(r[0]) < twins.get(r[2], -1)))
                 and not (r[1] == sid and int(r[0]) < own.get(r[2], -1))
             ]
             if out:
