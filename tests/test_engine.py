@@ -1,0 +1,53 @@
+"""The engine: one batch of files through the rule, against real files and a real state store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mybb_sync.atomic import Root
+from mybb_sync.engine import Entry, plan
+from mybb_sync.layout import Kind
+from mybb_sync.reconcile import Action, content_hash
+from mybb_sync.state import FileState, State
+from mybb_sync.store import TemplateRow
+
+PATH = "global_templates/footer.html"
+
+
+def entry(text: str) -> Entry:
+    return Entry(PATH, Kind.TEMPLATE, -1, "footer", TemplateRow(7, -1, "footer", text, "1837", "", 1))
+
+
+def base_state(root: Path, text: str) -> State:
+    state = State(root)
+    state.put([FileState(PATH, Kind.TEMPLATE, -1, "footer", content_hash(Kind.TEMPLATE, text), 7, -1, 1, None)])
+    return state
+
+
+def test_a_write_that_landed_before_the_connection_died_is_recognised_as_ours(root: Path) -> None:
+    """Regression (soak/outage test): import 'first', connection lost before the read-back,
+    file edited again to 'second'. The row holds our own 'first': import, never a conflict."""
+    state = base_state(root, "base")
+    state.record_intents({PATH: content_hash(Kind.TEMPLATE, "first")})
+    (root / "global_templates").mkdir()
+    (root / PATH).write_text("second")
+    [decision] = plan(Root(root), state, [entry("first")], look_at_disk=True)
+    assert decision.action is Action.IMPORT
+    assert decision.disk_text == "second"
+
+
+def test_an_intent_that_never_landed_changes_nothing(root: Path) -> None:
+    state = base_state(root, "base")
+    state.record_intents({PATH: content_hash(Kind.TEMPLATE, "first")})
+    (root / "global_templates").mkdir()
+    (root / PATH).write_text("second")
+    [decision] = plan(Root(root), state, [entry("someone else")], look_at_disk=True)
+    assert decision.action is Action.CONFLICT
+    assert not decision.intent_landed
+
+
+def test_recording_agreement_clears_the_intent(root: Path) -> None:
+    state = base_state(root, "base")
+    state.record_intents({PATH: "h"})
+    state.put(state.get([PATH]).values())
+    assert state.intents([PATH]) == {}
