@@ -83,6 +83,14 @@ def _first(path: str, key: str) -> str | None:
     return None
 
 
+def loadavg() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (other work on the machine skews every figure)."""
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except (OSError, ValueError):
+        return None
+
+
 def machine_facts(work_dir: Path) -> dict[str, object]:
     mem = _first("/proc/meminfo", "MemTotal")
     return {
@@ -95,4 +103,5 @@ def machine_facts(work_dir: Path) -> dict[str, object]:
         "python": sys.version.split()[0],
         "python_implementation": platform.python_implementation(),
         "filesystem": filesystem_of(work_dir),
+        "loadavg_at_start": loadavg(),
     }

@@ -52,7 +52,9 @@ def check(document: dict[str, Any]) -> list[str]:
         if burst.get("lost", 1) != 0:
             problems.append(f"{tag}: burst lost {burst.get('lost')}")
         d2f = r.get("db_to_file", {})
-        if d2f.get("status") == "ok":
+        if d2f.get("status") == "missed":
+            problems.append(f"{tag}: database -> file: {d2f.get('note')}")
+        elif d2f.get("status") == "ok":
             dl = d2f.get("latency_ms", {})
             if not (_positive(dl.get("p50")) and dl["p50"] <= dl["p95"] <= dl["p99"]):
                 problems.append(f"{tag}: database -> file percentiles missing or out of order")
@@ -94,7 +96,8 @@ def markdown(document: dict[str, Any]) -> str:
         "",
         f"Machine: {m.get('cores')} cores ({m.get('cpu_model')}), {m.get('memory_gib')} GiB, kernel {m.get('kernel')}, "
         f"Python {m.get('python')}, MariaDB {m.get('mariadb')}{' (private, throwaway)' if m.get('mariadb_private') else ''}, "
-        f"root on {fs.get('type')} ({fs.get('device')}), mybb-sync {m.get('mybb_sync')}.",
+        f"root on {fs.get('type')} ({fs.get('device')}), mybb-sync {m.get('mybb_sync')}. "
+        f"Load average (1/5/15 min) at start {m.get('loadavg_at_start')}, at end {m.get('loadavg_at_end')}.",
         "",
     ]
     head = "| | " + " | ".join(f"{r['size']:,} masters" for r in results) + " |"
@@ -109,25 +112,31 @@ def markdown(document: dict[str, Any]) -> str:
     row("ratio (a)/(b)", lambda r: _fmt(_get(r, "export", "ratio_a_b"), 2))
     row("ratio (a)/(c)", lambda r: _fmt(_get(r, "export", "ratio_a_c"), 2))
     row("re-export unchanged, s (share of full export)", lambda r: f"{_fmt(_get(r, 'reexport', 'seconds'), 3)} ({_fmt(100 * (_get(r, 'reexport', 'ratio_to_full') or float('nan')), 1)}%)")
+    row("... files it read", lambda r: _fmt(_get(r, "reexport", "files_read")))
+    row("re-export again, s (share of full export)", lambda r: f"{_fmt(_get(r, 'reexport', 'second_pass_seconds'), 3)} ({_fmt(100 * (_get(r, 'reexport', 'second_pass_ratio_to_full') or float('nan')), 1)}%)")
+    row("... files it read", lambda r: _fmt(_get(r, "reexport", "second_pass_files_read")))
     row("service start-up export into empty root, s (files/s)", lambda r: f"{_fmt(_get(r, 'service_export', 'seconds'), 2)} ({_fmt(_get(r, 'service_export', 'files_per_s'))})")
     row("start-up reconcile, unchanged root, s to `watching`", lambda r: _fmt(_get(r, "startup_reconcile", "seconds"), 2))
     row("... of which interpreter + imports, s", lambda r: _fmt(_get(r, "startup_reconcile", "process_overhead_seconds"), 2))
     for q in ("p50", "p95", "p99"):
         row(f"single edit -> DB, {q}, ms", lambda r, q=q: _fmt(_get(r, "edits", "latency_ms", q), 1))
+    row("... of which the service's database round trips, p50, ms", lambda r: _fmt(_get(r, "edits", "service_db_ms", "p50"), 1))
     row("single edits measured / lost", lambda r: f"{_fmt(_get(r, 'edits', 'measured'))} / {_fmt(_get(r, 'edits', 'lost'))}")
     row("burst: files", lambda r: _fmt(_get(r, "burst", "files")))
-    row("burst: write all, s", lambda r: _fmt(_get(r, "burst", "write_seconds"), 3))
-    row("burst: last write -> all in DB, s", lambda r: _fmt(_get(r, "burst", "drain_seconds"), 3))
-    row("burst: files/s (first write -> all in DB)", lambda r: _fmt(_get(r, "burst", "files_per_s")))
+    row("burst: rename all into place, s", lambda r: _fmt(_get(r, "burst", "rename_seconds"), 3))
+    row("burst: last rename -> all in DB, s", lambda r: _fmt(_get(r, "burst", "drain_seconds"), 3))
+    row("burst: files/s (first rename -> all in DB)", lambda r: _fmt(_get(r, "burst", "files_per_s")))
     row("burst: lost", lambda r: _fmt(_get(r, "burst", "lost")))
 
     def d2f(r: dict[str, Any], q: str) -> str:
-        if _get(r, "db_to_file", "status") == "unsupported":
-            return "unsupported"
+        status = _get(r, "db_to_file", "status")
+        if status in ("unsupported", "missed"):
+            return status
         return _fmt(_get(r, "db_to_file", "latency_ms", q), 1)
 
     row("database -> file, p50, ms", lambda r: d2f(r, "p50"))
     row("database -> file, p95, ms", lambda r: d2f(r, "p95"))
+    row("database -> file, 2nd save with the same dateline second", lambda r: str(_get(r, "db_to_file", "same_second", "outcome") or "-"))
     row("peak RSS during start-up export, MiB", lambda r: _fmt(_get(r, "service_export", "peak_rss_mib"), 1))
     row("peak RSS during burst, MiB", lambda r: _fmt(_get(r, "burst", "peak_rss_mib"), 1))
     row("idle CPU, % of one core", lambda r: _fmt(_get(r, "idle", "cpu_percent"), 2))
@@ -138,13 +147,22 @@ def markdown(document: dict[str, Any]) -> str:
         "Notes:",
         "",
         "- Export timings include streaming the rows from the database through the same store; between "
-        "patterns `sync` runs untimed. Order per size: " + ", ".join(_get(results[0], "export", "order") or []) + ".",
+        "patterns `sync` runs untimed. Each pattern runs "
+        + str(document.get("config", {}).get("repeat", 1))
+        + " time(s) per size in rotating order; the table shows the median.",
         "- Single-edit latency: from the return of `rename()` of the changed file to the arrival of the service's "
         "`imported <path>` log line (logged after the write and its read-back), then confirmed in the database.",
+        "- Burst: the changed contents are first written to ignored dotfile temps (untimed), then renamed into "
+        "place as fast as possible; every change is confirmed in the database afterwards (lost = not there).",
+        "- Re-export runs twice: the first pass after an export may read and re-stamp files still inside the "
+        "racy-clean window; the second is the steady state.",
         "- Service figures include starting the Python interpreter (see the interpreter + imports row).",
         "- Idle CPU: utime+stime of the service from /proc/<pid>/stat over the idle window.",
     ]
     lines += [f"- {n}" for n in notes]
+    findings = sorted({f"{f}" for r in results for f in r.get("findings", [])})
+    if findings:
+        lines += ["", "Findings (behaviour worth a look; not failures of the run):", ""] + [f"- {f}" for f in findings]
     if document.get("problems"):
         lines += ["", "Problems:", ""] + [f"- {p}" for p in document["problems"]]
     return "\n".join(lines) + "\n"
