@@ -28,11 +28,9 @@ from .layout import GLOBAL_DIR, GLOBAL_SID, SETS_DIR, STYLES_DIR
 from .reconcile import unified_diff
 from .progress import ProgressBar
 from .control import call
-from .service import offline_service, offline_status, serve
+from .service import ServiceHandle, offline_service, offline_status, serve
 from .state import RootLock, State
 from .store import open_store
-from .synthetic import Board
-from .testing import create_sqlite_board
 
 log = logging.getLogger("mybb_sync")
 TOP_DIRS = (SETS_DIR, GLOBAL_DIR, STYLES_DIR)
@@ -169,18 +167,29 @@ async def cmd_watch(args: argparse.Namespace) -> int:
 
 
 async def run_until_signalled(settings: Settings) -> None:
-    """Run the service; SIGTERM/SIGINT stop it cleanly, SIGHUP rescans."""
-    async with anyio.create_task_group() as tg:
-        handle = await tg.start(serve, settings)
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
-            async for signum in signals:
-                if signum == signal.SIGHUP:
-                    log.info("SIGHUP: rescanning")
-                    tg.start_soon(handle.rescan)
-                    continue
-                log.info("%s: finishing in-flight work and stopping", signal.Signals(signum).name)
-                handle.stop()
-                break
+    """Run the service; SIGTERM/SIGINT stop it cleanly (also during start-up), SIGHUP rescans."""
+    handle: ServiceHandle | None = None
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        async with anyio.create_task_group() as tg:
+
+            async def on_signals() -> None:
+                async for signum in signals:
+                    if signum == signal.SIGHUP:
+                        if handle is not None:
+                            log.info("SIGHUP: rescanning")
+                            tg.start_soon(handle.rescan)
+                        continue
+                    log.info("%s: finishing in-flight work and stopping", signal.Signals(signum).name)
+                    if handle is None:
+                        tg.cancel_scope.cancel()  # still starting: the batch in flight is shielded
+                    else:
+                        handle.stop()
+                    return
+
+            tg.start_soon(on_signals)
+            handle = await tg.start(serve, settings)
+            await handle.stopped()
+            tg.cancel_scope.cancel()
 
 
 DEMO_CONFIG_PHP = """<?php
@@ -200,6 +209,9 @@ $config['database']['password'] = '';
 
 async def cmd_demo(args: argparse.Namespace) -> int:
     """A synthetic board on SQLite, exported, then watched: try mybb-sync with nothing installed."""
+    from .synthetic import Board  # only the demo needs the generator
+    from .testing import create_sqlite_board
+
     base = Path(args.dir).resolve()
     forum, database, root = base / "forum", base / "forum.sqlite", base / "root"
     if not database.exists():

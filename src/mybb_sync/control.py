@@ -8,9 +8,11 @@ listens.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -26,8 +28,17 @@ MAX_REQUEST = 64 * 1024
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
+SUN_PATH_MAX = 107  # bytes in sockaddr_un.sun_path, less the final NUL
+
+
 def socket_path(root: Path) -> Path:
-    return root / STATE_DIR / "control.sock"
+    """``<root>/.mybb-sync/control.sock``, or, when that path is too long for a unix
+    socket, a name derived from the root in ``$XDG_RUNTIME_DIR`` (or the temp dir)."""
+    path = root / STATE_DIR / "control.sock"
+    if len(os.fsencode(path)) <= SUN_PATH_MAX:
+        return path
+    digest = hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:20]
+    return Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"mybb-sync-{digest}.sock"
 
 
 async def serve_control(root: Path, handler: Handler, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:

@@ -12,6 +12,7 @@ state like any file event, so our own writes come back as "nothing to do".
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from .service import Pending
 
 log = logging.getLogger(__name__)
+
+RECENT_SECONDS = 3  # saves this recent may hide behind an equal dateline
 
 @dataclass(frozen=True)
 class TemplateChanges:
@@ -110,7 +113,15 @@ class Poller:
         changes = diff_markers(self._templates, templates)
         self._templates = templates
         catalog = await service.current_catalog()
-        for sid, since in changes.saved_since.items():
+        # dateline has whole seconds: a second save within the second of the last
+        # one moves no marker, so the newest second of every recently saved set is
+        # read again (our own saves then come back as "nothing to do").
+        saved_since = dict(changes.saved_since)
+        recent = time.time() - RECENT_SECONDS
+        for sid, marker in templates.items():
+            if marker.max_time >= recent:
+                saved_since[sid] = min(saved_since.get(sid, marker.max_time), marker.max_time)
+        for sid, since in saved_since.items():
             paths |= template_paths(catalog, sid, await self.store.templates_since(sid, since))
         for sid in changes.membership:
             now_titles = await self.store.template_titles(sid)

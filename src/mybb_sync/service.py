@@ -46,7 +46,7 @@ from .config import Settings
 from .control import serve_control
 from .engine import Decision, Entry, plan
 from .errors import DatabaseUnavailable, MybbSyncError
-from .export import ExportReport, Exporter, Scope, TwoWay, scope_folders
+from .export import ExportReport, Exporter, Scope, TwoWay, scope_folders, walk_files
 from .importer import ForumCache, Imported, import_stylesheets, import_templates
 from .layout import GLOBAL_SID, Kind
 from .reconcile import Action
@@ -146,6 +146,10 @@ class ServiceHandle:
         """Finish the batch in flight, then stop."""
         self._scope.cancel()
 
+    async def stopped(self) -> None:
+        """Wait until the service has stopped (after :meth:`stop`, or a failure)."""
+        await self._service.finished.wait()
+
 
 class Service:
     def __init__(self, settings: Settings, store: Store, root: Root, state: State) -> None:
@@ -163,6 +167,7 @@ class Service:
         self._writer = anyio.Lock()  # held by whoever decides and writes: one at a time
         self._handled = 0  # Pending.seq of the last batch handled
         self._missing_since: dict[str, float] = {}
+        self.finished = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
         self._progress = anyio.Event()  # set (and replaced) after each handled batch
 
@@ -224,39 +229,33 @@ class Service:
         self._status.last_errors = (self._status.last_errors + [f"{time.strftime('%H:%M:%S')} {message}"])[-10:]
 
     async def handle(self, paths: set[str], prefixes: set[str]) -> None:
-        """One batch: rescans of whole scopes first, then the touched paths."""
-        if prefixes:
+        """One batch: database-driven passes first, then folders and touched paths.
+
+        ``""`` (everything) and ``styles`` (the poller saw stylesheets or themes
+        change) are passes over what the database shows; any other prefix is a
+        folder that came, went or moved, and only its files need a look (the
+        poller covers the database side).
+        """
+        full, styles = "" in prefixes, layout.STYLES_DIR in prefixes
+        if full or styles:
             self.catalog = await load_catalog(self.store)
-            scope = self._scope_of(prefixes)
+            themes = tuple(sorted(self.catalog.themes))
+            scope = Scope((*sorted(self.catalog.sets), GLOBAL_SID), themes) if full else Scope((), themes)
             report = await self.exporter.run(self.store, self.catalog, scope, two_way=self._two_way())
             self._account(report)
             stale = await anyio.to_thread.run_sync(self._stale_paths, scope, report)
             paths |= set(report.orphans) | stale | set(report.recheck)
+        folders = sorted(p for p in prefixes if p not in ("", layout.STYLES_DIR))
+        if folders:
+            paths |= await anyio.to_thread.run_sync(self._under_folders, folders)
         if paths:
             await self.handle_paths(sorted(paths))
 
-    def _scope_of(self, prefixes: set[str]) -> Scope:
-        assert self.catalog is not None
-        everything = Scope((*sorted(self.catalog.sets), GLOBAL_SID), tuple(sorted(self.catalog.themes)))
-        if "" in prefixes:
-            return everything
-        sets: set[int] = set()
-        themes: set[int] = set()
-        for prefix in prefixes:
-            parts = prefix.split("/")
-            if parts[0] == layout.GLOBAL_DIR:
-                sets.add(GLOBAL_SID)
-            elif len(parts) == 1:  # template_sets or styles itself
-                return everything
-            elif parts[0] == layout.SETS_DIR:
-                sid = self.catalog.set_sid(layout.unescape_part(parts[1]) or "")
-                if sid is not None:
-                    sets.add(sid)
-            elif parts[0] == layout.STYLES_DIR:
-                tid = self.catalog.theme_tid(layout.unescape_part(parts[1]) or "")
-                if tid is not None:
-                    themes.add(tid)
-        return Scope(tuple(sorted(sets)), tuple(sorted(themes)))
+    def _under_folders(self, folders: list[str]) -> set[str]:
+        """Files on disk and tracked files below the folders."""
+        found = {p for folder in folders for p in walk_files(self.root, folder)}
+        tracked = [s.path for s in self.state.all()]
+        return found | {p for folder in folders for p in under(folder, tracked)}
 
     def _stale_paths(self, scope: Scope, report: ExportReport) -> set[str]:
         """Tracked files of the scope that the pass did not meet (their row is gone)."""
@@ -558,3 +557,4 @@ async def _run(settings: Settings, store: Store, root: Root, state: State, task_
     finally:
         sd_notify("STOPPING=1")
         watcher.close()
+        service.finished.set()

@@ -1,0 +1,83 @@
+"""Start-up and shutdown edges and the poller's whole-second clock (regressions found by the benchmark)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+
+from mybb_sync.config import Database
+from mybb_sync.control import SUN_PATH_MAX, call, socket_path
+from mybb_sync.synthetic import Board
+from mybb_sync.catalog import Catalog, load_catalog
+from mybb_sync.poller import Poller
+from mybb_sync.store import Store
+from service_helpers import db_url, running_service, set_template, tpath
+
+pytestmark = pytest.mark.anyio
+CLI = [sys.executable, "-m", "mybb_sync.cli"]
+
+
+@pytest.fixture
+def board_spec() -> Board:
+    return Board(masters=3000)
+
+
+async def test_sigterm_during_the_start_up_export_exits_0_at_once(board: Database, root: Path) -> None:
+    """Regression: the signal handler used to be installed only once the service was watching."""
+    argv = [*CLI, "watch", "--db", db_url(board), "--root", str(root)]
+    async with await anyio.open_process(argv) as proc:
+        assert proc.stderr is not None
+        async for chunk in proc.stderr:  # the first log line: the start-up pass is under way
+            if chunk:
+                break
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        with anyio.fail_after(5):
+            code = await proc.wait()
+    assert code == 0
+    assert time.monotonic() - started < 5
+
+
+async def test_a_root_too_deep_for_a_unix_socket_still_gets_a_control_socket(board: Database, tmp_path: Path) -> None:
+    """Regression: control.sock under a long root path crashed the service (AF_UNIX path too long)."""
+    deep = tmp_path.joinpath(*["a-rather-long-folder-name"] * 5, "root")
+    deep.mkdir(parents=True)
+    assert len(str(deep / ".mybb-sync" / "control.sock").encode()) > SUN_PATH_MAX
+    async with running_service(board, deep, settle=False):
+        assert len(str(socket_path(deep)).encode()) <= SUN_PATH_MAX
+        reply = await call(deep, {"op": "status"})
+    assert reply is not None and reply["ok"]
+
+
+class _Target:
+    """The little the poller needs from a service."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    async def current_catalog(self) -> Catalog:
+        return self.catalog
+
+    async def known_titles(self, sid: int) -> set[str]:
+        return set()
+
+
+async def test_a_second_save_stamped_with_an_already_seen_second_is_noticed(board: Database, store: Store) -> None:
+    """Regression: dateline has whole seconds, so a second save in the same second moved
+    no marker and its file was never exported."""
+    title = Board(masters=3000).master_title(20)  # every 20th master has a set copy
+    target = _Target(await load_catalog(store))
+    poller = Poller(store, interval=1)
+    await poller.baseline()
+    now = int(time.time())
+    await set_template(board, 1, title, "first save", now)
+    first, _ = await poller.poll(target)  # type: ignore[arg-type]
+    await set_template(board, 1, title, "second save, same second", now)
+    second, _ = await poller.poll(target)  # type: ignore[arg-type]
+    assert tpath(title) in first
+    assert tpath(title) in second
