@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
+from typing import Any
+
+import aiomysql
+import aiosqlite
 
 import pytest
 
@@ -66,12 +70,50 @@ def board_spec() -> Board:
 
 
 @pytest.fixture
-async def board(server_db: Database, board_spec: Board, mariadb: PrivateMariaDB | None) -> AsyncIterator[Database]:
-    """A fresh database holding ``board_spec``, dropped afterwards."""
-    db = await create_board(server_db, board_spec)
+def backend() -> str:
+    """The database engine a test's board lives in; modules parametrise it over both."""
+    return "mysql"
+
+
+@pytest.fixture
+async def board(
+    server_db: Database, board_spec: Board, mariadb: PrivateMariaDB | None, backend: str, tmp_path: Path
+) -> AsyncIterator[Database]:
+    """A fresh database holding ``board_spec`` (on the MariaDB server, or a SQLite file), dropped afterwards."""
+    server = Database(scheme="sqlite", path=tmp_path / "forum.sqlite") if backend == "sqlite" else server_db
+    db = await create_board(server, board_spec)
     yield db
-    if mariadb is None or mariadb.running:
+    if db.scheme == "sqlite" or mariadb is None or mariadb.running:
         await drop_board(db)
+
+
+async def raw_sql(db: Database, query: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Run SQL directly (not through the store under test), on either backend.
+
+    Written for MySQL; for SQLite the placeholders and the byte-exact
+    comparisons are translated.
+    """
+    if db.scheme == "sqlite":
+        assert db.path is not None
+        query = query.replace("%s", "?").replace("BINARY title", "title").replace("AS BINARY", "AS BLOB")
+        query = query.replace("SHOW TABLES", "SELECT name FROM sqlite_master WHERE type = 'table'")
+        async with aiosqlite.connect(db.path) as conn:
+            async with conn.execute(query, tuple(args)) as cur:
+                rows = [tuple(r) for r in await cur.fetchall()]
+            await conn.commit()
+        return rows
+    kwargs: dict[str, Any] = dict(user=db.user, password=db.password, db=db.name, charset=db.charset, autocommit=True)
+    if db.unix_socket:
+        kwargs["unix_socket"] = db.unix_socket
+    else:
+        kwargs.update(host=db.host, port=db.port)
+    conn = await aiomysql.connect(**kwargs)
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(query, args)
+            return list(await cur.fetchall())
+    finally:
+        conn.close()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The MySQL store against a real MariaDB: reads, Admin CP saves, reverts, markers, outages."""
+"""The store on both backends (a real MariaDB and a SQLite file): reads, Admin CP saves, reverts, markers, outages."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-import aiomysql
 import pytest
 
 from mybb_sync import php
@@ -19,7 +18,7 @@ from mybb_sync.stylesheets import StylesheetUpdate
 from mybb_sync.synthetic import GROUP_PREFIXES, INSTALL_TIME, Board
 from mybb_sync.testing import PrivateMariaDB, create_board, drop_board
 
-from conftest import golden
+from conftest import golden, raw_sql
 
 pytestmark = pytest.mark.anyio
 
@@ -33,22 +32,16 @@ def board_spec() -> Board:
     return SPEC
 
 
+@pytest.fixture(params=["mysql", "sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every store behaviour holds on both engines MyBB supports here."""
+    return request.param
+
+
 # --- helpers: raw SQL, independent of the store under test -----------------------
 
 
-async def sql(db: Database, query: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    kwargs: dict[str, Any] = dict(user=db.user, password=db.password, db=db.name, charset=db.charset, autocommit=True)
-    if db.unix_socket:
-        kwargs["unix_socket"] = db.unix_socket
-    else:
-        kwargs.update(host=db.host, port=db.port)
-    conn = await aiomysql.connect(**kwargs)
-    try:
-        async with conn.cursor() as cur:
-            await cur.execute(query, args)
-            return list(await cur.fetchall())
-    finally:
-        conn.close()
+sql = raw_sql
 
 
 _RAW_COLS = "tid, sid, CAST(title AS BINARY), CAST(template AS BINARY), version, status, dateline"
@@ -478,6 +471,8 @@ async def test_golden_footer_saves_store_what_the_admin_cp_stored(board: Databas
 async def test_store_raises_database_unavailable_when_the_server_is_stopped(
     mariadb: PrivateMariaDB | None, board: Database, store: MySQLStore
 ) -> None:
+    if board.scheme != "mysql":
+        pytest.skip("a SQLite board has no server to stop (see the missing-file test)")
     if mariadb is None:
         pytest.skip("MYBB_SYNC_TEST_DSN names an external server: this test cannot stop it")
     secret = "pw-s3cret-\u00e9"
@@ -498,3 +493,10 @@ async def test_store_raises_database_unavailable_when_the_server_is_stopped(
     finally:
         mariadb.start()
     assert await store.template_sets()  # and it recovers once the server is back
+
+
+async def test_a_missing_sqlite_file_is_unavailable_in_one_line(tmp_path: Any) -> None:
+    with pytest.raises(DatabaseUnavailable, match="no SQLite database at") as caught:
+        async with open_store(Database(scheme="sqlite", path=tmp_path / "gone.sqlite"), "mybb_"):
+            pass
+    assert "\n" not in str(caught.value)
