@@ -130,6 +130,13 @@ def connect_sync(db: Database) -> pymysql.connections.Connection:
     return pymysql.connect(**kwargs)
 
 
+def _get_number(result: dict[str, Any], *keys: str) -> float | None:
+    value: Any = result
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
 def rmtree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
@@ -472,7 +479,50 @@ class Bench:
             result["service"]["warnings"] = svc.warnings[-20:]
             if rc != 0:
                 result["errors"].append(f"service exited {rc} on SIGTERM (expected 0)")
+        try:
+            templates = [p for p in paths if p.startswith(layout.SETS_DIR + "/")]
+            self._guard(result, "backlog", lambda: self.backlog(tag, db, catalog, root, templates, startup_timeout, result))
+        finally:
             rmtree(root)
+
+    def backlog(
+        self, tag: str, db: Database, catalog: Catalog, root: Path, templates: list[str], timeout: float, result: dict[str, Any]
+    ) -> None:
+        """Files changed while the service was down: found by the start-up rescan and imported in batches."""
+        chosen = templates[: min(len(templates), self.args.backlog)]
+        expected: dict[str, tuple[int, str, str]] = {}
+        for i, rel in enumerate(chosen):
+            data, text = self._edited(root, rel, f"backlog {i}")
+            (root / rel).write_bytes(data)
+            expected[rel] = (*self._sid_title(catalog, rel), text)
+        sync_disk()
+        svc = ServiceProcess(db, root, self.work, prefix=self.prefix)
+        try:
+            with Stage(f"{tag} start-up with {len(chosen)} files changed while down"):
+                svc.start()
+                seconds = svc.wait_watching(timeout)
+        finally:
+            rc = svc.stop()
+        conn = connect_sync(db)
+        try:
+            landed = self._in_database(conn, expected)
+        finally:
+            conn.close()
+        unchanged = _get_number(result, "startup_reconcile", "seconds")
+        importing = max(seconds - unchanged, 1e-3) if unchanged is not None else seconds
+        result["backlog"] = {
+            "files": len(chosen),
+            "startup_seconds": round(seconds, 3),
+            "startup_unchanged_seconds": unchanged,
+            "import_seconds": round(importing, 3),
+            "files_per_s": round(len(chosen) / importing, 1),
+            "lost": len(chosen) - len(landed),
+            "exit_code": rc,
+            "method": "start-up time with N files changed offline, minus the start-up time of the unchanged root",
+        }
+        log.info("%s   backlog: %d files in %.2fs (%.0f files/s), lost %d", tag, len(chosen), importing, len(chosen) / importing, len(chosen) - len(landed))
+        if len(landed) != len(chosen):
+            result["errors"].append(f"backlog: {len(chosen) - len(landed)} change(s) lost")
 
     @staticmethod
     def _split(templates: list[str], edits: int, burst: int) -> tuple[list[str], list[str]]:
@@ -876,6 +926,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--edits", type=int, default=200, help="single edits to time (default 200)")
     parser.add_argument("--edit-gap", type=float, default=0.02, help="pause between single edits in seconds (default 0.02)")
     parser.add_argument("--burst", type=int, default=1000, help="files in the burst import (default 1000)")
+    parser.add_argument("--backlog", type=int, default=10000, help="files changed while the service is down (default 10000)")
     parser.add_argument("--idle-seconds", type=float, default=10.0, help="window for the idle CPU figure (default 10)")
     parser.add_argument("--db-edits", type=int, default=20, help="database -> file trials (default 20)")
     parser.add_argument("--db-timeout", type=float, default=10.0, help="seconds to wait for a database change to reach its file (default 10)")

@@ -51,6 +51,9 @@ def check(document: dict[str, Any]) -> list[str]:
             problems.append(f"{tag}: burst files/s missing")
         if burst.get("lost", 1) != 0:
             problems.append(f"{tag}: burst lost {burst.get('lost')}")
+        backlog = r.get("backlog", {})
+        if backlog.get("lost", 1) != 0 or not backlog.get("files_per_s", 0) > 0:
+            problems.append(f"{tag}: backlog lost {backlog.get('lost')} (rate {backlog.get('files_per_s')})")
         d2f = r.get("db_to_file", {})
         if d2f.get("status") == "missed":
             problems.append(f"{tag}: database -> file: {d2f.get('note')}")
@@ -127,6 +130,9 @@ def markdown(document: dict[str, Any]) -> str:
     row("burst: last rename -> all in DB, s", lambda r: _fmt(_get(r, "burst", "drain_seconds"), 3))
     row("burst: files/s (first rename -> all in DB)", lambda r: _fmt(_get(r, "burst", "files_per_s")))
     row("burst: lost", lambda r: _fmt(_get(r, "burst", "lost")))
+    row("backlog found at start-up: files", lambda r: _fmt(_get(r, "backlog", "files")))
+    row("backlog: import files/s (start-up minus unchanged start-up)", lambda r: _fmt(_get(r, "backlog", "files_per_s")))
+    row("backlog: lost", lambda r: _fmt(_get(r, "backlog", "lost")))
 
     def d2f(r: dict[str, Any], q: str) -> str:
         status = _get(r, "db_to_file", "status")

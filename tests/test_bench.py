@@ -91,6 +91,8 @@ def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
     burst = r["burst"]
     assert burst["files"] == BURST and burst["lost"] == 0
     assert _positive(burst["files_per_s"]) and burst["drain_seconds"] >= 0
+    backlog = r["backlog"]
+    assert backlog["files"] > 0 and backlog["lost"] == 0 and _positive(backlog["files_per_s"])
 
     d2f = r["db_to_file"]
     if d2f["status"] == "ok":
