@@ -14,7 +14,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio.to_thread
@@ -24,10 +24,12 @@ from .engine import Decision, agreed_state
 from .layout import GLOBAL_SID, Kind
 from .reconcile import content_hash
 from .state import FileState
-from .store import MASTER_THEME_TID, MAX_TITLE_CHARS, Store
+from .errors import DatabaseUnavailable, MybbSyncError
+from .store import MASTER_THEME_TID, MAX_TITLE_CHARS, Store, TemplateRow
 from .stylesheets import SavePlan, plan_add_stylesheet, plan_edit_stylesheet, rebuild_theme_lists
 
 log = logging.getLogger(__name__)
+REFUSED_BY_DATABASE = "the database refused the write"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,7 @@ class Imported:
     states: list[FileState]
     refused: list[tuple[Decision, str]]  # (decision, why) for content MyBB cannot hold
     recheck: list[str]  # paths whose row changed again right after our write
+    errors: list[str] = field(default_factory=list)  # writes the database refused (also in refused)
 
 
 def refusal(decision: Decision) -> str | None:
@@ -64,11 +67,14 @@ async def import_templates(store: Store, decisions: Sequence[Decision]) -> Impor
     now = int(time.time())
     for sid, group in groups.items():
         started = time.perf_counter()
-        texts = [(d.entry.name, d.disk_text or "") for d in group]
-        if sid == GLOBAL_SID:
-            rows = await store.add_global_templates(texts, now)
-        else:
-            rows = await store.save_templates(sid, texts, now)
+        try:
+            rows = await _save(store, sid, group, now)
+        except DatabaseUnavailable:
+            raise
+        except MybbSyncError:
+            # The database refused the batch (a trigger, permissions, a crashed table):
+            # one by one, so that only the files it refuses are held back.
+            rows, group = await _save_each(store, sid, group, now, refused)
         elapsed_ms = (time.perf_counter() - started) * 1000
         for d in group:
             row = rows.get(d.entry.name)
@@ -84,7 +90,34 @@ async def import_templates(store: Store, decisions: Sequence[Decision]) -> Impor
                 d.entry.path, "global" if sid == GLOBAL_SID else f"set {sid}", d.entry.name,
                 len(row.template.encode("utf-8")), elapsed_ms / len(group),
             )  # fmt: skip
-    return Imported(states, refused, recheck)
+    return Imported(states, refused, recheck, _database_errors(refused))
+
+
+def _database_errors(refused: list[tuple[Decision, str]]) -> list[str]:
+    return [f"{d.entry.path}: {why}" for d, why in refused if why.startswith(REFUSED_BY_DATABASE)]
+
+
+async def _save(store: Store, sid: int, group: Sequence[Decision], now: int) -> dict[str, TemplateRow]:
+    texts = [(d.entry.name, d.disk_text or "") for d in group]
+    if sid == GLOBAL_SID:
+        return await store.add_global_templates(texts, now)
+    return await store.save_templates(sid, texts, now)
+
+
+async def _save_each(
+    store: Store, sid: int, group: Sequence[Decision], now: int, refused: list[tuple[Decision, str]]
+) -> tuple[dict[str, TemplateRow], list[Decision]]:
+    rows: dict[str, TemplateRow] = {}
+    saved: list[Decision] = []
+    for d in group:
+        try:
+            rows.update(await _save(store, sid, [d], now))
+            saved.append(d)
+        except DatabaseUnavailable:
+            raise
+        except MybbSyncError as exc:
+            refused.append((d, f"{REFUSED_BY_DATABASE}: {exc}"))
+    return rows, saved
 
 
 class ForumCache:
@@ -136,7 +169,13 @@ async def import_stylesheets(store: Store, cache: ForumCache | None, decisions: 
         except ValueError as exc:
             refused.append((d, str(exc)))
             continue
-        await store.save_stylesheet_rows(plan.inserts, plan.updates)
+        try:
+            await store.save_stylesheet_rows(plan.inserts, plan.updates)
+        except DatabaseUnavailable:
+            raise
+        except MybbSyncError as exc:
+            refused.append((d, f"{REFUSED_BY_DATABASE}: {exc}"))
+            continue
         sid = plan.inserts[0].sid if plan.inserts else plan.updates[0].sid
         failures = await anyio.to_thread.run_sync(cache.write, plan)
         theme_updates, default_theme = plan.themes, plan.default_theme
@@ -154,4 +193,4 @@ async def import_stylesheets(store: Store, cache: ForumCache | None, decisions: 
             "imported %s -> theme %d %r (%d bytes, %.1f ms)",
             d.entry.path, tid, name, len(d.disk_text.encode("utf-8")), (time.perf_counter() - started) * 1000,
         )  # fmt: skip
-    return Imported(states, refused, recheck)
+    return Imported(states, refused, recheck, _database_errors(refused))

@@ -77,10 +77,11 @@ class Pending:
         return bool(self.paths or self.prefixes)
 
     def add(self, paths: Sequence[str] = (), prefixes: Sequence[str] = ()) -> int:
-        self.paths.update(paths)
-        self.prefixes.update(prefixes)
-        self.seq += 1
-        if self:
+        """Queue work; returns the sequence number a batch must reach to cover it."""
+        if paths or prefixes:
+            self.paths.update(paths)
+            self.prefixes.update(prefixes)
+            self.seq += 1
             self._wake.set()
         return self.seq
 
@@ -208,12 +209,16 @@ class Service:
                 with anyio.CancelScope(shield=True):
                     async with self._writer:
                         await self.handle(paths, prefixes)
-            except DatabaseUnavailable as exc:
+            except MybbSyncError as exc:
+                # The database is away, or refused a write (permissions, a crashed MyISAM
+                # table, a trigger): nothing is dropped, the batch is retried with back-off.
                 self.pending.add(paths, prefixes)
                 self._note_error(str(exc))
-                if self._status.database_up:
+                if not isinstance(exc, DatabaseUnavailable):
+                    log.error("%s; %d change(s) kept pending, retrying", exc, len(paths) + len(prefixes))
+                elif self._status.database_up:
                     log.warning("%s; %d change(s) kept pending, retrying", exc, len(paths) + len(prefixes))
-                self._status.database_up = False
+                self._status.database_up = not isinstance(exc, DatabaseUnavailable)
                 await anyio.sleep(delay)  # back-off between attempts, not synchronisation
                 delay = min(delay * 2, RETRY_MAX)
                 continue
@@ -421,8 +426,13 @@ class Service:
         sheets = await import_stylesheets(
             self.store, self.forum_cache, [d for d in decisions if d.entry.kind is Kind.STYLESHEET]
         )
+        for error in templates.errors + sheets.errors:
+            self._note_error(error)
         return Imported(
-            templates.states + sheets.states, templates.refused + sheets.refused, templates.recheck + sheets.recheck
+            templates.states + sheets.states,
+            templates.refused + sheets.refused,
+            templates.recheck + sheets.recheck,
+            templates.errors + sheets.errors,
         )
 
     # -- event intake ---------------------------------------------------------

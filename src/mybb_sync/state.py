@@ -157,7 +157,8 @@ class State:
             self._db.execute("BEGIN")
             self._db.executemany(f"INSERT OR REPLACE INTO files ({_COLUMNS}) VALUES ({','.join('?' * 12)})", rows)
             self._db.executemany("DELETE FROM intents WHERE path = ?", [(r[0],) for r in rows])
-            self._db.executemany("DELETE FROM problems WHERE path = ? AND kind != 'invalid'", [(r[0],) for r in rows])
+            # Disk and database agree again: whatever was wrong with the file is settled.
+            self._db.executemany("DELETE FROM problems WHERE path = ?", [(r[0],) for r in rows])
             self._db.execute("COMMIT")
 
     # -- intents: a database write that may have landed ------------------------
