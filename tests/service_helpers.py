@@ -13,8 +13,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,18 +82,6 @@ class LogTap:
                     index += 1
                 await self._changed.wait()
 
-    async def wait_all(self, needles: set[str], since: int = 0, timeout: float = TIMEOUT) -> None:
-        """Wait until every string of ``needles`` was the subject of a line (``imported <path> ...``)."""
-        missing = set(needles)
-        index = since
-        with anyio.fail_after(timeout):
-            while missing:
-                while index < len(self.lines):
-                    missing.discard(self.lines[index])
-                    index += 1
-                if missing:
-                    await self._changed.wait()
-
 
 def imported_path(line: str) -> str | None:
     """The path of an ``imported <path> -> ...`` line."""
@@ -126,8 +114,12 @@ class Running:
 
 
 @asynccontextmanager
-async def running_service(db: Database, root: Path, **settings: Any) -> AsyncIterator[Running]:
-    """``serve`` in a task group, its log tapped; stopped on exit."""
+async def running_service(db: Database, root: Path, *, settle: bool = True, **settings: Any) -> AsyncIterator[Running]:
+    """``serve`` in a task group, its log tapped; stopped on exit.
+
+    With ``settle``, returns only once the echoes of the start-up export (our
+    own renames, the folders it made) have been handled.
+    """
     tap = LogTap()
     logger = logging.getLogger("mybb_sync")
     handler = _TapHandler(tap)
@@ -138,8 +130,11 @@ async def running_service(db: Database, root: Path, **settings: Any) -> AsyncIte
         async with anyio.create_task_group() as tg:
             with anyio.fail_after(TIMEOUT):
                 handle = await tg.start(serve, Settings(db=db, root=root, **settings))
+            running = Running(handle, tap, root, db)
             try:
-                yield Running(handle, tap, root, db)
+                if settle:
+                    await running.barrier()
+                yield running
             finally:
                 handle.stop()
     finally:
@@ -164,15 +159,46 @@ async def barrier(root: Path, log: LogTap, timeout: float = TIMEOUT) -> None:
     """Return once every file event made before this call has been handled.
 
     An empty file in its place is read and refused (and logged) without any
-    database write; events are handled in order, so once its refusal shows,
-    everything noticed before it has been decided and carried out.
+    database write, and events are handled in order: once its refusal shows,
+    everything noticed before it has been decided and carried out. It is
+    written twice, because a rescan pass already running may meet the file
+    among its orphans and refuse it before its event is even read.
     """
-    mark = log.mark()
     path = root / BARRIER
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb"):
-        pass
-    await log.wait_for(lambda line: line.startswith(f"refused {BARRIER}:"), since=mark, timeout=timeout)
+    for _ in range(2):
+        mark = log.mark()
+        with open(path, "wb"):
+            pass
+        await log.wait_for(lambda line: line.startswith(f"refused {BARRIER}:"), since=mark, timeout=timeout)
+
+
+# -- the inotify queue ---------------------------------------------------------------
+
+QUEUE_LIMIT = Path("/proc/sys/fs/inotify/max_queued_events")
+
+
+@contextmanager
+def queue_limit(events: int) -> Iterator[None]:
+    """Lower ``fs.inotify.max_queued_events`` for inotify instances made meanwhile.
+
+    The kernel reads the limit when an instance is created, so the window can
+    stay short: the old value is put back on exit, whatever happens.
+    """
+    import pytest
+
+    try:
+        old = QUEUE_LIMIT.read_text().strip()
+        QUEUE_LIMIT.write_text(str(events))
+    except OSError as exc:  # not root, or a read-only /proc
+        pytest.skip(f"cannot change {QUEUE_LIMIT}: {exc}")
+    try:
+        yield
+    finally:
+        # Put it back only if nobody changed it meanwhile (another test run lowering it
+        # too would otherwise get its lowered value "restored" by us, for good).
+        if QUEUE_LIMIT.read_text().strip() == str(events):
+            QUEUE_LIMIT.write_text(old)
 
 
 # -- files ----------------------------------------------------------------------
@@ -275,13 +301,17 @@ AUDIT_TABLE = "mybbsync_test_audit"
 
 
 async def install_audit(db: Database) -> None:
-    """Triggers recording every write to the templates table, whoever makes it."""
+    """Triggers recording every write to the templates table, whoever makes it.
+
+    The log is MyISAM like MyBB's tables: a transactional one would lose the
+    record of a write whose statement was cut off after the (kept) row change.
+    """
     conn = await connect(db)
     try:
         async with conn.cursor() as cur:
             await cur.execute(
                 f"CREATE TABLE {AUDIT_TABLE} (id INT AUTO_INCREMENT PRIMARY KEY, op CHAR(1), tid INT, sid INT, "
-                "title VARCHAR(120), template MEDIUMTEXT, dateline INT) CHARACTER SET utf8mb4"
+                "title VARCHAR(120), template MEDIUMTEXT, dateline INT) ENGINE=MyISAM CHARACTER SET utf8mb4"
             )
             for op, when, ref in (("I", "INSERT", "NEW"), ("U", "UPDATE", "NEW"), ("D", "DELETE", "OLD")):
                 await cur.execute(

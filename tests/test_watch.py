@@ -11,18 +11,17 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable
-from contextlib import contextmanager
 from pathlib import Path
 
 import anyio
 import pytest
 
 from mybb_sync.watch import News, Rescan, Touched, Watcher
+from service_helpers import queue_limit
 
 pytestmark = pytest.mark.anyio
 
 TIMEOUT = 10.0
-QUEUE_LIMIT = Path("/proc/sys/fs/inotify/max_queued_events")
 
 
 @pytest.fixture
@@ -72,20 +71,6 @@ def touched_paths(news: list[News]) -> set[str]:
 
 def rescans(news: list[News]) -> list[Rescan]:
     return [n for n in news if isinstance(n, Rescan)]
-
-
-@contextmanager
-def queue_limit(events: int):
-    """Lower fs.inotify.max_queued_events (read by the kernel when an inotify instance is made)."""
-    try:
-        old = QUEUE_LIMIT.read_text()
-        QUEUE_LIMIT.write_text(str(events))
-    except OSError as exc:  # not root, or a read-only /proc
-        pytest.skip(f"cannot change {QUEUE_LIMIT}: {exc}")
-    try:
-        yield
-    finally:
-        QUEUE_LIMIT.write_text(old)
 
 
 # -- files -------------------------------------------------------------------------
@@ -394,5 +379,49 @@ async def test_queue_overflow_yields_a_full_rescan(root: Path) -> None:
         # The watcher goes on after an overflow.
         (root / "d" / "after.html").write_text("x")
         await reader.touched("d/after.html")
+    finally:
+        w.close()
+
+
+async def test_folders_made_while_events_were_lost_are_watched_after_the_overflow(root: Path) -> None:
+    """Their IN_CREATE was dropped with the overflow: the rescan must come with watches for them."""
+    with queue_limit(20):
+        w = Watcher(root, ".tmp")
+    try:
+        w.add_tree()
+        reader = Reader(w)
+        for i in range(60):  # CREATE (dir) + CREATE + CLOSE_WRITE each: most are lost
+            (root / f"new{i}").mkdir()
+            (root / f"new{i}" / "f.html").write_text("x")
+        await reader.until(lambda n: isinstance(n, Rescan) and n.prefix == "")
+        assert w.watch_count == 61
+        for i in (0, 30, 59):
+            (root / f"new{i}" / "g.html").write_text("y")
+            await reader.touched(f"new{i}/g.html")
+    finally:
+        w.close()
+
+
+async def test_overflow_forgets_folders_gone_meanwhile_and_fixes_renamed_ones(root: Path, tmp_path: Path) -> None:
+    (root / "stays").mkdir()
+    (root / "leaves").mkdir()
+    (root / "renamed-from").mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    with queue_limit(20):
+        w = Watcher(root, ".tmp")
+    try:
+        w.add_tree()
+        reader = Reader(w)
+        for i in range(40):  # fill the queue: what follows is lost
+            (root / "stays" / f"f{i}.html").write_text("x")
+        os.rename(root / "leaves", outside / "leaves")
+        os.rename(root / "renamed-from", root / "renamed-to")
+        await reader.until(lambda n: isinstance(n, Rescan) and n.prefix == "")
+        assert w.watch_count == 3  # the root, stays/, renamed-to/
+        (outside / "leaves" / "a.html").write_text("x")
+        (root / "renamed-to" / "b.html").write_text("y")
+        news = await reader.touched("renamed-to/b.html")
+        assert not any(p.startswith(("leaves/", "renamed-from/")) for p in touched_paths(news)), touched_paths(news)
     finally:
         w.close()

@@ -10,7 +10,8 @@ re-reads the disk before deciding anything:
 * :class:`Rescan` - a folder (or the whole root) to compare again: a new or
   moved-in directory (watched first, then scanned, so files made before the
   watch existed are not missed), a renamed one (its watches rebased), and
-  ``IN_Q_OVERFLOW`` (events were lost: the whole root).
+  ``IN_Q_OVERFLOW`` (events were lost: every folder is watched again, then
+  the whole root).
 
 Symlinks are never followed (``IN_DONT_FOLLOW``, ``lstat``-style scans).
 """
@@ -132,6 +133,24 @@ class Watcher:
                 except OSError:
                     pass  # already gone with its directory
 
+    def _resync(self) -> None:
+        """After lost events: watch every folder there is now and drop the watches of folders gone.
+
+        The lost events may have been the IN_CREATE of new folders (never
+        watched otherwise) or the moves of watched ones (their paths stale).
+        """
+        before = self._by_rel
+        self._by_rel = {}
+        self._pending_moves.clear()
+        self.add_tree()  # a folder still watched gets its watch back, its path set to where it is now
+        kept = {id(w) for w in self._by_rel.values()}
+        for watch in before.values():
+            if id(watch) not in kept:
+                try:
+                    self._inotify.rm_watch(watch)
+                except OSError:
+                    pass  # already gone with its directory
+
     def _rebase(self, old: str, new: str) -> None:
         """A watched directory was renamed inside the root: fix the paths of its watches."""
         for key in [k for k in self._by_rel if k == old or k.startswith(old + "/")]:
@@ -172,6 +191,7 @@ class Watcher:
         mask = event.mask
         if Mask.Q_OVERFLOW in mask:
             log.warning("inotify queue overflowed: rescanning the whole root")
+            self._resync()
             rescans.append(Rescan("", "inotify queue overflow"))
             return
         if Mask.IGNORED in mask:

@@ -1,0 +1,759 @@
+"""The watch service end to end (issue 4): real inotify, real MariaDB, the real CLI where it matters.
+
+Every write to ``mybb_templates`` is recorded by triggers (``audit``), whoever
+makes it, so "nothing else was written" is checked in the database itself.
+Waiting is on events only: the service's log lines (``imported <path>``,
+``refused <path>``, ``conflict: <path>``), the barrier of ``service_helpers``,
+control-socket answers, inotify events on a file, process exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+import pytest
+
+from mybb_sync import php
+from mybb_sync.config import Database
+from mybb_sync.service import offline_status
+from mybb_sync.synthetic import Board
+from mybb_sync.testing import PrivateMariaDB
+from service_helpers import (
+    TIMEOUT,
+    SET_SID,
+    Running,
+    audit,
+    audit_mark,
+    cli,
+    cli_env,
+    cli_service,
+    control,
+    db_url,
+    imported_path,
+    install_audit,
+    queue_limit,
+    running_service,
+    set_template,
+    shown,
+    sql,
+    template,
+    template_rows,
+    tpath,
+    wait_file,
+    wait_imported,
+    write,
+)
+
+pytestmark = pytest.mark.anyio
+
+OWN = 20  # master index with a copy in "Default Templates" (every 20th is overridden)
+INHERITED = 21  # master index the set only inherits
+
+
+@pytest.fixture
+async def db(board: Database) -> Database:
+    """The board, with every write to its templates table recorded."""
+    await install_audit(board)
+    return board
+
+
+def problems(root: Path, kind: str) -> dict[str, str]:
+    return {p["path"]: p["detail"] for p in offline_status(root)["problems"] if p["kind"] == kind}
+
+
+def stored(text: bytes) -> str:
+    """What the Admin CP keeps of a saved file."""
+    return php.rtrim(text.decode("utf-8"))
+
+
+async def datelines(db: Database) -> dict[int, tuple[int, int, str, int]]:
+    return {r.tid: (r.sid, len(r.template), r.title, r.dateline) for r in await template_rows(db)}
+
+
+# -- editor save patterns -----------------------------------------------------------------
+
+
+@dataclass
+class Save:
+    svc: Running
+    rel: str
+    path: Path
+    final: bytes
+    outside: Path
+
+
+async def in_place(s: Save) -> None:
+    write(s.path, s.final)
+
+
+async def truncate_close_rewrite(s: Save) -> None:
+    """VS Code: truncate and close (an empty file, seen by the service), then write the content."""
+    mark = s.svc.log.mark()
+    with open(s.path, "r+b") as f:
+        f.truncate(0)
+    await s.svc.log.wait_for(lambda line: line.startswith(f"refused {s.rel}:"), since=mark)
+    with open(s.path, "r+b") as f:
+        f.write(s.final)
+
+
+async def vim_backup_rename(s: Save) -> None:
+    """vim (backupcopy=no): probe 4913, rename to f~, write a new f, unlink f~."""
+    probe = s.path.parent / "4913"
+    probe.write_bytes(b"")
+    probe.unlink()
+    backup = s.path.with_name(s.path.name + "~")
+    os.rename(s.path, backup)
+    fd = os.open(s.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    try:
+        os.write(fd, s.final)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    backup.unlink()
+
+
+async def jetbrains_safe_write(s: Save) -> None:
+    temp = s.path.with_name(s.path.name + "___jb_tmp___")
+    old = s.path.with_name(s.path.name + "___jb_old___")
+    temp.write_bytes(s.final)
+    os.rename(s.path, old)
+    os.rename(temp, s.path)
+    old.unlink()
+
+
+async def sed_in_place(s: Save) -> None:
+    """The real ``sed -i``: a temp file with a random, non-ignored name, renamed over."""
+    await anyio.run_process(["sed", "-i", "1s/^/<!-- sed -->/", str(s.path)])
+
+
+async def cp_over(s: Save) -> None:
+    source = s.outside / "source.html"
+    source.write_bytes(s.final)
+    await anyio.run_process(["cp", str(source), str(s.path)])
+
+
+async def mv_in(s: Save) -> None:
+    source = s.outside / s.path.name
+    source.write_bytes(s.final)
+    await anyio.run_process(["mv", str(source), str(s.path)])
+
+
+async def replace_by_rename(s: Save) -> None:
+    """git-style: a dotfile lock/temp beside the file, renamed over it."""
+    temp = s.path.with_name(f".{s.path.name}.lock")
+    temp.write_bytes(s.final)
+    os.rename(temp, s.path)
+
+
+def new_text(old: bytes) -> bytes:
+    return b"<div>edited \xc3\xa9\xe2\x82\xac</div>\n" + old + b"\n\n"
+
+
+PATTERNS: dict[str, tuple[Callable[[Save], Awaitable[None]], Callable[[bytes], bytes]]] = {
+    "in-place": (in_place, new_text),
+    "truncate-close-rewrite": (truncate_close_rewrite, new_text),
+    "vim": (vim_backup_rename, new_text),
+    "jetbrains": (jetbrains_safe_write, new_text),
+    "sed-i": (sed_in_place, lambda old: b"<!-- sed -->" + old),
+    "cp": (cp_over, new_text),
+    "mv-in": (mv_in, new_text),
+    "rename-over": (replace_by_rename, new_text),
+}
+
+
+@pytest.mark.parametrize("inherited", [False, True], ids=["own-copy", "inherited-master"])
+@pytest.mark.parametrize("pattern", list(PATTERNS))
+async def test_editor_save_lands_once_with_the_final_content(
+    db: Database, board_spec: Board, root: Path, tmp_path: Path, pattern: str, inherited: bool
+) -> None:
+    save, final_of = PATTERNS[pattern]
+    title = board_spec.master_title(INHERITED if inherited else OWN)
+    rel = tpath(title)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    async with running_service(db, root) as svc:
+        before = await shown(db, title)
+        assert (before.sid == -2) is inherited
+        path = root / rel
+        final = final_of(path.read_bytes())
+        mark, log_mark, started = await audit_mark(db), svc.log.mark(), int(time.time())
+        await save(Save(svc, rel, path, final, outside))
+        await svc.imported([rel], since=log_mark)
+        await svc.barrier()
+        assert path.read_bytes() == final  # never rewritten by the service
+        writes = await audit(db, mark)
+    rows = await template(db, SET_SID, title)
+    assert len(rows) == 1, rows
+    row = rows[0]
+    assert row.template == stored(final)
+    assert started <= row.dateline <= int(time.time())
+    # Exactly one write: the final content, as an insert of a set copy or an update of it.
+    assert [(w.op, w.sid, w.title, w.template) for w in writes] == [
+        ("I" if inherited else "U", SET_SID, title, stored(final))
+    ]
+    if inherited:
+        assert (await template(db, -2, title))[0] == before  # the master is never touched
+    else:
+        assert row.tid == before.tid
+
+
+# -- unchanged saves, invalid content -------------------------------------------------------
+
+
+async def test_unchanged_save_of_inherited_master_writes_nothing(db: Database, board_spec: Board, root: Path) -> None:
+    titles = [board_spec.master_title(i) for i in (21, 22, 23, 24)]
+    async with running_service(db, root) as svc:
+        assert await audit(db) == []  # the start-up export wrote files only
+        count = len(await template_rows(db))
+        same, touched, trailing, renamed = (root / tpath(t) for t in titles)
+        write(same, same.read_bytes())  # saved without a change
+        os.utime(touched)  # touch
+        with open(touched, "ab"):
+            pass  # opened for writing and closed (CLOSE_WRITE), nothing written
+        write(trailing, trailing.read_bytes() + b"\n\t \n")  # the Admin CP would rtrim it away
+        copy = renamed.with_name("." + renamed.name + ".swp")
+        copy.write_bytes(renamed.read_bytes())
+        os.rename(copy, renamed)  # replaced by an identical file (new inode)
+        await svc.barrier()
+        await svc.handle.rescan()
+        await svc.barrier()
+        assert await audit(db) == []
+        assert len(await template_rows(db)) == count
+        for title in titles:
+            assert await template(db, SET_SID, title) == []
+
+
+async def test_invalid_content_never_reaches_the_database(db: Database, board_spec: Board, root: Path) -> None:
+    cases = {
+        board_spec.master_title(OWN): b"",  # 0 bytes
+        board_spec.master_title(INHERITED): b"<div>caf\xe9</div>",  # latin-1, not UTF-8
+        board_spec.master_title(40): b"x" * 70_000,  # over TEXT's 65,535 bytes
+        board_spec.master_title(41): b"<div>\x00</div>",  # NUL
+        board_spec.master_title(42): b" \n\t\n",  # only whitespace
+    }
+    async with running_service(db, root) as svc:
+        before = {title: await shown(db, title) for title in cases}
+        mark = svc.log.mark()
+        for title, data in cases.items():
+            write(root / tpath(title), data)
+        for title in cases:
+            await svc.log.wait_for(lambda line, t=title: line.startswith(f"refused {tpath(t)}:"), since=mark)
+        await svc.barrier()
+        assert await audit(db) == []
+        for title, data in cases.items():
+            assert await shown(db, title) == before[title]
+            assert (root / tpath(title)).read_bytes() == data  # the file is left for its owner to fix
+        invalid = problems(root, "invalid")
+        assert set(invalid) >= {tpath(t) for t in cases}
+        assert "65535" in invalid[tpath(board_spec.master_title(40))]
+        status = await cli("status", "--json", "--root", str(root), cwd=root.parent)
+        report = json.loads(status.stdout)
+        assert report["running"] is True
+        assert report["invalid"] >= len(cases)
+
+
+async def test_fixed_invalid_file_is_imported_and_no_longer_listed(db: Database, board_spec: Board, root: Path) -> None:
+    """Refused while empty, imported once fixed: its "invalid" problem goes away with it."""
+    title = board_spec.master_title(OWN)
+    rel = tpath(title)
+    async with running_service(db, root) as svc:
+        mark = svc.log.mark()
+        write(root / rel, b"")
+        await svc.log.wait_for(lambda line: line.startswith(f"refused {rel}:"), since=mark)
+        await svc.barrier()
+        assert rel in problems(root, "invalid")
+        mark = svc.log.mark()
+        write(root / rel, b"<div>fixed</div>\n")
+        await svc.imported([rel], since=mark)
+        await svc.barrier()
+        assert (await shown(db, title)).template == "<div>fixed</div>"
+        assert rel not in problems(root, "invalid")
+
+
+# -- exports never write the database -------------------------------------------------------
+
+
+async def test_export_and_rescan_while_watching_write_no_row(db: Database, root: Path) -> None:
+    async with running_service(db, root) as svc:
+        before = await datelines(db)
+        result = await cli("export", "--db", db_url(db), "--root", str(root), cwd=root.parent)
+        assert b"through the running service" in result.stdout
+        assert await datelines(db) == before
+        await cli("rescan", "--db", db_url(db), "--root", str(root), cwd=root.parent)
+        await svc.handle.rescan()
+        await svc.barrier()
+        assert await datelines(db) == before
+        assert await audit(db) == []
+        assert svc.handle.status().imports == 0
+
+
+# -- the inotify queue overflows -------------------------------------------------------------
+
+
+async def test_overflow_while_stalled_loses_no_change(db: Database, board_spec: Board, root: Path, tmp_path: Path) -> None:
+    """SIGSTOP the service, overflow its (small) queue for real, SIGCONT: every change lands."""
+    await cli("export", "--db", db_url(db), "--root", str(root), cwd=tmp_path)  # so start-up writes nothing
+    titles = [board_spec.master_title(i) for i in range(0, 300, 2)]
+    async with AsyncExitStack() as stack:
+        with queue_limit(64):
+            svc = await stack.enter_async_context(cli_service(db, root, tmp_path))
+        await control(root, "status")  # the start-up pass is over, the reader waits
+        svc.signal(signal.SIGSTOP)
+        try:
+            mark = svc.log.mark()
+            for i, title in enumerate(titles):  # 150 CLOSE_WRITE events into a 64-event queue
+                write(root / tpath(title), f"<div>overflow {i}</div>")
+        finally:
+            svc.signal(signal.SIGCONT)
+        await svc.log.wait_for(lambda line: "inotify queue overflowed" in line, since=mark)
+        await wait_imported(svc.log, [tpath(t) for t in titles], since=mark, timeout=60)
+        await control(root, "rescan")
+    for i, title in enumerate(titles):
+        rows = await template(db, SET_SID, title)
+        assert [r.template for r in rows] == [f"<div>overflow {i}</div>"], title
+
+
+async def test_folder_created_during_an_overflow_is_watched(db: Database, board_spec: Board, root: Path, tmp_path: Path) -> None:
+    """A group folder made while the queue is full (its IN_CREATE lost): later edits in it still land.
+
+    The test's own task blocks the event loop while it makes the changes, so
+    the in-process reader really does not read meanwhile.
+    """
+    await sql(db, "INSERT INTO mybb_templategroups (prefix, title, isdefault) VALUES ('zzznew', '<lang:zzznew>', 0)")
+    await cli("export", "--db", db_url(db), "--root", str(root), cwd=tmp_path)  # start-up then writes nothing
+    async with AsyncExitStack() as stack:
+        with queue_limit(20):
+            svc = await stack.enter_async_context(running_service(db, root))
+        mark = svc.log.mark()
+        for i in range(40):  # more events than the queue holds, nothing read meanwhile
+            write(root / tpath(board_spec.master_title(i)), f"<s>filler {i}</s>")
+        folder = root / "template_sets" / "Default Templates" / "zzznew"
+        folder.mkdir()  # its IN_CREATE is lost
+        await svc.log.wait_for(lambda line: "inotify queue overflowed" in line, since=mark)
+        await svc.handle.rescan()  # the overflow's rescan is over too: only a watch can see what follows
+        mark = svc.log.mark()
+        for i in range(3):
+            rel = tpath(f"zzznew_after{i}", groups=("zzznew",))
+            write(root / rel, f"<s>after {i}</s>")
+            await svc.imported([rel], since=mark, timeout=10)
+        assert not any("overflowed" in line for line in svc.log.since(mark))
+    for i in range(40):
+        assert (await shown(db, board_spec.master_title(i))).template == f"<s>filler {i}</s>"
+    for i in range(3):
+        assert [r.template for r in await template(db, SET_SID, f"zzznew_after{i}")] == [f"<s>after {i}</s>"]
+
+
+# -- new and renamed folders -----------------------------------------------------------------
+
+
+async def test_files_in_a_new_group_folder_all_land(db: Database, root: Path) -> None:
+    """mkdir a group folder that did not exist and write files into it at once (a tool, another thread)."""
+    await sql(db, "INSERT INTO mybb_templategroups (prefix, title, isdefault) VALUES ('zzznew', '<lang:zzznew>', 0)")
+    titles = [f"zzznew_part{i}" for i in range(25)]
+    async with running_service(db, root) as svc:
+        folder = root / "template_sets" / "Default Templates" / "zzznew"
+        assert not folder.exists()
+
+        def make() -> None:
+            folder.mkdir()
+            for i, title in enumerate(titles):
+                write(folder / f"{title}.html", f"<b>new {i}</b>\n")
+
+        mark = svc.log.mark()
+        await anyio.to_thread.run_sync(make)
+        await svc.imported([tpath(t, groups=("zzznew",)) for t in titles], since=mark)
+        await svc.barrier()
+    for i, title in enumerate(titles):
+        assert [r.template for r in await template(db, SET_SID, title)] == [f"<b>new {i}</b>"]
+
+
+async def test_group_folder_renamed_away_and_back_loses_no_edit(db: Database, board_spec: Board, root: Path) -> None:
+    group = "calendar"
+    titles = [board_spec.master_title(i) for i in range(300) if board_spec.master_title(i).startswith(group + "_")][:3]
+    folder = root / "template_sets" / "Default Templates" / group
+    aside = folder.with_name(group + "-aside")
+    async with running_service(db, root) as svc:
+        mark = svc.log.mark()
+        os.rename(folder, aside)
+        await svc.barrier()
+        write(aside / f"{titles[0]}.html", "<p>edited while aside</p>")
+        await svc.barrier()
+        assert await audit(db) == []  # a file out of its place is no template
+        os.rename(aside, folder)
+        write(folder / f"{titles[1]}.html", "<p>edited after the move back</p>")
+        await svc.imported([tpath(titles[0]), tpath(titles[1])], since=mark)
+        await svc.barrier()
+        assert (await shown(db, titles[0])).template == "<p>edited while aside</p>"
+        assert (await shown(db, titles[1])).template == "<p>edited after the move back</p>"
+        assert (await shown(db, titles[2])).sid == -2  # untouched
+        assert not any(w.op == "D" for w in await audit(db))
+
+
+# -- conflicts and resolve -------------------------------------------------------------------
+
+
+async def test_conflict_is_reported_and_resolve_settles_it(db: Database, board_spec: Board, root: Path) -> None:
+    title = board_spec.master_title(OWN)
+    rel = tpath(title)
+    path = root / rel
+    url = ["--db", db_url(db), "--root", str(root)]
+    async with running_service(db, root) as svc:
+        # 1. paused through the library: both sides change differently.
+        svc.handle.pause()
+        await set_template(db, SET_SID, title, "<p>admin cp 1</p>", 1_800_000_001)
+        write(path, "<p>editor 1</p>\n")
+        mark, writes = svc.log.mark(), await audit_mark(db)
+        svc.handle.resume()
+        await svc.log.wait_for(lambda line: line.startswith(f"conflict: {rel}:"), since=mark)
+        await svc.barrier()
+        assert await audit(db, writes) == []
+        assert (await shown(db, title)).template == "<p>admin cp 1</p>"
+        assert path.read_bytes() == b"<p>editor 1</p>\n"
+        assert rel in problems(root, "conflict")
+        await cli("resolve", str(path), "--take", "disk", *url, cwd=root.parent)
+        row = await shown(db, title)
+        assert (row.sid, row.template) == (SET_SID, "<p>editor 1</p>")
+        assert path.read_bytes() == b"<p>editor 1</p>\n"
+        assert rel not in problems(root, "conflict")
+
+        # 2. paused through the CLI; this time the database wins.
+        await cli("pause", *url, cwd=root.parent)
+        assert svc.handle.status().paused
+        await set_template(db, SET_SID, title, "<p>admin cp 2</p>", 1_800_000_002)
+        write(path, "<p>editor 2</p>\n")
+        mark, writes = svc.log.mark(), await audit_mark(db)
+        await cli("resume", *url, cwd=root.parent)
+        await svc.log.wait_for(lambda line: line.startswith(f"conflict: {rel}:"), since=mark)
+        assert (await shown(db, title)).template == "<p>admin cp 2</p>"
+        await cli("resolve", str(path), "--take", "db", *url, cwd=root.parent)
+        assert path.read_bytes() == b"<p>admin cp 2</p>"
+        await svc.barrier()
+        assert await audit(db, writes) == []
+        assert rel not in problems(root, "conflict")
+        row = await shown(db, title)
+        assert (row.template, row.dateline) == ("<p>admin cp 2</p>", 1_800_000_002)
+
+
+# -- while the service was down ---------------------------------------------------------------
+
+
+async def test_offline_changes_are_handled_at_start(db: Database, board_spec: Board, root: Path, tmp_path: Path) -> None:
+    """Killed (SIGKILL: no clean-up), changed on both sides, started again."""
+    disk_only, db_only, both = (board_spec.master_title(i) for i in (OWN, 40, 60))
+    async with cli_service(db, root, tmp_path) as svc:
+        await control(root, "status")
+        svc.signal(signal.SIGKILL)
+        assert await svc.wait(timeout=10) == -signal.SIGKILL
+    write(root / tpath(disk_only), "<p>edited offline</p>\n")
+    await set_template(db, SET_SID, db_only, "<p>admin cp offline</p>", 1_800_000_000)
+    write(root / tpath(both), "<p>file side</p>\n")
+    await set_template(db, SET_SID, both, "<p>database side</p>", 1_800_000_000)
+    mark = await audit_mark(db)
+    async with running_service(db, root, settle=False) as svc:  # returns once the start-up pass is done
+        assert imported_path(next(line for line in svc.log.lines if imported_path(line))) == tpath(disk_only)
+        assert (await shown(db, disk_only)).template == "<p>edited offline</p>"
+        assert (root / tpath(db_only)).read_bytes() == b"<p>admin cp offline</p>"
+        assert (await shown(db, both)).template == "<p>database side</p>"
+        assert (root / tpath(both)).read_bytes() == b"<p>file side</p>\n"
+        assert tpath(both) in problems(root, "conflict")
+        await svc.barrier()
+        assert [(w.title, w.template) for w in await audit(db, mark)] == [(disk_only, "<p>edited offline</p>")]
+
+
+# -- the database goes away --------------------------------------------------------------------
+
+
+async def test_database_outage_mid_burst_loses_and_duplicates_nothing(
+    db: Database, board_spec: Board, root: Path, mariadb: PrivateMariaDB | None
+) -> None:
+    if mariadb is None:
+        pytest.skip("needs the private MariaDB (MYBB_SYNC_TEST_DSN names a server this test cannot stop)")
+    first = [board_spec.master_title(i) for i in range(1, 120, 2)]  # inherited: each import inserts a set copy
+    second = [board_spec.master_title(i) for i in range(121, 240, 2)]
+    # Edited again while the database is away: some of their first writes may have landed
+    # unconfirmed (cut off before the read-back), which must not make them conflicts.
+    again = first[:10] + second[:10]
+
+    def burst(titles: list[str], tag: str) -> None:
+        for title in titles:
+            write(root / tpath(title), f"<i>{tag} {title}</i>")
+
+    async with running_service(db, root) as svc:
+        mark = svc.log.mark()
+        await anyio.to_thread.run_sync(burst, first, "first")
+        await anyio.to_thread.run_sync(mariadb.stop)
+        try:
+            await anyio.to_thread.run_sync(burst, second, "second")
+            await anyio.to_thread.run_sync(burst, again, "again")
+            await svc.log.wait_for(lambda line: "kept pending, retrying" in line, since=mark)
+            assert svc.handle.status().database_up is False
+        finally:
+            await anyio.to_thread.run_sync(mariadb.start)
+        # Everything pending is retried as one batch; "back" is logged once it went through.
+        # (No "imported" line per file: a write that landed just before the connection
+        # dropped is found equal on the retry and only recorded, not written again.)
+        await svc.log.wait_for(lambda line: "database is back" in line, since=mark, timeout=60)
+        await svc.barrier()
+        assert svc.handle.status().database_up is True
+    counts = Counter((r.sid, r.title) for r in await template_rows(db))
+    assert [key for key, n in counts.items() if n > 1] == []
+    written: dict[str, list[str]] = {}
+    for w in await audit(db):
+        written.setdefault(w.title, []).append(w.template)
+    for title in first + second:
+        tag = "again" if title in again else ("first" if title in first else "second")
+        assert [r.template for r in await template(db, SET_SID, title)] == [f"<i>{tag} {title}</i>"]
+        # (A statement cut off by the shutdown may have kept its row but not its log entry.)
+        contents = written.get(title, [])
+        assert len(contents) == len(set(contents)), (title, contents)  # no content written twice
+
+
+async def _held_insert(db: Database, title: str) -> int:
+    """The connection id of the service's INSERT of ``title``, kept running after its row was written.
+
+    An AFTER INSERT trigger (installed beforehand by :func:`_hold_inserts_of`)
+    sleeps once the (MyISAM, so permanent) row is written.
+    """
+    with anyio.fail_after(TIMEOUT):
+        while True:  # MariaDB has no event for "a statement is running": look at the process list
+            held = [int(r[0]) for r in await sql(db, "SHOW FULL PROCESSLIST") if r[7] == "DO SLEEP(31)"]
+            if held:
+                return held[0]
+            await anyio.sleep(0.02)
+
+
+async def _hold_inserts_of(db: Database, title: str) -> None:
+    await sql(
+        db,
+        "CREATE TRIGGER mybbsync_hold AFTER INSERT ON mybb_templates FOR EACH ROW "
+        "BEGIN IF NEW.title = %s THEN DO SLEEP(31); END IF; END",
+        (title,),
+    )
+
+
+async def test_unconfirmed_write_then_new_edit_is_no_conflict(db: Database, board_spec: Board, root: Path) -> None:
+    """Our write landed but the connection dropped before we heard back; then the file changed again."""
+    title = board_spec.master_title(INHERITED)
+    rel = tpath(title)
+    async with running_service(db, root) as svc:
+        await _hold_inserts_of(db, title)
+        mark = svc.log.mark()
+        write(root / rel, "<p>first</p>")
+        connection = await _held_insert(db, title)
+        svc.handle.pause()  # the batch in flight goes on; its retry will wait for resume
+        await sql(db, f"KILL CONNECTION {connection}")  # the client hears "lost connection"
+        await sql(db, "DROP TRIGGER mybbsync_hold")
+        await svc.log.wait_for(lambda line: "kept pending, retrying" in line, since=mark)
+        assert [r.template for r in await template(db, SET_SID, title)] == ["<p>first</p>"]  # it did land
+        write(root / rel, "<p>edited again</p>")
+        svc.handle.resume()
+        await svc.log.wait_for(lambda line: "database is back" in line, since=mark)
+        await svc.barrier()
+        assert rel not in problems(root, "conflict")
+        assert [r.template for r in await template(db, SET_SID, title)] == ["<p>edited again</p>"]
+
+
+async def test_a_refused_database_write_does_not_stop_the_service(db: Database, board_spec: Board, root: Path) -> None:
+    """A write the database rejects (not an outage: here a trigger, in life 1142 or a crashed MyISAM
+    table) is reported, and the service goes on syncing the other files."""
+    refused, fine = board_spec.master_title(OWN), board_spec.master_title(INHERITED)
+    await sql(
+        db,
+        "CREATE TRIGGER mybbsync_refuse BEFORE UPDATE ON mybb_templates FOR EACH ROW "
+        "BEGIN IF NEW.title = %s THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by the test'; END IF; END",
+        (refused,),
+    )
+    async with running_service(db, root) as svc:
+        mark = svc.log.mark()
+        write(root / tpath(refused), "<p>the database says no</p>")
+        await svc.barrier()
+        write(root / tpath(fine), "<p>still synced</p>")
+        await svc.imported([tpath(fine)], since=mark)
+        assert (await shown(db, fine)).template == "<p>still synced</p>"
+        assert svc.handle.status().last_errors
+
+
+# -- the process: signals, systemd ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_signal_stops_cleanly_and_systemd_is_told(db: Database, root: Path, tmp_path: Path, signum: int) -> None:
+    notify_path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(notify_path))
+        notify.settimeout(30)
+        async with cli_service(db, root, tmp_path, env=cli_env(NOTIFY_SOCKET=str(notify_path))) as svc:
+            watching = next(line for line in svc.log.lines if "watching" in line)
+            assert str(root) in watching
+            ready = await anyio.to_thread.run_sync(notify.recv, 4096)
+            assert b"READY=1" in ready.split(b"\n")
+            await control(root, "status")  # the service answers: its signal handlers are in place
+            svc.signal(signum)
+            assert await svc.wait(timeout=5) == 0
+            stopping = await anyio.to_thread.run_sync(notify.recv, 4096)
+            assert stopping.split(b"\n") == [b"STOPPING=1"]
+            notify.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                notify.recv(4096)  # READY was sent once
+    assert not (root / ".mybb-sync" / "control.sock").exists()
+
+
+async def test_sighup_rescans(db: Database, board_spec: Board, root: Path, tmp_path: Path) -> None:
+    """A row changed in the database shows in its file after SIGHUP (a full rescan); the poller is off."""
+    title = board_spec.master_title(OWN)
+    await cli("export", "--db", db_url(db), "--root", str(root), cwd=tmp_path)  # start-up then writes nothing
+    async with cli_service(db, root, tmp_path, "--poll-interval", "3600") as svc:
+        await control(root, "status")
+        await set_template(db, SET_SID, title, "<p>changed in the admin cp</p>", 1_800_000_000)
+        mark = svc.log.mark()
+        svc.signal(signal.SIGHUP)
+        await svc.log.wait_for(lambda line: "SIGHUP" in line, since=mark)
+        await wait_file(root / tpath(title), lambda data: data == b"<p>changed in the admin cp</p>")
+        await control(root, "rescan")  # queued after the SIGHUP's: once answered, both are done
+        svc.signal(signal.SIGTERM)
+        assert await svc.wait(timeout=5) == 0
+
+
+async def test_sigterm_with_a_rescan_still_queued_exits(db: Database, root: Path, tmp_path: Path) -> None:
+    """Paused (so the SIGHUP rescan stays queued), then SIGTERM: the service must still exit."""
+    await cli("export", "--db", db_url(db), "--root", str(root), cwd=tmp_path)
+    async with cli_service(db, root, tmp_path, "--poll-interval", "3600") as svc:
+        await control(root, "pause")
+        mark = svc.log.mark()
+        svc.signal(signal.SIGHUP)
+        await svc.log.wait_for(lambda line: "SIGHUP" in line, since=mark)
+        svc.signal(signal.SIGTERM)
+        await svc.log.wait_for(lambda line: "SIGTERM" in line, since=mark)
+        assert await svc.wait(timeout=5) == 0
+
+
+# -- bursts ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("board_spec", [Board(masters=1000)], ids=["1000-masters"])
+async def test_burst_of_1000_saves_is_coalesced_and_lands(db: Database, board_spec: Board, root: Path) -> None:
+    titles = [board_spec.master_title(i) for i in range(1000)]
+
+    def burst(draft: str, final: str) -> None:
+        for title in titles:  # every file saved twice: only the last content matters
+            write(root / tpath(title), f"<u>{draft} {title}</u>")
+        for title in titles:
+            write(root / tpath(title), f"<u>{final} {title}</u>\n")
+
+    async with running_service(db, root) as svc:
+        store = svc.handle._service.store  # noqa: SLF001 - count the import round trips
+        calls: list[int] = []
+        save_templates = store.save_templates
+
+        async def counting(sid, texts, now):  # type: ignore[no-untyped-def]
+            calls.append(len(texts))
+            return await save_templates(sid, texts, now)
+
+        store.save_templates = counting  # type: ignore[method-assign]
+
+        # 1. The burst lands while the reconciler is held back: one coalesced batch, last write wins.
+        svc.handle.pause()
+        mark, writes = svc.log.mark(), await audit_mark(db)
+        await anyio.to_thread.run_sync(burst, "draft", "final")
+        svc.handle.resume()
+        await svc.imported([tpath(t) for t in titles], since=mark, timeout=60)
+        await svc.barrier(timeout=60)
+        first = await audit(db, writes)
+        assert sorted((w.title, w.template) for w in first) == sorted((t, f"<u>final {t}</u>") for t in titles)
+        assert len(calls) <= 10, f"{len(calls)} import round trips for 1000 files"
+
+        # 2. The same while the reconciler runs alongside the writer: whatever it catches lands
+        # in order, nothing but saved contents is written, and the final contents win.
+        calls.clear()
+        mark, writes = svc.log.mark(), await audit_mark(db)
+        started = time.perf_counter()
+        await anyio.to_thread.run_sync(burst, "second draft", "second final")
+        await svc.imported([tpath(t) for t in titles], since=mark, timeout=60)
+        await svc.barrier(timeout=60)
+        elapsed = time.perf_counter() - started
+        second = await audit(db, writes)
+    per_title: dict[str, list[str]] = {}
+    for w in second:
+        per_title.setdefault(w.title, []).append(w.template)
+    for title in titles:
+        contents = per_title[title]
+        assert contents[-1] == f"<u>second final {title}</u>", title
+        assert set(contents) <= {f"<u>second draft {title}</u>", f"<u>second final {title}</u>"}, contents
+    shown_rows = {r.title: r.template for r in await template_rows(db) if r.sid == SET_SID}
+    assert all(shown_rows[t] == f"<u>second final {t}</u>" for t in titles)
+    assert sum(calls) == len(second)
+    assert len(calls) < len(second) / 4, f"{len(calls)} round trips for {len(second)} rows: not coalesced"
+    assert elapsed < 60
+
+
+# -- status over the control socket ----------------------------------------------------------------
+
+
+async def test_status_reports_running_paused_and_counts(db: Database, board_spec: Board, root: Path) -> None:
+    url = ["--db", db_url(db), "--root", str(root)]
+
+    async def status() -> dict:
+        result = await cli("status", "--json", *url, cwd=root.parent)
+        return json.loads(result.stdout)
+
+    async with running_service(db, root) as svc:
+        files = [p for p in root.rglob("*") if p.is_file() and ".mybb-sync" not in p.parts and p.name != "zz_barrier.html"]
+        report = await status()
+        assert report["running"] is True
+        assert report["paused"] is False
+        assert report["database_up"] is True
+        assert report["tracked"] == len(files)
+        assert report["conflicts"] == 0
+        assert report["imports"] == 0
+        assert report["exports"] == len(files)
+        assert report["set_copies"] == len(range(0, 300, 20))
+
+        rel = tpath(board_spec.master_title(INHERITED))
+        mark = svc.log.mark()
+        write(root / rel, "<p>one more set copy</p>")
+        await svc.imported([rel], since=mark)
+        await cli("pause", *url, cwd=root.parent)
+        report = await status()
+        assert report["paused"] is True
+        assert report["imports"] == 1
+        assert report["set_copies"] == len(range(0, 300, 20)) + 1
+        assert report["last_import"] is not None
+        await cli("resume", *url, cwd=root.parent)
+        assert (await status())["paused"] is False
+    report = await status()
+    assert report["running"] is False
+    assert report["tracked"] == len(files)
+
+
+# -- library API ------------------------------------------------------------------------------------
+
+
+async def test_wait_idle_returns_when_nothing_is_pending(db: Database, root: Path) -> None:
+    """``wait_idle()`` on an idle service returns at once (it used to wait for some unrelated change)."""
+    async with running_service(db, root, poll_interval=3600) as svc:
+        for _ in range(2):  # the first call may still be woken by a leftover of the start-up
+            with anyio.fail_after(3):
+                await svc.handle.wait_idle()
+
+
+async def test_database_edit_is_exported_while_watching(db: Database, board_spec: Board, root: Path) -> None:
+    """An Admin CP save (a row UPDATE with a new dateline) reaches its file through the poller."""
+    title = board_spec.master_title(OWN)
+    rel = tpath(title)
+    async with running_service(db, root, poll_interval=0.2) as svc:
+        mark = await audit_mark(db)
+        await set_template(db, SET_SID, title, "<p>saved in the admin cp</p>", int(time.time()))
+        await wait_file(root / rel, lambda data: data == b"<p>saved in the admin cp</p>", timeout=10)
+        await svc.barrier()
+        assert len(await audit(db, mark)) == 1  # ours; the export is not echoed back into the database
