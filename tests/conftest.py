@@ -39,6 +39,12 @@ def golden(*parts: str) -> Path:
 
 
 @pytest.fixture(scope="session")
+def mybb_fixtures() -> Path:
+    """The golden captures of the real Admin CP beside the checkout; a user's clone does not have them."""
+    return golden()
+
+
+@pytest.fixture(scope="session")
 def mariadb() -> Iterator[PrivateMariaDB | None]:
     """The private server (None when MYBB_SYNC_TEST_DSN names an existing one)."""
     if os.environ.get("MYBB_SYNC_TEST_DSN"):

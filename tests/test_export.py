@@ -10,13 +10,12 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import aiomysql
 import anyio
 import pytest
 from asyncinotify import Inotify, Mask
@@ -25,6 +24,8 @@ from mybb_sync.config import Database
 from mybb_sync.state import RACY_NS
 from mybb_sync.synthetic import Board
 from mybb_sync.testing import create_board, drop_board
+
+from conftest import raw_sql
 
 pytestmark = pytest.mark.anyio
 
@@ -85,19 +86,7 @@ async def export(db: Database | str, root: Path, *args: str) -> Run:
     return Run(done.returncode, done.stdout.decode(), done.stderr.decode())
 
 
-async def sql(db: Database, query: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    kwargs: dict[str, Any] = dict(user=db.user, password=db.password, db=db.name, charset=db.charset, autocommit=True)
-    if db.unix_socket:
-        kwargs["unix_socket"] = db.unix_socket
-    else:
-        kwargs.update(host=db.host, port=db.port)
-    conn = await aiomysql.connect(**kwargs)
-    try:
-        async with conn.cursor() as cur:
-            await cur.execute(query, args)
-            return list(await cur.fetchall())
-    finally:
-        conn.close()
+sql = raw_sql
 
 
 def _plain(name: str) -> str:

@@ -7,17 +7,6 @@ import pytest
 
 from mybb_sync.php import dumps, loads, rtrim
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "mybb-fixtures"
-
-
-@pytest.fixture(scope="session")
-def mybb_fixtures() -> Path:
-    """The golden captures beside the checkout; a user's clone does not have them."""
-    if not FIXTURES.is_dir():
-        pytest.skip("../shared/mybb-fixtures is absent (a user's clone): golden MyBB captures not available")
-    return FIXTURES
-
-
 def _serialized_fixture_values(root: Path) -> list[str]:
     """Every PHP-serialized column in the captures, nested ones included."""
     values: list[str] = []

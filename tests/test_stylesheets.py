@@ -28,17 +28,6 @@ from mybb_sync.stylesheets import (
     plan_edit_stylesheet,
 )
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "mybb-fixtures"
-
-
-@pytest.fixture(scope="session")
-def mybb_fixtures() -> Path:
-    """The golden captures beside the checkout; a user's clone does not have them."""
-    if not FIXTURES.is_dir():
-        pytest.skip("../shared/mybb-fixtures is absent (a user's clone): golden MyBB captures not available")
-    return FIXTURES
-
-
 # --- golden harness ------------------------------------------------------------
 
 FRESH = "case6-fresh-install"
