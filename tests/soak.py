@@ -277,18 +277,21 @@ class Soak:
         self.db_up = True
 
     async def overflow(self) -> None:
+        """A real IN_Q_OVERFLOW: restart the service with a tiny queue, stall it, flood it."""
         if not self.service.running or not os.access(QUEUE_KNOB, os.W_OK):
             return
-        old = QUEUE_KNOB.read_text()
+        await self.service.kill(signal.SIGTERM)
+        old = QUEUE_KNOB.read_text().strip()
+        QUEUE_KNOB.write_text("64\n")  # read by the kernel when the service makes its inotify instance
+        try:
+            await self.service.start()
+        finally:
+            if QUEUE_KNOB.read_text().strip() == "64":  # put back only our own value
+                QUEUE_KNOB.write_text(old + "\n")
         self.service.proc.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
         try:
-            QUEUE_KNOB.write_text("16\n")
-            # The knob applies to inotify instances created after it is set, so the
-            # queue overflows for sure only with more events than the old limit; both
-            # ways the service must end with every change.
             self.burst(200)
         finally:
-            QUEUE_KNOB.write_text(old)
             self.service.proc.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
         self.summary.faults["overflow"] += 1
 
@@ -412,6 +415,9 @@ class Soak:
                     v.append(f"temp file left: {dirpath}/{name}")
         if (self.outside / "sentinel.html").read_text() != "outside the root\n":
             v.append("a file outside the root was changed")
+        overflows = self.service.log.read_text(errors="replace").count("inotify queue overflowed")
+        if overflows:
+            self.summary.faults["overflow-seen-by-service"] = overflows
 
 
 async def soak(seed: int, seconds: float, base: Path | None = None) -> Summary:

@@ -312,10 +312,11 @@ def test_recording_a_new_agreement_clears_the_paths_conflict(state: State) -> No
     assert state.problems() == []
 
 
-def test_recording_a_new_agreement_keeps_the_paths_invalid_content_problem(state: State) -> None:
+def test_recording_a_new_agreement_clears_the_paths_invalid_content_problem(state: State) -> None:
+    """Agreement is only recorded for valid content: a fixed file is no longer invalid."""
     state.report([problem(make_state().path, ProblemKind.INVALID)])
     state.put([make_state()])
-    assert [p.kind for p in state.problems()] == [ProblemKind.INVALID]
+    assert state.problems() == []
 
 
 def test_deleting_a_row_clears_every_problem_of_its_path(state: State) -> None:
