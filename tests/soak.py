@@ -48,7 +48,7 @@ class Side:
     """The last write the harness made to one side of a file."""
 
     at: float
-    content: str | None  # None: the file was deleted
+    content: str | None  # None: deleted (the file, or the row)
 
 
 @dataclass
@@ -246,11 +246,9 @@ class Soak:
         async with open_store(self.database, "mybb_") as store:
             if self.rng.random() < 0.1:
                 await store.revert_templates(1, [title])
-                rows = await store.templates_by_title(1, [title])
-                shown = rows.get(title)
-                if shown is None:
-                    return
-                text = shown.template
+                shown = (await store.templates_by_title(1, [title])).get(title)
+                # Reverting a custom template (no master) deletes it: its file goes too.
+                text = shown.template if shown is not None else None
                 self.summary.operations["db-revert"] += 1
             else:
                 await store.save_templates(1, [(title, text)], int(time.time()))
@@ -397,8 +395,11 @@ class Soak:
                     v.append(f"{path}: in conflict but the row is not the last database write")
                 continue
             if disk_text is None:
-                if last_disk is None or last_disk.content is not None:
-                    v.append(f"{path}: missing on disk although never deleted")
+                deleted = [side for side in (last_disk, last_db) if side is not None and side.content is None]
+                if not deleted:
+                    v.append(f"{path}: missing on disk although deleted on neither side")
+                elif db_text is not None and last_db is not None and last_db.content is None:
+                    v.append(f"{path}: the row was deleted but is back, with no file")
                 continue
             if not same:
                 v.append(f"{path}: file and row differ and no conflict is reported")

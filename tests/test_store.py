@@ -500,3 +500,19 @@ async def test_a_missing_sqlite_file_is_unavailable_in_one_line(tmp_path: Any) -
         async with open_store(Database(scheme="sqlite", path=tmp_path / "gone.sqlite"), "mybb_"):
             pass
     assert "\n" not in str(caught.value)
+
+
+async def test_a_copy_inserted_by_another_writer_at_the_same_moment_leaves_one_row(
+    board: Database, store: MySQLStore
+) -> None:
+    """Regression (soak): the Admin CP and mybb-sync both found no copy and both inserted one.
+    No unique key stops that; after our insert only the row the forum shows (highest tid) stays."""
+    title = master_only_title(SPEC)
+    await sql(
+        board,
+        "INSERT INTO mybb_templates (title, template, sid, version, status, dateline) VALUES (%s, %s, 1, '1837', '', %s)",
+        (title, "the Admin CP's copy", NOW),
+    )
+    await store._insert_templates(1, [(title, "our copy")], "1837", NOW)  # noqa: SLF001 - the racing half of a save
+    copies = await sql(board, "SELECT template FROM mybb_templates WHERE sid = 1 AND BINARY title = %s", (title,))
+    assert copies == [("our copy",)]

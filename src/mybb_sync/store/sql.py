@@ -256,6 +256,27 @@ class SQLStore(ABC):
             await self._execute(
                 f"INSERT INTO {table} (title, template, sid, version, status, dateline) VALUES {values}", args
             )
+            await self._drop_shadowed(sid, [title for title, _ in chunk])
+
+    async def _drop_shadowed(self, sid: int, titles: Sequence[str]) -> None:
+        """Remove copies that another writer inserted at the same moment as ours.
+
+        There is no unique key on (sid, title): the Admin CP and we can both
+        find no copy and both insert. PHP shows the highest tid, so the lower
+        ones are invisible; deleting them keeps one row per title (and the
+        read-back then tells the caller whose content won).
+        """
+        table = self._t["templates"]
+        marks = ", ".join(["%s"] * len(titles))
+        doubled = await self._fetch(
+            f"SELECT title, MAX(tid) FROM {table} WHERE sid = %s AND {self._exact_title} IN ({marks}) "
+            f"GROUP BY {self._exact_title} HAVING COUNT(*) > 1",
+            (sid, *titles),
+        )
+        for title, top in doubled:
+            await self._execute(
+                f"DELETE FROM {table} WHERE sid = %s AND {self._exact_title} = %s AND tid < %s", (sid, title, top)
+            )
 
     async def revert_templates(self, sid: int, titles: Sequence[str]) -> int:
         if sid <= 0:
