@@ -516,3 +516,10 @@ async def test_a_copy_inserted_by_another_writer_at_the_same_moment_leaves_one_r
     await store._insert_templates(1, [(title, "our copy")], "1837", NOW)  # noqa: SLF001 - the racing half of a save
     copies = await sql(board, "SELECT template FROM mybb_templates WHERE sid = 1 AND BINARY title = %s", (title,))
     assert copies == [("our copy",)]
+
+
+async def test_copy_counts_tell_modified_masters_from_custom_templates(store: MySQLStore) -> None:
+    modified, custom = await store.copy_counts()
+    assert (modified, custom) == (len(range(0, SPEC.masters, 20)), 0)
+    await store.save_templates(1, [("soak_custom_only", "<p>custom</p>")], now=NOW)
+    assert await store.copy_counts() == (modified, 1)

@@ -315,12 +315,19 @@ async def cmd_status(args: argparse.Namespace) -> int:
     report["running"] = reply is not None
     if reply is not None:
         report.update(reply["status"])
+    if settings.db is not None:
+        try:
+            async with open_store(settings.db, settings.prefix) as store:
+                report["modified_from_master"], report["custom_templates"] = await store.copy_counts()
+        except MybbSyncError as exc:  # status works offline: the database is optional here
+            report["database"] = f"unavailable: {exc}"
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
         return 0
     state = "running" + (" (paused)" if report.get("paused") else "") if report["running"] else "not running"
     print(f"service: {state}")
-    for key in ("tracked", "set_copies", "conflicts", "invalid", "missing", "pending", "imports", "exports"):
+    keys = ("tracked", "set_copies", "modified_from_master", "custom_templates", "conflicts", "invalid", "missing")
+    for key in (*keys, "pending", "imports", "exports", "last_import", "last_export", "database"):
         if key in report:
             print(f"{key.replace('_', ' ')}: {report[key]}")
     for problem in report["problems"][:50]:

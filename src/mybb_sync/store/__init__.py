@@ -106,6 +106,10 @@ class Store(Protocol):
 
     async def save_theme_lists(self, themes: Sequence[ThemeUpdate], default_theme: str | None) -> None: ...
 
+    async def copy_counts(self) -> tuple[int, int]:
+        """(set copies of a master, custom templates with no master) over every set."""
+        ...
+
     async def outdated_templates(self) -> list[tuple[int, str, str, str]]:
         """Set copies older than their master: (sid, title, copy version, master version)."""
         ...

@@ -194,6 +194,16 @@ class SQLStore(ABC):
         rows = await self._fetch(f"SELECT title FROM {self._t['templates']} WHERE sid = %s", (sid,))
         return {t for (t,) in rows}
 
+    async def copy_counts(self) -> tuple[int, int]:
+        """(set copies of a master template, custom templates with no master) over every set."""
+        t = self._t["templates"]
+        rows = await self._fetch(
+            f"SELECT COUNT(m.tid), COUNT(*) - COUNT(m.tid) FROM {t} s "
+            f"LEFT JOIN {t} m ON m.sid = %s AND m.title = s.title WHERE s.sid > 0",
+            (MASTER_SID,),
+        )
+        return int(rows[0][0] or 0), int(rows[0][1] or 0)
+
     async def outdated_templates(self) -> list[tuple[int, str, str, str]]:
         """Set copies older than their master (MyBB's "Find Updated Templates"): (sid, title, copy, master)."""
         t = self._t["templates"]
