@@ -167,8 +167,13 @@ async def _fetch_files(store: Any, catalog: Catalog, scope: Scope) -> list[tuple
     return files
 
 
-def write_replaced_tool(root: Path, files: Sequence[tuple[str, bytes]]) -> None:
-    """The replaced tool: for each file, sequentially, ``<name>.tmp`` then rename; no fsync."""
+def write_sequential(root: Path, files: Sequence[tuple[str, bytes]], *, durable: bool) -> None:
+    """The two baselines: for each file, sequentially, ``<name>.tmp``, write, rename.
+
+    ``durable=False`` is the replaced tool (no fsync at all); ``durable=True``
+    is naive durability (fsync each file before its rename, then every
+    directory at the end).
+    """
     made: set[str] = set()
     base = str(root)
     for rel, data in files:
@@ -180,25 +185,12 @@ def write_replaced_tool(root: Path, files: Sequence[tuple[str, bytes]]) -> None:
         temp = path + ".tmp"
         with open(temp, "wb") as f:
             f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.rename(temp, path)
-
-
-def write_naive_durable(root: Path, files: Sequence[tuple[str, bytes]]) -> None:
-    """Naive durable: for each file, temp + write + fsync + close + rename; fsync every directory at the end."""
-    made: set[str] = set()
-    base = str(root)
-    for rel, data in files:
-        path = os.path.join(base, rel)
-        directory = os.path.dirname(path)
-        if directory not in made:
-            os.makedirs(directory, exist_ok=True)
-            made.add(directory)
-        temp = path + ".tmp"
-        with open(temp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(temp, path)
+    if not durable:
+        return
     dirs = set(made)
     for d in made:  # the parents of the folders we created hold their new entries
         while d.startswith(base) and d != base:
@@ -232,10 +224,7 @@ async def export_once(db: Database, prefix: str, pattern: str, root: Path) -> di
         started = time.perf_counter()
         files = await _fetch_files(store, catalog, scope)
         fetched = time.perf_counter()
-        writer: Callable[[Path, Sequence[tuple[str, bytes]]], None] = (
-            write_replaced_tool if pattern == "replaced_tool" else write_naive_durable
-        )
-        writer(root, files)
+        write_sequential(root, files, durable=pattern != "replaced_tool")
         seconds = time.perf_counter() - started
         return {
             "seconds": seconds,

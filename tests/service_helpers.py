@@ -30,6 +30,8 @@ from mybb_sync.config import Database, Settings
 from mybb_sync.service import ServiceHandle, serve
 from mybb_sync.synthetic import GROUP_PREFIXES
 
+from conftest import raw_sql
+
 SET_TITLE = "Default Templates"
 SET_SID = 1
 TIMEOUT = 30.0
@@ -247,14 +249,7 @@ async def connect(db: Database) -> aiomysql.Connection:
     return await aiomysql.connect(**kwargs)
 
 
-async def sql(db: Database, query: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    conn = await connect(db)
-    try:
-        async with conn.cursor() as cur:
-            await cur.execute(query, args)
-            return list(await cur.fetchall())
-    finally:
-        conn.close()
+sql = raw_sql  # direct SQL, not through the store under test
 
 
 @dataclass(frozen=True)
