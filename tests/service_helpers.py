@@ -234,6 +234,8 @@ async def wait_file(path: Path, predicate: Callable[[bytes | None], bool], timeo
 
 
 def db_url(db: Database) -> str:
+    if db.scheme == "sqlite":
+        return f"sqlite://{db.path}"
     if db.unix_socket:
         return f"mysql://{db.user}@localhost/{db.name}?unix_socket={db.unix_socket}"
     auth = f"{db.user}:{db.password}" if db.password else db.user
@@ -298,24 +300,29 @@ AUDIT_TABLE = "mybbsync_test_audit"
 async def install_audit(db: Database) -> None:
     """Triggers recording every write to the templates table, whoever makes it.
 
-    The log is MyISAM like MyBB's tables: a transactional one would lose the
-    record of a write whose statement was cut off after the (kept) row change.
+    On MySQL the log is MyISAM like MyBB's tables: a transactional one would
+    lose the record of a write whose statement was cut off after the (kept)
+    row change. SQLite gets the same log with its own trigger syntax.
     """
-    conn = await connect(db)
-    try:
-        async with conn.cursor() as cur:
-            await cur.execute(
-                f"CREATE TABLE {AUDIT_TABLE} (id INT AUTO_INCREMENT PRIMARY KEY, op CHAR(1), tid INT, sid INT, "
-                "title VARCHAR(120), template MEDIUMTEXT, dateline INT) ENGINE=MyISAM CHARACTER SET utf8mb4"
-            )
-            for op, when, ref in (("I", "INSERT", "NEW"), ("U", "UPDATE", "NEW"), ("D", "DELETE", "OLD")):
-                await cur.execute(
-                    f"CREATE TRIGGER mybbsync_audit_{op} AFTER {when} ON mybb_templates FOR EACH ROW "
-                    f"INSERT INTO {AUDIT_TABLE} (op, tid, sid, title, template, dateline) "
-                    f"VALUES ('{op}', {ref}.tid, {ref}.sid, {ref}.title, {ref}.template, {ref}.dateline)"
-                )
-    finally:
-        conn.close()
+    if db.scheme == "sqlite":
+        await raw_sql(
+            db,
+            f"CREATE TABLE {AUDIT_TABLE} (id INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT, tid INT, sid INT, "
+            "title TEXT, template TEXT, dateline INT)",
+        )
+    else:
+        await raw_sql(
+            db,
+            f"CREATE TABLE {AUDIT_TABLE} (id INT AUTO_INCREMENT PRIMARY KEY, op CHAR(1), tid INT, sid INT, "
+            "title VARCHAR(120), template MEDIUMTEXT, dateline INT) ENGINE=MyISAM CHARACTER SET utf8mb4",
+        )
+    for op, when, ref in (("I", "INSERT", "NEW"), ("U", "UPDATE", "NEW"), ("D", "DELETE", "OLD")):
+        insert = (
+            f"INSERT INTO {AUDIT_TABLE} (op, tid, sid, title, template, dateline) "
+            f"VALUES ('{op}', {ref}.tid, {ref}.sid, {ref}.title, {ref}.template, {ref}.dateline)"
+        )
+        body = f"BEGIN {insert}; END" if db.scheme == "sqlite" else insert
+        await raw_sql(db, f"CREATE TRIGGER mybbsync_audit_{op} AFTER {when} ON mybb_templates FOR EACH ROW {body}")
 
 
 @dataclass(frozen=True)

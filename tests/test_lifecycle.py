@@ -19,6 +19,11 @@ from mybb_sync.store import Store
 from service_helpers import db_url, running_service, set_template, tpath
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["mysql", "sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
 CLI = [sys.executable, "-m", "mybb_sync.cli"]
 
 

@@ -17,6 +17,11 @@ from service_helpers import running_service, write
 
 pytestmark = pytest.mark.anyio
 
+
+@pytest.fixture(params=["mysql", "sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
 SPEC = Board(masters=100)
 
 
