@@ -20,10 +20,15 @@ import anyio
 import pytest
 from asyncinotify import Inotify, Mask
 
+from mybb_sync.atomic import Root
+from mybb_sync.catalog import load_catalog
 from mybb_sync.config import Database
-from mybb_sync.state import RACY_NS
+from mybb_sync.errors import DatabaseUnavailable
+from mybb_sync.export import Exporter, Scope
+from mybb_sync.state import RACY_NS, State
+from mybb_sync.store import open_store
 from mybb_sync.synthetic import Board
-from mybb_sync.testing import create_board, drop_board
+from mybb_sync.testing import PrivateMariaDB, create_board, drop_board
 
 from conftest import raw_sql
 
@@ -436,6 +441,41 @@ async def test_unreachable_database_exits_1_with_one_line_and_no_password(
     assert run.stderr.count("\n") == 1 and run.stderr.startswith("mybb-sync: error:"), run.stderr
     assert "Traceback" not in run.stderr and secret not in run.stderr and secret not in run.stdout
     assert final_files(root) == {}
+
+
+async def test_a_database_lost_in_the_middle_of_an_export_is_one_database_unavailable_error(
+    mariadb: PrivateMariaDB | None, server_db: Database, root: Path
+) -> None:
+    """Regression: an error inside the export's task group escaped as an exception group (a
+    traceback from the CLI, and the service's retry-on-outage never caught it)."""
+    if mariadb is None:
+        pytest.skip("MYBB_SYNC_TEST_DSN names an external server: this test cannot stop it")
+    db = await create_board(server_db, Board(masters=5000, seed=11))
+    stopped = False
+
+    def stop_the_server_once_files_are_written(done: int, total: int) -> None:
+        nonlocal stopped
+        if not stopped:
+            stopped = True
+            mariadb.stop()  # more pages are still to be read: 5000 rows in pages of 500
+
+    try:
+        async with open_store(db, "mybb_") as store:
+            catalog = await load_catalog(store)
+            state = State(root)
+            try:
+                with pytest.raises(DatabaseUnavailable):
+                    await Exporter(Root(root), state).run(
+                        store, catalog, Scope((1, -1), ()), progress=stop_the_server_once_files_are_written
+                    )
+            finally:
+                state.close()
+    finally:
+        if not mariadb.running:
+            mariadb.start()
+        await drop_board(db)
+    assert stopped and 0 < len(final_files(root)) < 5000
+    assert not [p for p in root.rglob("*") if p.name.endswith(".tmp")]
 
 
 class socket_closed_port:

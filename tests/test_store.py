@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from typing import Any
 
+import anyio
 import pytest
 
 from mybb_sync import php
@@ -151,6 +152,21 @@ async def test_set_templates_streams_every_title_of_a_large_set_once_with_the_se
     assert {r.title: (r.sid, r.template) for r in rows} == expected
     copies = [r for r in rows if r.sid == 1]
     assert len(copies) == len({t for t, _x, sid, _v, _d in spec.templates() if sid == 1}) > 0
+
+
+async def test_a_write_to_the_table_is_not_held_up_while_a_large_set_is_being_streamed(large_board: Any) -> None:
+    """Regression: a server-side cursor kept MyISAM's table read lock until the caller had taken
+    every row, so an import in the middle of a pass waited for the pass (until net_write_timeout)."""
+    spec, db, store = large_board
+    pages = store.set_templates(1, 100)
+    try:
+        first = await anext(pages)
+        with anyio.fail_after(10):
+            await sql(db, "UPDATE mybb_templates SET dateline = dateline + 1 WHERE tid = %s", (first[0].tid,))
+        rest = [row async for page in pages for row in page]
+    finally:
+        await pages.aclose()
+    assert len(first) + len(rest) == spec.masters
 
 
 async def test_set_templates_of_a_set_without_copies_shows_every_master(store: MySQLStore) -> None:

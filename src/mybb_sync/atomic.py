@@ -308,6 +308,12 @@ async def write_files(root: Root, writes: Sequence[Write], limiter: anyio.Capaci
     """
     if not writes:
         return []
+    # Shielded: a batch cancelled between its phases would leave its temps behind.
+    with anyio.CancelScope(shield=True):
+        return await _write_files(root, writes, limiter)
+
+
+async def _write_files(root: Root, writes: Sequence[Write], limiter: anyio.CapacityLimiter) -> list[Result]:
     parts = max(1, min(int(limiter.total_tokens), -(-len(writes) // CHUNK)))
     size = -(-len(writes) // parts)
     chunks = [writes[i : i + size] for i in range(0, len(writes), size)]

@@ -22,7 +22,7 @@ from . import __version__
 from .atomic import Root, read_files, sweep_temps
 from .catalog import Catalog, load_catalog
 from .config import Settings, load_settings
-from .errors import ConfigError, MybbSyncError
+from .errors import ConfigError, MybbSyncError, reported_error
 from .export import Exporter, Scope, walk_files
 from .layout import GLOBAL_DIR, GLOBAL_SID, SETS_DIR, STYLES_DIR
 from .reconcile import unified_diff
@@ -404,11 +404,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 2
         return anyio.run(COMMANDS[args.command], args)
-    except MybbSyncError as exc:
+    except (MybbSyncError, BaseExceptionGroup) as exc:
+        error = reported_error(exc) if isinstance(exc, BaseExceptionGroup) else exc
+        if error is None:
+            raise
         if debug:
             log.exception("failed")
-        print(f"mybb-sync: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        print(f"mybb-sync: error: {error}", file=sys.stderr)
+        return error.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # stdout closed early (piped into head): not an error worth a traceback

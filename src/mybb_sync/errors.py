@@ -23,3 +23,24 @@ class UnsafeName(MybbSyncError):
 
 class InvalidContent(MybbSyncError):
     """File content that must never reach the database (empty, not UTF-8, NUL, too long)."""
+
+
+def reported_error(group: BaseExceptionGroup) -> MybbSyncError | None:
+    """The one error to report for a task group that failed with mybb-sync errors only.
+
+    A database outage wins over the errors it caused elsewhere. ``None``
+    when anything else failed too: that is a bug, and its traceback matters.
+    """
+    _, rest = group.split(MybbSyncError)
+    if rest is not None:
+        return None
+    leaves: list[MybbSyncError] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        exc = stack.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            stack.extend(reversed(exc.exceptions))
+        else:
+            assert isinstance(exc, MybbSyncError)
+            leaves.append(exc)
+    return next((e for e in leaves if isinstance(e, DatabaseUnavailable)), leaves[0])

@@ -26,7 +26,7 @@ from . import layout
 from .atomic import NotWritten, Root, Written, remove_files, write_files
 from .catalog import Catalog
 from .engine import Decision, Entry, agreed_state, export_write, plan, states_after_writes
-from .errors import UnsafeName
+from .errors import UnsafeName, reported_error
 from .importer import Imported
 from .layout import GLOBAL_SID, Kind
 from .reconcile import Action
@@ -185,10 +185,16 @@ class Exporter:
                     if progress is not None:
                         progress(done, len(exported))
 
-        async with anyio.create_task_group() as tg, receive:
-            tg.start_soon(produce)
-            for _ in range(2):
-                tg.start_soon(consume, receive.clone())
+        try:
+            async with anyio.create_task_group() as tg, receive:
+                tg.start_soon(produce)
+                for _ in range(2):
+                    tg.start_soon(consume, receive.clone())
+        except BaseExceptionGroup as group:  # the database went away mid-pass: one error, catchable by type
+            error = reported_error(group)
+            if error is None:
+                raise
+            raise error
         report.orphans = await anyio.to_thread.run_sync(self._orphans, catalog, scope, exported)
         report.seconds = time.perf_counter() - started
         return report

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import aiomysql
@@ -79,18 +79,6 @@ class MySQLStore(SQLStore):
             async with self._pool.acquire() as conn, conn.cursor() as cur:
                 affected = await cur.execute(sql, args)
                 return affected, cur.lastrowid
-        except Exception as exc:
-            raise _translate(exc) from exc
-
-    async def _stream(self, sql: str, args: Sequence[Any], batch: int) -> AsyncIterator[list[tuple[Any, ...]]]:
-        """A server-side cursor: 100,000 rows never sit in memory at once."""
-        try:
-            async with self._pool.acquire() as conn, conn.cursor(aiomysql.SSCursor) as cur:
-                await cur.execute(sql, args)
-                while rows := await cur.fetchmany(batch):
-                    yield list(rows)
-        except MybbSyncError:
-            raise
         except Exception as exc:
             raise _translate(exc) from exc
 

@@ -1,7 +1,7 @@
 """The store's queries, written once for every SQL backend.
 
 Subclasses connect and say how to run a statement (:meth:`_fetch`,
-:meth:`_execute`, :meth:`_stream`) and the few words where dialects differ.
+:meth:`_execute`) and the few words where dialects differ.
 Every value is a query parameter (written ``%s``); only the validated table
 prefix is interpolated. MyBB's MySQL tables are MyISAM (no transactions), so
 each write is followed by a read-back of what was stored.
@@ -59,10 +59,6 @@ class SQLStore(ABC):
         """Run one write; returns (rows affected, last insert id)."""
 
     @abstractmethod
-    def _stream(self, sql: str, args: Sequence[Any], batch: int) -> AsyncIterator[list[tuple[Any, ...]]]:
-        """Rows in batches without holding the whole result in memory."""
-
-    @abstractmethod
     async def next_stylesheet_sid(self) -> int:
         """The sid MyBB would give the next new stylesheet row."""
 
@@ -100,7 +96,13 @@ class SQLStore(ABC):
         return self._version_code
 
     async def set_templates(self, sid: int, batch: int = 500) -> AsyncIterator[list[TemplateRow]]:
-        """Stream what set ``sid`` shows with a server-side cursor, unsorted, one pass.
+        """Stream what set ``sid`` shows, one page of ``batch`` rows at a time, in one pass.
+
+        Pages are keyed on ``tid`` (``tid > last ORDER BY tid LIMIT batch``),
+        each one short query. A server-side cursor would hold MyISAM's table
+        read lock for as long as the caller takes over the rows: every write
+        to the table (an Admin CP save, our own imports in the same pass) would
+        wait for it, and MyISAM queues page views behind a waiting write.
 
         The set's own titles are read first (ids and titles only, small) so
         that a master row can be dropped when the set overrides it, comparing
@@ -114,10 +116,10 @@ class SQLStore(ABC):
         for tid, title in await self._fetch(f"SELECT tid, title FROM {table} WHERE sid = %s", (sid,)):
             own[title] = max(int(tid), own.get(title, -1))
         if sid == GLOBAL_SID:
-            sql, args = f"SELECT {_TEMPLATE_COLS} FROM {table} WHERE sid = %s", (GLOBAL_SID,)
+            where, args = "sid = %s", (GLOBAL_SID,)
             twins: dict[str, int] = {}
         else:
-            sql, args = f"SELECT {_TEMPLATE_COLS} FROM {table} WHERE sid IN (%s, %s)", (MASTER_SID, sid)
+            where, args = "sid IN (%s, %s)", (MASTER_SID, sid)
             # Duplicate masters are rare: only their titles are read up front.
             twins = {
                 title: int(top)
@@ -127,7 +129,12 @@ class SQLStore(ABC):
                     (MASTER_SID,),
                 )
             }
-        async for rows in self._stream(sql, args, batch):
+        last = 0
+        while True:
+            rows = await self._fetch(
+                f"SELECT {_TEMPLATE_COLS} FROM {table} WHERE {where} AND tid > %s ORDER BY tid LIMIT %s",
+                (*args, last, batch),
+            )
             out = [
                 TemplateRow(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], int(r[6]))
                 for r in rows
@@ -136,6 +143,9 @@ class SQLStore(ABC):
             ]
             if out:
                 yield out
+            if len(rows) < batch:
+                return
+            last = int(rows[-1][0])
 
     async def templates_by_title(self, sid: int, titles: Sequence[str]) -> dict[str, TemplateRow]:
         wanted = set(titles)

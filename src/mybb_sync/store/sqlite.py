@@ -8,7 +8,7 @@ forum itself is never locked out for long.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,14 +57,6 @@ class SQLiteStore(SQLStore):
         try:
             async with self._conn.execute(_sql(sql), tuple(args)) as cur:
                 return cur.rowcount, cur.lastrowid or 0
-        except sqlite3.Error as exc:
-            raise _translate(exc) from exc
-
-    async def _stream(self, sql: str, args: Sequence[Any], batch: int) -> AsyncIterator[list[tuple[Any, ...]]]:
-        try:
-            async with self._conn.execute(_sql(sql), tuple(args)) as cur:
-                while rows := await cur.fetchmany(batch):
-                    yield [tuple(r) for r in rows]
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
 
