@@ -57,6 +57,7 @@ from mybb_sync.catalog import Catalog, load_catalog
 from mybb_sync.config import Database
 from mybb_sync.export import ExportReport, Exporter, Scope, entries
 from mybb_sync.layout import GLOBAL_SID
+from mybb_sync.poller import RECENT_SECONDS, Poller
 from mybb_sync.state import RACY_NS, State
 from mybb_sync.store import open_store
 from mybb_sync.synthetic import Board
@@ -269,6 +270,71 @@ async def reexport(db: Database, prefix: str, root: Path) -> dict[str, Any]:
     }
 
 
+class _PollTarget:
+    """What the poller asks of the service, without a service: the board's catalog."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    async def current_catalog(self) -> Catalog:
+        return self.catalog
+
+    async def known_titles(self, sid: int) -> set[str]:
+        return set()
+
+
+async def poll_costs(db: Database, prefix: str, idle_polls: int, saves: int, interval: float) -> dict[str, Any]:
+    """Wall time of the poller's queries at the client (database time plus round trips).
+
+    Idle: polls with nothing changed. After a save: an Admin CP-style UPDATE
+    (new text, ``dateline`` = now), then the polls of the next seconds at the
+    service's interval, the first of which finds the change.
+    """
+    conn = await anyio.to_thread.run_sync(connect_sync, db)
+    try:
+        async with open_store(db, prefix) as store:
+            target = _PollTarget(await load_catalog(store))
+            poller = Poller(store, interval)
+            await poller.baseline()
+            while not (await store.change_token())[1]:  # the board was just written: wait until settled
+                await anyio.sleep(interval)
+            await poller.poll(target)
+            idle = []
+            for _ in range(idle_polls):
+                started = time.perf_counter()
+                found = await poller.poll(target)
+                idle.append((time.perf_counter() - started) * 1000)
+                if found != (set(), set()):
+                    raise RuntimeError(f"an idle poll reported changes: {found}")
+            with conn.cursor() as cur:
+                cur.execute(f"SELECT tid FROM `{prefix}templates` WHERE sid = -2 ORDER BY tid LIMIT %s", (saves,))
+                tids = [t for (t,) in cur.fetchall()]
+            first, following, missed = [], [], 0
+            for i, tid in enumerate(tids):
+                with conn.cursor() as cur:
+                    cur.execute(
+                        f"UPDATE `{prefix}templates` SET template = CONCAT(template, %s), dateline = %s WHERE tid = %s",
+                        (f"<!-- poll cost {i} -->", int(time.time()), tid),
+                    )
+                for n in range(RECENT_SECONDS + 2):
+                    started = time.perf_counter()
+                    paths, _ = await poller.poll(target)
+                    (first if n == 0 else following).append((time.perf_counter() - started) * 1000)
+                    missed += n == 0 and not paths
+                    await anyio.sleep(interval)  # the service's polling period
+    finally:
+        conn.close()
+    return {
+        "idle_ms": summary_ms(idle),
+        "first_after_save_ms": summary_ms(first),
+        "following_ms": summary_ms(following),
+        "saves": len(first),
+        "first_poll_missed": missed,
+        "method": "client wall time of Poller.poll: idle polls; after an Admin CP-style UPDATE, the first poll "
+        f"(finds it) and the next {RECENT_SECONDS + 1} at {interval:g}s",
+    }
+
+
 async def board_files(db: Database, prefix: str) -> tuple[Catalog, list[tuple[str, bytes]]]:
     async with open_store(db, prefix) as store:
         catalog = await load_catalog(store)
@@ -309,10 +375,22 @@ class Bench:
             log.info("%s %d files, %.1f MiB", tag, len(paths), result["bytes"] / 2**20)
             self._guard(result, "export", lambda: self.export_scenarios(tag, db, result))
             self._guard(result, "service", lambda: self.service_scenarios(tag, db, catalog, paths, result))
+            self._guard(result, "poll", lambda: self.poll_cost(tag, db, result))
         finally:
             if self.mariadb is None or self.mariadb.running:
                 anyio.run(drop_board, db)
         return result
+
+    def poll_cost(self, tag: str, db: Database, result: dict[str, Any]) -> None:
+        with Stage(f"{tag} poll cost: {self.args.idle_polls} idle polls, {self.args.poll_saves} Admin CP style save(s)"):
+            cost = anyio.run(poll_costs, db, self.prefix, self.args.idle_polls, self.args.poll_saves, 1.0)
+        result["poll"] = cost
+        if cost["first_poll_missed"]:
+            result["errors"].append(f"poll: {cost['first_poll_missed']} save(s) not found by the next poll")
+        log.info(
+            "%s   idle poll p50 %.2f ms; first poll after a save p50 %.1f ms; following polls p50 %.1f ms",
+            tag, cost["idle_ms"]["p50"], cost["first_after_save_ms"]["p50"], cost["following_ms"]["p50"],
+        )  # fmt: skip
 
     def _guard(self, result: dict[str, Any], name: str, fn: Callable[[], None]) -> None:
         try:
@@ -515,13 +593,12 @@ class Bench:
 
     @staticmethod
     def _split(templates: list[str], edits: int, burst: int) -> tuple[list[str], list[str]]:
-        """Distinct templates for the edits, then for the burst (wrapping around when the board is small)."""
+        """Templates for the edits, then distinct ones for the burst: the next ones, wrapping around (edited ones last)."""
         if not templates:
             raise RuntimeError("the board has no template files")
         chosen_edits = [templates[i % len(templates)] for i in range(edits)]
-        rest = templates[edits:] or templates
-        chosen_burst = list(dict.fromkeys(rest[i % len(rest)] for i in range(burst)))
-        return chosen_edits, chosen_burst
+        start = edits % len(templates)
+        return chosen_edits, (templates[start:] + templates[:start])[:burst]
 
     def idle_cpu(self, tag: str, svc: ServiceProcess, result: dict[str, Any]) -> None:
         seconds = self.args.idle_seconds
@@ -914,10 +991,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=int, default=3, help="runs per export pattern, in rotating order; the median is reported (default 3)")
     parser.add_argument("--edits", type=int, default=200, help="single edits to time (default 200)")
     parser.add_argument("--edit-gap", type=float, default=0.02, help="pause between single edits in seconds (default 0.02)")
-    parser.add_argument("--burst", type=int, default=1000, help="files in the burst import (default 1000)")
+    parser.add_argument("--burst", type=int, default=10000, help="files in the burst import, at most one per template (default 10000)")
     parser.add_argument("--backlog", type=int, default=10000, help="files changed while the service is down (default 10000)")
     parser.add_argument("--idle-seconds", type=float, default=10.0, help="window for the idle CPU figure (default 10)")
     parser.add_argument("--db-edits", type=int, default=20, help="database -> file trials (default 20)")
+    parser.add_argument("--idle-polls", type=int, default=200, help="idle polls to time (default 200)")
+    parser.add_argument("--poll-saves", type=int, default=5, help="Admin CP style saves whose polls are timed (default 5)")
     parser.add_argument("--db-timeout", type=float, default=10.0, help="seconds to wait for a database change to reach its file (default 10)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs (the service's log lines too)")
     return parser
@@ -1008,6 +1087,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "idle_seconds": args.idle_seconds,
             "db_edits": args.db_edits,
             "db_timeout_s": args.db_timeout,
+            "idle_polls": args.idle_polls,
+            "poll_saves": args.poll_saves,
             "prefix": args.prefix,
         },
         "machine": facts,

@@ -303,11 +303,16 @@ class Soak:
         await self.setup()
         async with anyio.create_task_group() as tg:
             self.service.bind(tg)
-            await self.service.start()
-            deadline = time.monotonic() + self.seconds
-            while time.monotonic() < deadline:
-                await self.step()
-            await self.drain()
+            try:
+                await self.service.start()
+                deadline = time.monotonic() + self.seconds
+                while time.monotonic() < deadline:
+                    await self.step()
+                await self.drain()
+            finally:
+                if self.service.running:  # interrupted: leave no service behind
+                    with anyio.CancelScope(shield=True):
+                        await self.service.kill(signal.SIGKILL)
             tg.cancel_scope.cancel()
         await self.check()
         return self.summary
@@ -432,11 +437,16 @@ async def soak(seed: int, seconds: float, base: Path | None = None) -> Summary:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop)  # a killed run still stops its service and its MariaDB
     summary = anyio.run(soak, args.seed, args.minutes * 60)
     print(summary.line())
     for violation in summary.violations:

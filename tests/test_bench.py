@@ -43,7 +43,8 @@ def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
     before = set(work.glob(".work-*"))
     command = [
         sys.executable, "-m", "bench", "--quick", "--sizes", "200", "--edits", str(EDITS), "--burst", str(BURST),
-        "--idle-seconds", "2", "--db-edits", "3", "--db-timeout", "3", "--out", str(out),
+        "--idle-seconds", "2", "--db-edits", "3", "--db-timeout", "3", "--idle-polls", "20", "--poll-saves", "1",
+        "--out", str(out),
         *_server_args(),
     ]  # fmt: skip
     proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
@@ -99,6 +100,11 @@ def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
         assert 0 < d2f["latency_ms"]["p50"] <= d2f["latency_ms"]["p95"] <= d2f["latency_ms"]["p99"]
     else:
         assert d2f["status"] == "unsupported" and d2f["note"]
+
+    poll = r["poll"]
+    assert poll["saves"] == 1 and poll["first_poll_missed"] == 0
+    assert 0 < poll["idle_ms"]["p50"] <= poll["idle_ms"]["p99"]
+    assert _positive(poll["first_after_save_ms"]["p50"]) and _positive(poll["following_ms"]["p50"])
 
     assert _positive(r["service_export"]["peak_rss_mib"]) and _positive(r["burst"]["peak_rss_mib"])
     assert 0 <= r["idle"]["cpu_percent"] <= 100
