@@ -526,8 +526,18 @@ async def first_write(inotify: Inotify, root: Path) -> None:
         return
 
 
-async def export_watched(db: Database, root: Path, kill_after: float | None = None) -> tuple[int, float]:
-    """Run an export; from its first write on, SIGKILL it after ``kill_after`` seconds (None: let it finish).
+async def first_rename(inotify: Inotify) -> None:
+    """Return once a file is renamed to its final name: the export is between two renames."""
+    async for event in inotify:
+        if event.path is not None and Mask.MOVED_TO in event.mask and not event.path.name.startswith("."):
+            return
+
+
+async def export_watched(
+    db: Database, root: Path, kill_after: float | None = None, *, kill_at_first_rename: bool = False
+) -> tuple[int, float]:
+    """Run an export; from its first write on, SIGKILL it after ``kill_after`` seconds (None: let it finish),
+    or as soon as it renames its first file into place (only in a root whose folders exist: they are watched).
 
     Returns its exit status and how long it ran after its first write.
     """
@@ -541,7 +551,11 @@ async def export_watched(db: Database, root: Path, kill_after: float | None = No
             with anyio.fail_after(60):
                 await first_write(inotify, root)
             started = anyio.current_time()
-            if kill_after is not None:
+            if kill_at_first_rename:
+                with anyio.fail_after(60):
+                    await first_rename(inotify)
+                process.send_signal(signal.SIGKILL)
+            elif kill_after is not None:
                 await anyio.sleep(kill_after)  # the deliberate random kill moment
                 if process.returncode is None:
                     process.send_signal(signal.SIGKILL)
@@ -569,7 +583,10 @@ async def test_sigkilled_exports_leave_no_partial_file_and_the_next_run_complete
             await change_every_row(big_board, f"\n<!-- trial {trial} -->")
             previous = current
         current = await expected_files(big_board)
-        code, _ = await export_watched(big_board, root, kill_after=rng.uniform(0.0, writing))
+        if trial % 4 == 3:  # at least these kills land between two renames
+            code, _ = await export_watched(big_board, root, kill_at_first_rename=True)
+        else:
+            code, _ = await export_watched(big_board, root, kill_after=rng.uniform(0.0, writing))
         killed += code == -signal.SIGKILL
         # After the kill: every file under a final name is complete, old or new, never empty or partial.
         on_disk = final_files(root)

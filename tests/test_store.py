@@ -280,6 +280,23 @@ async def test_save_of_an_existing_set_copy_updates_it_in_place(board: Database,
     assert after[3:] == (b"replaced", "1837", "", NOW)
 
 
+async def test_save_with_the_rows_just_read_skips_the_lookup_and_saves_the_same(board: Database, store: MySQLStore) -> None:
+    copy, master_only = overridden_title(SPEC), master_only_title(SPEC)
+    shown = await store.templates_by_title(1, [copy, master_only])
+    saved = await store.save_templates(1, [(copy, "updated"), (master_only, "new copy")], now=NOW, shown=shown)
+    assert saved[copy].tid == shown[copy].tid and saved[master_only].tid != shown[master_only].tid
+    assert {t: (r.sid, r.template) for t, r in saved.items()} == {copy: (1, "updated"), master_only: (1, "new copy")}
+
+
+async def test_a_save_over_a_copy_deleted_meanwhile_returns_no_row_for_it(board: Database, store: MySQLStore) -> None:
+    """The caller read the copy, then the Admin CP reverted it: the save must not claim it landed."""
+    title = overridden_title(SPEC)
+    shown = await store.templates_by_title(1, [title])
+    await store.revert_templates(1, [title])
+    assert await store.save_templates(1, [(title, "too late")], now=NOW, shown=shown) == {}
+    assert [r[1] for r in await rows_titled(board, title)] == [-2]
+
+
 async def test_save_never_modifies_the_master_row(board: Database, store: MySQLStore) -> None:
     title = master_only_title(SPEC)
     (master_before,) = [r for r in await rows_titled(board, title) if r[1] == -2]

@@ -14,9 +14,9 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
@@ -37,6 +37,7 @@ from .stylesheets import effective_stylesheets
 log = logging.getLogger(__name__)
 
 BATCH = 500
+T = TypeVar("T")
 Progress = Callable[[int, int], None]  # (done, total so far)
 
 
@@ -146,6 +147,35 @@ async def entries(store: Store, catalog: Catalog, scope: Scope, report: ExportRe
             yield batch
 
 
+async def in_parallel(batches: AsyncIterable[T], handle: Callable[[T], Awaitable[None]], workers: int = 2) -> None:
+    """Handle batches as they come, ``workers`` at a time, so that one's database round
+    trips overlap another's file work. A mybb-sync error (the database went away)
+    surfaces as itself, not as an exception group, so callers can catch it by type.
+    """
+    send, receive = anyio.create_memory_object_stream[T](workers)
+
+    async def produce() -> None:
+        async with send:
+            async for batch in batches:
+                await send.send(batch)
+
+    async def consume(stream: anyio.abc.ObjectReceiveStream[T]) -> None:
+        async with stream:
+            async for batch in stream:
+                await handle(batch)
+
+    try:
+        async with anyio.create_task_group() as tg, receive:
+            tg.start_soon(produce)
+            for _ in range(workers):
+                tg.start_soon(consume, receive.clone())
+    except BaseExceptionGroup as group:
+        error = reported_error(group)
+        if error is None:
+            raise
+        raise error
+
+
 class Exporter:
     """Writes what the database shows into the sync root."""
 
@@ -168,33 +198,20 @@ class Exporter:
         started = time.perf_counter()
         exported = report.seen
         done = 0
-        send, receive = anyio.create_memory_object_stream[list[Entry]](2)
 
-        async def produce() -> None:
-            async with send:
-                async for batch in entries(store, catalog, scope, report):
-                    exported.update(e.path for e in batch)
-                    await send.send(batch)
+        async def batches() -> AsyncIterator[list[Entry]]:
+            async for batch in entries(store, catalog, scope, report):
+                exported.update(e.path for e in batch)
+                yield batch
 
-        async def consume(batches: anyio.abc.ObjectReceiveStream[list[Entry]]) -> None:
+        async def export_batch(batch: list[Entry]) -> None:
             nonlocal done
-            async with batches:
-                async for batch in batches:
-                    await self._export_batch(catalog, batch, force, report, two_way)
-                    done += len(batch)
-                    if progress is not None:
-                        progress(done, len(exported))
+            await self._export_batch(catalog, batch, force, report, two_way)
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(exported))
 
-        try:
-            async with anyio.create_task_group() as tg, receive:
-                tg.start_soon(produce)
-                for _ in range(2):
-                    tg.start_soon(consume, receive.clone())
-        except BaseExceptionGroup as group:  # the database went away mid-pass: one error, catchable by type
-            error = reported_error(group)
-            if error is None:
-                raise
-            raise error
+        await in_parallel(batches(), export_batch)
         report.orphans = await anyio.to_thread.run_sync(self._orphans, catalog, scope, exported)
         report.seconds = time.perf_counter() - started
         return report

@@ -46,7 +46,7 @@ from .config import Settings
 from .control import serve_control
 from .engine import Decision, Entry, plan
 from .errors import DatabaseUnavailable, MybbSyncError
-from .export import ExportReport, Exporter, Scope, TwoWay, scope_folders, walk_files
+from .export import BATCH, ExportReport, Exporter, Scope, TwoWay, in_parallel, scope_folders, walk_files
 from .importer import ForumCache, Imported, import_stylesheets, import_templates
 from .layout import GLOBAL_SID, Kind
 from .reconcile import Action
@@ -317,7 +317,15 @@ class Service:
         )
 
     async def handle_paths(self, paths: Sequence[str]) -> None:
-        """Touched files: decide each with the rule and act."""
+        """Touched files: decide each with the rule and act, in batches handled two at a time."""
+
+        async def chunks() -> AsyncIterator[Sequence[str]]:
+            for start in range(0, len(paths), BATCH):
+                yield paths[start : start + BATCH]
+
+        await in_parallel(chunks(), self._handle_chunk)
+
+    async def _handle_chunk(self, paths: Sequence[str]) -> None:
         entries = await self.entries_for(paths)
         if not entries:
             return

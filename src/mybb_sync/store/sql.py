@@ -10,7 +10,7 @@ each write is followed by a read-back of what was stored.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from .. import php
@@ -147,10 +147,11 @@ class SQLStore(ABC):
                 return
             last = int(rows[-1][0])
 
-    async def templates_by_title(self, sid: int, titles: Sequence[str]) -> dict[str, TemplateRow]:
+    async def templates_by_title(self, sid: int, titles: Sequence[str], *, own: bool = False) -> dict[str, TemplateRow]:
+        """What set ``sid`` shows for these titles; ``own``: only the set's own rows (no masters)."""
         wanted = set(titles)
         found: dict[str, TemplateRow] = {}
-        sids = (GLOBAL_SID,) if sid == GLOBAL_SID else (MASTER_SID, sid)
+        sids = (sid,) if own or sid == GLOBAL_SID else (MASTER_SID, sid)
         for chunk in _chunks(sorted(wanted), lambda t: len(t) * 4 + 8):
             marks = ", ".join(["%s"] * len(chunk))
             rows = await self._fetch(
@@ -226,25 +227,33 @@ class SQLStore(ABC):
 
     # -- writes --------------------------------------------------------------
 
-    async def save_templates(self, sid: int, texts: Sequence[tuple[str, str]], now: int) -> dict[str, TemplateRow]:
+    async def save_templates(
+        self, sid: int, texts: Sequence[tuple[str, str]], now: int, shown: Mapping[str, TemplateRow | None] | None = None
+    ) -> dict[str, TemplateRow]:
         """The Admin CP's edit_template for many titles of one set, in few round trips.
 
         Titles the set already has a copy of are updated with one ``CASE``
         statement; the others get a new row in the set (never for sid -1,
-        never touching a master row).
+        never touching a master row). ``shown``: the rows the caller has just
+        read for these titles (None: no row), which saves looking them up; a
+        copy another writer inserts meanwhile is settled by the insert's
+        duplicate check, a copy deleted meanwhile by the read-back.
         """
         if sid == MASTER_SID:
             raise MybbSyncError("master templates (sid -2) are never written")
         version = await self.version_code()
         latest = {title: php.rtrim(text) for title, text in texts}
-        existing = await self.templates_by_title(sid, list(latest))
+        if shown is None:
+            existing = await self.templates_by_title(sid, list(latest))
+        else:
+            existing = {t: row for t, row in shown.items() if row is not None}
         updates = [(existing[t].tid, text) for t, text in latest.items() if t in existing and existing[t].sid == sid]
         inserts = [(t, text) for t, text in latest.items() if t not in existing or existing[t].sid != sid]
         if sid == GLOBAL_SID and inserts:
             raise MybbSyncError(f"no global template named {inserts[0][0]!r} (global templates are only updated)")
         await self._update_templates(updates, version, now)
         await self._insert_templates(sid, inserts, version, now)
-        return await self.templates_by_title(sid, list(latest))
+        return await self.templates_by_title(sid, list(latest), own=True)
 
     async def add_global_templates(self, texts: Sequence[tuple[str, str]], now: int) -> dict[str, TemplateRow]:
         """A new global template (the Admin CP's add_template with sid -1)."""
