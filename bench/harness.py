@@ -61,7 +61,7 @@ from mybb_sync.poller import RECENT_SECONDS, Poller
 from mybb_sync.state import RACY_NS, State
 from mybb_sync.store import open_store
 from mybb_sync.synthetic import Board
-from mybb_sync.testing import PrivateMariaDB, create_board, drop_board
+from mybb_sync.testing import CatalogTarget, PrivateMariaDB, create_board, drop_board
 
 from . import procfs, report
 from .service import ServiceProcess
@@ -270,19 +270,6 @@ async def reexport(db: Database, prefix: str, root: Path) -> dict[str, Any]:
     }
 
 
-class _PollTarget:
-    """What the poller asks of the service, without a service: the board's catalog."""
-
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
-
-    async def current_catalog(self) -> Catalog:
-        return self.catalog
-
-    async def known_titles(self, sid: int) -> set[str]:
-        return set()
-
-
 async def poll_costs(db: Database, prefix: str, idle_polls: int, saves: int, interval: float) -> dict[str, Any]:
     """Wall time of the poller's queries at the client (database time plus round trips).
 
@@ -293,7 +280,7 @@ async def poll_costs(db: Database, prefix: str, idle_polls: int, saves: int, int
     conn = await anyio.to_thread.run_sync(connect_sync, db)
     try:
         async with open_store(db, prefix) as store:
-            target = _PollTarget(await load_catalog(store))
+            target = CatalogTarget(await load_catalog(store))
             poller = Poller(store, interval)
             await poller.baseline()
             while not (await store.change_token())[1]:  # the board was just written: wait until settled

@@ -13,7 +13,8 @@ import pytest
 from mybb_sync.config import Database
 from mybb_sync.control import SUN_PATH_MAX, call, socket_path
 from mybb_sync.synthetic import Board
-from mybb_sync.catalog import Catalog, load_catalog
+from mybb_sync.testing import CatalogTarget
+from mybb_sync.catalog import load_catalog
 from mybb_sync.poller import Poller
 from mybb_sync.store import Store
 from service_helpers import db_url, running_service, set_template, tpath
@@ -59,24 +60,11 @@ async def test_a_root_too_deep_for_a_unix_socket_still_gets_a_control_socket(boa
     assert reply is not None and reply["ok"]
 
 
-class _Target:
-    """The little the poller needs from a service."""
-
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
-
-    async def current_catalog(self) -> Catalog:
-        return self.catalog
-
-    async def known_titles(self, sid: int) -> set[str]:
-        return set()
-
-
 async def test_a_second_save_stamped_with_an_already_seen_second_is_noticed(board: Database, store: Store) -> None:
     """Regression: dateline has whole seconds, so a second save in the same second moved
     no marker and its file was never exported."""
     title = Board(masters=3000).master_title(20)  # every 20th master has a set copy
-    target = _Target(await load_catalog(store))
+    target = CatalogTarget(await load_catalog(store))
     poller = Poller(store, interval=1)
     await poller.baseline()
     now = int(time.time())

@@ -1,4 +1,4 @@
-"""A private, throwaway MariaDB server and synthetic boards in it.
+"""A private, throwaway MariaDB server, synthetic boards in it, and a poll target.
 
 Used by the test suite and the benchmark: a server in a temp datadir on its
 own unix socket (no TCP port), which a test can stop and start again to
@@ -22,6 +22,7 @@ from typing import Any
 import aiomysql
 import aiosqlite
 
+from .catalog import Catalog
 from .config import Database
 from .schema import mysql_ddl, sqlite_ddl
 from .stylesheets import Stylesheet, Theme, build_stylesheet_list, default_theme_cache
@@ -226,3 +227,16 @@ async def _insert_templates(run: Run, p: str, rows: list[tuple[str, str, int, st
         f"INSERT INTO `{p}templates` (title, template, sid, version, status, dateline) VALUES {values}",
         [v for row in rows for v in row],
     )
+
+
+class CatalogTarget:
+    """What the poller asks of a service, without a service: a fixed catalog, no titles known."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    async def current_catalog(self) -> Catalog:
+        return self.catalog
+
+    async def known_titles(self, sid: int) -> set[str]:
+        return set()
