@@ -133,9 +133,11 @@ async def entries(store: Store, catalog: Catalog, scope: Scope, report: ExportRe
                 batch.append(Entry(path, Kind.TEMPLATE, sid, row.title, row))
             yield batch
     if scope.themes:
+        # One batch for every theme: importing stylesheets rebuilds the lists of a theme and its
+        # children, so two stylesheet batches must never be handled at the same time.
         themes, sheets = list(catalog.themes.values()), await store.stylesheets()
+        batch = []
         for tid in scope.themes:
-            batch = []
             for name, row in sorted(effective_stylesheets(themes, sheets, tid).items()):
                 try:
                     path = catalog.stylesheet_path(tid, name)
@@ -144,7 +146,7 @@ async def entries(store: Store, catalog: Catalog, scope: Scope, report: ExportRe
                     log.warning("skipped stylesheet %r: %s", name, exc)
                     continue
                 batch.append(Entry(path, Kind.STYLESHEET, tid, name, row))
-            yield batch
+        yield batch
 
 
 async def in_parallel(batches: AsyncIterable[T], handle: Callable[[T], Awaitable[None]], workers: int = 2) -> None:

@@ -101,8 +101,7 @@ async def _save(store: Store, sid: int, group: Sequence[Decision], now: int) -> 
     texts = [(d.entry.name, d.disk_text or "") for d in group]
     if sid == GLOBAL_SID:
         return await store.add_global_templates(texts, now)
-    shown = {d.entry.name: d.entry.row for d in group if d.entry.row is None or isinstance(d.entry.row, TemplateRow)}
-    return await store.save_templates(sid, texts, now, shown)
+    return await store.save_templates(sid, texts, now)
 
 
 async def _save_each(

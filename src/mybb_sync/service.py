@@ -317,11 +317,18 @@ class Service:
         )
 
     async def handle_paths(self, paths: Sequence[str]) -> None:
-        """Touched files: decide each with the rule and act, in batches handled two at a time."""
+        """Touched files: decide each with the rule and act, in batches handled two at a time.
+
+        Stylesheets go in one batch of their own: their imports rebuild theme lists.
+        """
+        sheets = [p for p in paths if p.startswith(layout.STYLES_DIR + "/")]
+        others = [p for p in paths if not p.startswith(layout.STYLES_DIR + "/")]
 
         async def chunks() -> AsyncIterator[Sequence[str]]:
-            for start in range(0, len(paths), BATCH):
-                yield paths[start : start + BATCH]
+            if sheets:
+                yield sheets
+            for start in range(0, len(others), BATCH):
+                yield others[start : start + BATCH]
 
         await in_parallel(chunks(), self._handle_chunk)
 

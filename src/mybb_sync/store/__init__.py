@@ -6,7 +6,7 @@ from the configured database URL.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -72,13 +72,8 @@ class Store(Protocol):
         """The rows set ``sid`` shows for these titles (set copy, else master; sid -1: global only)."""
         ...
 
-    async def save_templates(
-        self, sid: int, texts: Sequence[tuple[str, str]], now: int, shown: Mapping[str, TemplateRow | None] | None = None
-    ) -> dict[str, TemplateRow]:
-        """Save like the Admin CP: rtrim, insert a set copy or update it; returns the stored rows.
-
-        ``shown``: the rows just read for these titles, to skip looking them up.
-        """
+    async def save_templates(self, sid: int, texts: Sequence[tuple[str, str]], now: int) -> dict[str, TemplateRow]:
+        """Save like the Admin CP: rtrim, insert a set copy or update it; returns the stored rows."""
         ...
 
     async def add_global_templates(self, texts: Sequence[tuple[str, str]], now: int) -> dict[str, TemplateRow]: ...

@@ -10,7 +10,7 @@ each write is followed by a read-back of what was stored.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from .. import php
@@ -110,10 +110,15 @@ class SQLStore(ABC):
         collation). The table has no unique key on (sid, title): of duplicate
         copies only the last one (highest tid) is shown, as in PHP's cache and
         :meth:`templates_by_title`, so each title is streamed once (masters too).
+
+        Only rows that existed when the pass began (``tid`` up to the largest
+        then) are read, so a copy inserted meanwhile cannot show a title twice;
+        the poller reports it like any other database change.
         """
         table = self._t["templates"]
+        (top,) = (await self._fetch(f"SELECT COALESCE(MAX(tid), 0) FROM {table}"))[0]
         own: dict[str, int] = {}  # exact title -> tid of the copy that wins
-        for tid, title in await self._fetch(f"SELECT tid, title FROM {table} WHERE sid = %s", (sid,)):
+        for tid, title in await self._fetch(f"SELECT tid, title FROM {table} WHERE sid = %s AND tid <= %s", (sid, top)):
             own[title] = max(int(tid), own.get(title, -1))
         if sid == GLOBAL_SID:
             where, args = "sid = %s", (GLOBAL_SID,)
@@ -132,8 +137,8 @@ class SQLStore(ABC):
         last = 0
         while True:
             rows = await self._fetch(
-                f"SELECT {_TEMPLATE_COLS} FROM {table} WHERE {where} AND tid > %s ORDER BY tid LIMIT %s",
-                (*args, last, batch),
+                f"SELECT {_TEMPLATE_COLS} FROM {table} WHERE {where} AND tid > %s AND tid <= %s ORDER BY tid LIMIT %s",
+                (*args, last, top, batch),
             )
             out = [
                 TemplateRow(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], int(r[6]))
@@ -227,53 +232,60 @@ class SQLStore(ABC):
 
     # -- writes --------------------------------------------------------------
 
-    async def save_templates(
-        self, sid: int, texts: Sequence[tuple[str, str]], now: int, shown: Mapping[str, TemplateRow | None] | None = None
-    ) -> dict[str, TemplateRow]:
+    async def save_templates(self, sid: int, texts: Sequence[tuple[str, str]], now: int) -> dict[str, TemplateRow]:
         """The Admin CP's edit_template for many titles of one set, in few round trips.
 
-        Titles the set already has a copy of are updated with one ``CASE``
-        statement; the others get a new row in the set (never for sid -1,
-        never touching a master row). ``shown``: the rows the caller has just
-        read for these titles (None: no row), which saves looking them up; a
-        copy another writer inserts meanwhile is settled by the insert's
-        duplicate check, a copy deleted meanwhile by the read-back.
+        Titles the set already has a copy of (looked up just before, ids only)
+        are updated with one ``CASE`` statement; the others get a new row in
+        the set (never for sid -1, never touching a master row). Returns the
+        set's own rows for these titles as read back after the write.
         """
         if sid == MASTER_SID:
             raise MybbSyncError("master templates (sid -2) are never written")
         version = await self.version_code()
         latest = {title: php.rtrim(text) for title, text in texts}
-        if shown is None:
-            existing = await self.templates_by_title(sid, list(latest))
-        else:
-            existing = {t: row for t, row in shown.items() if row is not None}
-        updates = [(existing[t].tid, text) for t, text in latest.items() if t in existing and existing[t].sid == sid]
-        inserts = [(t, text) for t, text in latest.items() if t not in existing or existing[t].sid != sid]
+        copies = await self._copy_ids(sid, list(latest))
+        updates = [(copies[t], text) for t, text in latest.items() if t in copies]
+        inserts = [(t, text) for t, text in latest.items() if t not in copies]
         if sid == GLOBAL_SID and inserts:
             raise MybbSyncError(f"no global template named {inserts[0][0]!r} (global templates are only updated)")
-        await self._update_templates(updates, version, now)
+        await self._update_templates(sid, updates, version, now)
         await self._insert_templates(sid, inserts, version, now)
         return await self.templates_by_title(sid, list(latest), own=True)
+
+    async def _copy_ids(self, sid: int, titles: Sequence[str]) -> dict[str, int]:
+        """Exact title -> tid of the set's own copy that PHP shows (the highest), for these titles."""
+        wanted = set(titles)
+        found: dict[str, int] = {}
+        for chunk in _chunks(sorted(wanted), lambda t: len(t) * 4 + 8):
+            marks = ", ".join(["%s"] * len(chunk))
+            for tid, title in await self._fetch(
+                f"SELECT tid, title FROM {self._t['templates']} WHERE sid = %s AND title IN ({marks})", (sid, *chunk)
+            ):
+                if title in wanted:
+                    found[title] = max(int(tid), found.get(title, -1))
+        return found
 
     async def add_global_templates(self, texts: Sequence[tuple[str, str]], now: int) -> dict[str, TemplateRow]:
         """A new global template (the Admin CP's add_template with sid -1)."""
         version = await self.version_code()
         latest = {title: php.rtrim(text) for title, text in texts}
-        existing = await self.templates_by_title(GLOBAL_SID, list(latest))
-        await self._update_templates([(existing[t].tid, x) for t, x in latest.items() if t in existing], version, now)
+        existing = await self._copy_ids(GLOBAL_SID, list(latest))
+        await self._update_templates(GLOBAL_SID, [(existing[t], x) for t, x in latest.items() if t in existing], version, now)
         await self._insert_templates(GLOBAL_SID, [(t, x) for t, x in latest.items() if t not in existing], version, now)
         return await self.templates_by_title(GLOBAL_SID, list(latest))
 
-    async def _update_templates(self, updates: Sequence[tuple[int, str]], version: str, now: int) -> None:
+    async def _update_templates(self, sid: int, updates: Sequence[tuple[int, str]], version: str, now: int) -> None:
+        """Rows by tid, guarded by their set (SQLite reuses the largest rowid after a delete)."""
         table = self._t["templates"]
         for chunk in _chunks(updates, lambda u: len(u[1]) * 4 + 32):
             cases = " ".join(["WHEN %s THEN %s"] * len(chunk))
             marks = ", ".join(["%s"] * len(chunk))
             args: list[Any] = [v for tid, text in chunk for v in (tid, text)]
-            args += [version, now, *(tid for tid, _ in chunk)]
+            args += [version, now, sid, *(tid for tid, _ in chunk)]
             await self._execute(
                 f"UPDATE {table} SET template = CASE tid {cases} END, version = %s, status = '', dateline = %s "
-                f"WHERE tid IN ({marks})",
+                f"WHERE sid = %s AND tid IN ({marks})",
                 args,
             )
 
