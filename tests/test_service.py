@@ -746,6 +746,9 @@ async def test_status_reports_running_paused_and_counts(db: Database, board_spec
         assert report["imports"] == 1
         assert report["set_copies"] == len(range(0, 300, 20)) + 1
         assert report["last_import"] is not None
+        text = (await cli("status", *url, cwd=root.parent)).stdout.decode()
+        assert "service: running (paused)" in text
+        assert time.strftime("last import: %Y-%m-%d %H:%M:%S", time.localtime(report["last_import"])) in text
         await cli("resume", *url, cwd=root.parent)
         assert (await status())["paused"] is False
     report = await status()

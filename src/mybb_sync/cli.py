@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -329,7 +330,10 @@ async def cmd_status(args: argparse.Namespace) -> int:
     keys = ("tracked", "set_copies", "modified_from_master", "custom_templates", "conflicts", "invalid", "missing")
     for key in (*keys, "pending", "imports", "exports", "last_import", "last_export", "database"):
         if key in report:
-            print(f"{key.replace('_', ' ')}: {report[key]}")
+            value = report[key]
+            if key.startswith("last_") and isinstance(value, (int, float)):
+                value = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))  # --json keeps the epoch
+            print(f"{key.replace('_', ' ')}: {value}")
     for problem in report["problems"][:50]:
         print(f"  {problem['kind']}: {problem['path']}: {problem['detail']}")
     for error in report.get("last_errors", []):
