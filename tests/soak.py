@@ -317,7 +317,14 @@ class Soak:
         await self.check()
         return self.summary
 
+    async def alive(self) -> None:
+        """Every exit the harness causes is followed by a start: a service found stopped died by itself."""
+        if not self.service.running:
+            self.summary.violations.append(f"the service exited by itself (code {self.service.proc.returncode})")  # type: ignore[union-attr]
+            await self.service.start()
+
     async def step(self) -> None:
+        await self.alive()
         roll = self.rng.random()
         if roll < 0.40:
             self.edit_file(self.rng.choice(self.templates()))
@@ -346,8 +353,7 @@ class Soak:
 
     async def drain(self) -> None:
         """Let the service handle everything, then stop it cleanly."""
-        if not self.service.running:
-            await self.service.start()
+        await self.alive()
         await anyio.run_process([*self.cli, "rescan", "--root", str(self.root)], check=True)
         code = await self.service.kill(signal.SIGTERM)
         if code != 0:
