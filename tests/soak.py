@@ -58,6 +58,7 @@ class Summary:
     faults: Counter[str] = field(default_factory=Counter)
     conflicts: int = 0
     violations: list[str] = field(default_factory=list)
+    kept: Path | None = None  # the work folder, kept when a violation was found
 
     def line(self) -> str:
         return (
@@ -436,11 +437,16 @@ async def soak(seed: int, seconds: float, base: Path | None = None) -> Summary:
     work = Path(tempfile.mkdtemp(prefix="mybb-sync-soak-", dir=base))
     server = PrivateMariaDB(work)
     await anyio.to_thread.run_sync(server.start)
+    summary: Summary | None = None
     try:
-        return await Soak(seed, seconds, work, server).run()
+        summary = await Soak(seed, seconds, work, server).run()
+        return summary
     finally:
         server.destroy()
-        shutil.rmtree(work, ignore_errors=True)
+        if summary is not None and summary.violations:
+            summary.kept = work  # the service's log, the root and its state, to diagnose
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -457,6 +463,8 @@ def main(argv: list[str] | None = None) -> int:
     print(summary.line())
     for violation in summary.violations:
         print(f"  violation: {violation}")
+    if summary.kept is not None:
+        print(f"  kept {summary.kept} (service log, root, state) for diagnosis")
     return 1 if summary.violations else 0
 
 
