@@ -116,9 +116,9 @@ class SQLStore(ABC):
         the poller reports it like any other database change.
         """
         table = self._t["templates"]
-        (top,) = (await self._fetch(f"SELECT COALESCE(MAX(tid), 0) FROM {table}"))[0]
+        (newest,) = (await self._fetch(f"SELECT COALESCE(MAX(tid), 0) FROM {table}"))[0]
         own: dict[str, int] = {}  # exact title -> tid of the copy that wins
-        for tid, title in await self._fetch(f"SELECT tid, title FROM {table} WHERE sid = %s AND tid <= %s", (sid, top)):
+        for tid, title in await self._fetch(f"SELECT tid, title FROM {table} WHERE sid = %s AND tid <= %s", (sid, newest)):
             own[title] = max(int(tid), own.get(title, -1))
         if sid == GLOBAL_SID:
             where, args = "sid = %s", (GLOBAL_SID,)
@@ -138,7 +138,7 @@ class SQLStore(ABC):
         while True:
             rows = await self._fetch(
                 f"SELECT {_TEMPLATE_COLS} FROM {table} WHERE {where} AND tid > %s AND tid <= %s ORDER BY tid LIMIT %s",
-                (*args, last, top, batch),
+                (*args, last, newest, batch),
             )
             out = [
                 TemplateRow(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], int(r[6]))
@@ -154,23 +154,29 @@ class SQLStore(ABC):
 
     async def templates_by_title(self, sid: int, titles: Sequence[str], *, own: bool = False) -> dict[str, TemplateRow]:
         """What set ``sid`` shows for these titles; ``own``: only the set's own rows (no masters)."""
-        wanted = set(titles)
-        found: dict[str, TemplateRow] = {}
         sids = (sid,) if own or sid == GLOBAL_SID else (MASTER_SID, sid)
+        # Set copy over master; among duplicate copies the last one read wins, as in PHP's cache.
+        return {
+            r[2]: TemplateRow(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], int(r[6]))
+            for r in await self._by_title(_TEMPLATE_COLS, sids, titles)
+        }
+
+    async def _by_title(self, columns: str, sids: Sequence[int], titles: Sequence[str]) -> list[tuple[Any, ...]]:
+        """Rows of these sets with exactly these titles (the collation ignores case), by sid then tid.
+
+        ``columns`` must start with ``tid, sid, title``.
+        """
+        wanted = set(titles)
+        out: list[tuple[Any, ...]] = []
         for chunk in _chunks(sorted(wanted), lambda t: len(t) * 4 + 8):
             marks = ", ".join(["%s"] * len(chunk))
             rows = await self._fetch(
-                f"SELECT {_TEMPLATE_COLS} FROM {self._t['templates']} "
+                f"SELECT {columns} FROM {self._t['templates']} "
                 f"WHERE sid IN ({', '.join(['%s'] * len(sids))}) AND title IN ({marks}) ORDER BY sid, tid",
                 (*sids, *chunk),
             )
-            for r in rows:
-                row = TemplateRow(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], int(r[6]))
-                # Exact title (the collation is case-insensitive); set copy over master;
-                # among duplicate copies the last one read wins, as in PHP's cache.
-                if row.title in wanted:
-                    found[row.title] = row
-        return found
+            out += [r for r in rows if r[2] in wanted]
+        return out
 
     async def themes(self) -> list[Theme]:
         rows = await self._fetch(
@@ -255,23 +261,15 @@ class SQLStore(ABC):
 
     async def _copy_ids(self, sid: int, titles: Sequence[str]) -> dict[str, int]:
         """Exact title -> tid of the set's own copy that PHP shows (the highest), for these titles."""
-        wanted = set(titles)
-        found: dict[str, int] = {}
-        for chunk in _chunks(sorted(wanted), lambda t: len(t) * 4 + 8):
-            marks = ", ".join(["%s"] * len(chunk))
-            for tid, title in await self._fetch(
-                f"SELECT tid, title FROM {self._t['templates']} WHERE sid = %s AND title IN ({marks})", (sid, *chunk)
-            ):
-                if title in wanted:
-                    found[title] = max(int(tid), found.get(title, -1))
-        return found
+        return {title: int(tid) for tid, _sid, title in await self._by_title("tid, sid, title", (sid,), titles)}
 
     async def add_global_templates(self, texts: Sequence[tuple[str, str]], now: int) -> dict[str, TemplateRow]:
         """A new global template (the Admin CP's add_template with sid -1)."""
         version = await self.version_code()
         latest = {title: php.rtrim(text) for title, text in texts}
         existing = await self._copy_ids(GLOBAL_SID, list(latest))
-        await self._update_templates(GLOBAL_SID, [(existing[t], x) for t, x in latest.items() if t in existing], version, now)
+        updates = [(existing[t], x) for t, x in latest.items() if t in existing]
+        await self._update_templates(GLOBAL_SID, updates, version, now)
         await self._insert_templates(GLOBAL_SID, [(t, x) for t, x in latest.items() if t not in existing], version, now)
         return await self.templates_by_title(GLOBAL_SID, list(latest))
 
