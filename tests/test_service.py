@@ -673,9 +673,9 @@ async def test_burst_of_1000_saves_is_coalesced_and_lands(db: Database, board_sp
         calls: list[int] = []
         save_templates = store.save_templates
 
-        async def counting(sid, texts, now):  # type: ignore[no-untyped-def]
+        async def counting(sid, texts, now, **kwargs):  # type: ignore[no-untyped-def]
             calls.append(len(texts))
-            return await save_templates(sid, texts, now)
+            return await save_templates(sid, texts, now, **kwargs)
 
         store.save_templates = counting  # type: ignore[method-assign]
 

@@ -349,6 +349,51 @@ async def test_saving_into_the_master_sid_is_refused(board: Database, store: MyS
     assert await rows_titled(board, title) == before
 
 
+
+# --- saves decided on a row seen earlier (expect) -------------------------------------
+
+
+async def test_save_expecting_a_copy_that_was_reverted_meanwhile_writes_nothing(
+    board: Database, store: MySQLStore
+) -> None:
+    title = overridden_title(SPEC)
+    seen = (await store.templates_by_title(1, [title]))[title]
+    await store.revert_templates(1, [title])  # another writer, between the decision and the save
+    saved = await store.save_templates(1, [(title, "decided on the old copy")], now=NOW, expect={title: (seen.tid, seen.dateline)})
+    assert saved == {}
+    assert [r[1] for r in await rows_titled(board, title)] == [-2]  # the copy is not re-created
+
+
+async def test_save_expecting_a_copy_that_was_changed_meanwhile_writes_nothing(board: Database, store: MySQLStore) -> None:
+    title = overridden_title(SPEC)
+    seen = (await store.templates_by_title(1, [title]))[title]
+    await store.save_templates(1, [(title, "the other writer")], now=NOW)
+    saved = await store.save_templates(1, [(title, "decided on the old copy")], now=NOW + 1, expect={title: (seen.tid, seen.dateline)})
+    assert saved == {}
+    assert (await store.templates_by_title(1, [title]))[title].template == "the other writer"
+
+
+async def test_save_expecting_no_copy_when_one_was_created_meanwhile_writes_nothing(
+    board: Database, store: MySQLStore
+) -> None:
+    title = master_only_title(SPEC)
+    await store.save_templates(1, [(title, "the other writer")], now=NOW)
+    saved = await store.save_templates(1, [(title, "decided on the master")], now=NOW + 1, expect={title: None})
+    assert saved == {}
+    assert [r[3] for r in await rows_titled(board, title) if r[1] == 1] == [b"the other writer"]
+
+
+async def test_save_expecting_what_is_there_writes_only_those_titles(board: Database, store: MySQLStore) -> None:
+    copy, master = overridden_title(SPEC), master_only_title(SPEC)
+    copies = {t for t, _x, sid, _v, _d in SPEC.templates() if sid == 1}
+    stale = next(t for t in map(SPEC.master_title, range(SPEC.masters)) if t not in copies and t != master)
+    seen = (await store.templates_by_title(1, [copy]))[copy]
+    expect = {copy: (seen.tid, seen.dateline), master: None, stale: (1, 1)}
+    texts = [(copy, "new copy text"), (master, "first copy"), (stale, "not written")]
+    saved = await store.save_templates(1, texts, now=NOW, expect=expect)
+    assert {t: (r.sid, r.template) for t, r in saved.items()} == {copy: (1, "new copy text"), master: (1, "first copy")}
+    assert [r[1] for r in await rows_titled(board, stale)] == [-2]
+
 # --- revert --------------------------------------------------------------------------
 
 

@@ -20,13 +20,13 @@ from pathlib import Path
 import anyio.to_thread
 
 from .atomic import ABSENT, Root, Write, Written, write_batch
-from .engine import Decision, agreed_state
+from .engine import Decision, Row, agreed_state
 from .layout import GLOBAL_SID, Kind
 from .reconcile import content_hash
 from .state import FileState
 from .errors import DatabaseUnavailable, MybbSyncError
-from .store import MASTER_THEME_TID, MAX_TITLE_CHARS, Store, TemplateRow
-from .stylesheets import SavePlan, plan_add_stylesheet, plan_edit_stylesheet, rebuild_theme_lists
+from .store import MASTER_THEME_TID, MAX_TITLE_CHARS, Seen, Store, TemplateRow
+from .stylesheets import SavePlan, Stylesheet, plan_add_stylesheet, plan_edit_stylesheet, rebuild_theme_lists
 
 log = logging.getLogger(__name__)
 REFUSED_BY_DATABASE = "the database refused the write"
@@ -79,10 +79,15 @@ async def import_templates(store: Store, decisions: Sequence[Decision]) -> Impor
         for d in group:
             row = rows.get(d.entry.name)
             assert d.disk_hash is not None
-            # The base is what we wrote. If another writer changed (or deleted) the
-            # row in between, the read-back differs and the path is looked at again.
+            if row is None:
+                # Not written: the row changed after the decision (or vanished right after
+                # the write). The base stays, so the next look sees both sides changed.
+                recheck.append(d.entry.path)
+                continue
+            # The base is what we wrote. If another writer changed the row right
+            # after, the read-back differs and the path is looked at again.
             states.append(agreed_state(d.entry, d.disk_hash, d.disk_stat, d.seen_ns, row))
-            if row is None or content_hash(Kind.TEMPLATE, row.template) != d.disk_hash:
+            if content_hash(Kind.TEMPLATE, row.template) != d.disk_hash:
                 recheck.append(d.entry.path)
                 continue
             log.info(
@@ -93,15 +98,31 @@ async def import_templates(store: Store, decisions: Sequence[Decision]) -> Impor
     return Imported(states, refused, recheck, _database_errors(refused))
 
 
+def _still_shown(row: Row | None, sheets: Sequence[Stylesheet], tid: int, name: str) -> bool:
+    """Whether the stylesheet a decision saw (None: none in the theme) is still there, unchanged."""
+    if row is None:
+        return not any(s.tid == tid and s.name == name for s in sheets)
+    return row in sheets
+
+
 def _database_errors(refused: list[tuple[Decision, str]]) -> list[str]:
     return [f"{d.entry.path}: {why}" for d, why in refused if why.startswith(REFUSED_BY_DATABASE)]
 
 
 async def _save(store: Store, sid: int, group: Sequence[Decision], now: int) -> dict[str, TemplateRow]:
+    """Write the group; a title whose own row changed since its decision is left alone."""
     texts = [(d.entry.name, d.disk_text or "") for d in group]
+    expect = {d.entry.name: _seen(d.entry.row, sid) for d in group}
     if sid == GLOBAL_SID:
-        return await store.add_global_templates(texts, now)
-    return await store.save_templates(sid, texts, now)
+        return await store.add_global_templates(texts, now, expect=expect)
+    return await store.save_templates(sid, texts, now, expect=expect)
+
+
+def _seen(row: Row | None, sid: int) -> Seen | None:
+    """The set's own copy a decision was made on (an inherited master is no copy)."""
+    if isinstance(row, TemplateRow) and row.sid == sid:
+        return row.tid, row.dateline
+    return None
 
 
 async def _save_each(
@@ -161,6 +182,9 @@ async def import_stylesheets(store: Store, cache: ForumCache | None, decisions: 
         themes, sheets = await store.themes(), await store.stylesheets()
         next_sid, now = await store.next_stylesheet_sid(), int(time.time())
         tid, name = d.entry.owner, d.entry.name
+        if not _still_shown(d.entry.row, sheets, tid, name):
+            recheck.append(d.entry.path)  # decided on a row that changed since: look again
+            continue
         try:
             if d.entry.row is None:
                 plan = plan_add_stylesheet(themes, sheets, tid, name, d.disk_text, now, next_sid, cache_file_mtime=cache.mtime)

@@ -6,7 +6,7 @@ from the configured database URL.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -42,6 +42,10 @@ class TemplateRow:
         return self.sid == MASTER_SID
 
 
+Seen = tuple[int, int]
+"""(tid, dateline) of the set's own copy of a title, as a caller saw it (None: no copy)."""
+
+
 @dataclass(frozen=True, slots=True)
 class TableMarker:
     """Cheap facts about a table that change whenever a row does."""
@@ -72,11 +76,20 @@ class Store(Protocol):
         """The rows set ``sid`` shows for these titles (set copy, else master; sid -1: global only)."""
         ...
 
-    async def save_templates(self, sid: int, texts: Sequence[tuple[str, str]], now: int) -> dict[str, TemplateRow]:
-        """Save like the Admin CP: rtrim, insert a set copy or update it; returns the stored rows."""
+    async def save_templates(
+        self, sid: int, texts: Sequence[tuple[str, str]], now: int, *, expect: Mapping[str, Seen | None] | None = None
+    ) -> dict[str, TemplateRow]:
+        """Save like the Admin CP: rtrim, insert a set copy or update it; returns the stored rows.
+
+        With ``expect``, a title whose copy is no longer the one the caller
+        saw (changed, deleted, or created since) is not written and is left
+        out of the result: the caller decided on a row that is gone.
+        """
         ...
 
-    async def add_global_templates(self, texts: Sequence[tuple[str, str]], now: int) -> dict[str, TemplateRow]: ...
+    async def add_global_templates(
+        self, texts: Sequence[tuple[str, str]], now: int, *, expect: Mapping[str, Seen | None] | None = None
+    ) -> dict[str, TemplateRow]: ...
 
     async def revert_templates(self, sid: int, titles: Sequence[str]) -> int:
         """Delete the set's copies (Admin CP "Revert to original"); returns rows deleted."""

@@ -10,7 +10,7 @@ each write is followed by a read-back of what was stored.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from .. import php
@@ -18,7 +18,7 @@ from ..config import validate_prefix
 from ..errors import MybbSyncError
 from ..layout import GLOBAL_SID, MASTER_SID
 from ..stylesheets import Stylesheet, StylesheetUpdate, Theme, ThemeUpdate
-from . import TableMarker, TemplateRow, TemplateSet
+from . import Seen, TableMarker, TemplateRow, TemplateSet
 
 _TEMPLATE_COLS = "tid, sid, title, template, version, status, dateline"
 MAX_STATEMENT_BYTES = 4 * 1024 * 1024  # well under MariaDB's default max_allowed_packet (16 MiB)
@@ -238,40 +238,56 @@ class SQLStore(ABC):
 
     # -- writes --------------------------------------------------------------
 
-    async def save_templates(self, sid: int, texts: Sequence[tuple[str, str]], now: int) -> dict[str, TemplateRow]:
+    async def save_templates(
+        self, sid: int, texts: Sequence[tuple[str, str]], now: int, *, expect: Mapping[str, Seen | None] | None = None
+    ) -> dict[str, TemplateRow]:
         """The Admin CP's edit_template for many titles of one set, in few round trips.
 
         Titles the set already has a copy of (looked up just before, ids only)
         are updated with one ``CASE`` statement; the others get a new row in
         the set (never for sid -1, never touching a master row). Returns the
-        set's own rows for these titles as read back after the write.
+        set's own rows for the titles written, as read back after the write.
+        With ``expect``, titles whose copy differs from what the caller saw are
+        not written (MyISAM has no transactions: this check, one round trip
+        before the write, is how a decision on a stale row is caught).
         """
         if sid == MASTER_SID:
             raise MybbSyncError("master templates (sid -2) are never written")
-        version = await self.version_code()
+        return await self._write_templates(sid, texts, now, expect, may_insert=sid != GLOBAL_SID)
+
+    async def add_global_templates(
+        self, texts: Sequence[tuple[str, str]], now: int, *, expect: Mapping[str, Seen | None] | None = None
+    ) -> dict[str, TemplateRow]:
+        """A new global template (the Admin CP's add_template with sid -1)."""
+        return await self._write_templates(GLOBAL_SID, texts, now, expect, may_insert=True)
+
+    async def _write_templates(
+        self,
+        sid: int,
+        texts: Sequence[tuple[str, str]],
+        now: int,
+        expect: Mapping[str, Seen | None] | None,
+        *,
+        may_insert: bool,
+    ) -> dict[str, TemplateRow]:
         latest = {title: php.rtrim(text) for title, text in texts}
-        copies = await self._copy_ids(sid, list(latest))
-        updates = [(copies[t], text) for t, text in latest.items() if t in copies]
+        copies = await self._copies(sid, list(latest))
+        if expect is not None:
+            latest = {t: x for t, x in latest.items() if copies.get(t) == expect.get(t)}
         inserts = [(t, text) for t, text in latest.items() if t not in copies]
-        if sid == GLOBAL_SID and inserts:
+        if inserts and not may_insert:
             raise MybbSyncError(f"no global template named {inserts[0][0]!r} (global templates are only updated)")
-        await self._update_templates(sid, updates, version, now)
+        if not latest:
+            return {}
+        version = await self.version_code()
+        await self._update_templates(sid, [(copies[t][0], x) for t, x in latest.items() if t in copies], version, now)
         await self._insert_templates(sid, inserts, version, now)
         return await self.templates_by_title(sid, list(latest), own=True)
 
-    async def _copy_ids(self, sid: int, titles: Sequence[str]) -> dict[str, int]:
-        """Exact title -> tid of the set's own copy that PHP shows (the highest), for these titles."""
-        return {title: int(tid) for tid, _sid, title in await self._by_title("tid, sid, title", (sid,), titles)}
-
-    async def add_global_templates(self, texts: Sequence[tuple[str, str]], now: int) -> dict[str, TemplateRow]:
-        """A new global template (the Admin CP's add_template with sid -1)."""
-        version = await self.version_code()
-        latest = {title: php.rtrim(text) for title, text in texts}
-        existing = await self._copy_ids(GLOBAL_SID, list(latest))
-        updates = [(existing[t], x) for t, x in latest.items() if t in existing]
-        await self._update_templates(GLOBAL_SID, updates, version, now)
-        await self._insert_templates(GLOBAL_SID, [(t, x) for t, x in latest.items() if t not in existing], version, now)
-        return await self.templates_by_title(GLOBAL_SID, list(latest))
+    async def _copies(self, sid: int, titles: Sequence[str]) -> dict[str, Seen]:
+        """Exact title -> (tid, dateline) of the set's own copy that PHP shows (the highest tid)."""
+        rows = await self._by_title("tid, sid, title, dateline", (sid,), titles)
+        return {title: (int(tid), int(dateline)) for tid, _sid, title, dateline in rows}
 
     async def _update_templates(self, sid: int, updates: Sequence[tuple[int, str]], version: str, now: int) -> None:
         """Rows by tid, guarded by their set (SQLite reuses the largest rowid after a delete)."""

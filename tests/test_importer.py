@@ -1,0 +1,87 @@
+"""Imports decided on a row that another writer changed before the save: nothing is written, the path is looked at again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mybb_sync.config import Database
+from mybb_sync.engine import Decision, Entry, Row
+from mybb_sync.importer import ForumCache, import_stylesheets, import_templates
+from mybb_sync.layout import Kind
+from mybb_sync.reconcile import Action, content_hash
+from mybb_sync.store import Store
+from mybb_sync.synthetic import INSTALL_TIME
+
+from conftest import raw_sql
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["mysql", "sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def import_decision(path: str, kind: Kind, owner: int, name: str, row: Row | None, text: str) -> Decision:
+    """An import as the rule decides it when the file changed and the row equals the base."""
+    entry = Entry(path, kind, owner, name, row)
+    db_hash = None if entry.text is None else content_hash(kind, entry.text)
+    return Decision(entry, Action.IMPORT, None, db_hash, content_hash(kind, text), None, text)
+
+
+async def set_copy(store: Store) -> Row:
+    """A template set 1 has its own copy of."""
+    rows = [r async for batch in store.set_templates(1) for r in batch if r.sid == 1]
+    return rows[0]
+
+
+async def test_an_import_decided_on_a_copy_reverted_since_does_not_bring_the_copy_back(
+    board: Database, store: Store
+) -> None:
+    copy = await set_copy(store)
+    path = f"template_sets/Default Templates/ungrouped/{copy.title}.html"
+    decision = import_decision(path, Kind.TEMPLATE, 1, copy.title, copy, "edited on disk")
+    await store.revert_templates(1, [copy.title])  # the Admin CP's revert lands first
+    done = await import_templates(store, [decision])
+    assert (done.states, done.recheck) == ([], [path])
+    assert await raw_sql(board, "SELECT tid FROM mybb_templates WHERE sid = 1 AND BINARY title = %s", (copy.title,)) == []
+
+
+async def test_an_import_decided_on_a_copy_changed_since_keeps_the_other_writers_content(
+    board: Database, store: Store
+) -> None:
+    copy = await set_copy(store)
+    path = f"template_sets/Default Templates/ungrouped/{copy.title}.html"
+    decision = import_decision(path, Kind.TEMPLATE, 1, copy.title, copy, "edited on disk")
+    await store.save_templates(1, [(copy.title, "saved in the Admin CP")], INSTALL_TIME + 10)
+    done = await import_templates(store, [decision])
+    assert (done.states, done.recheck) == ([], [path])
+    shown = (await store.templates_by_title(1, [copy.title]))[copy.title]
+    assert shown.template == "saved in the Admin CP"
+
+
+async def test_an_import_decided_on_a_current_copy_is_written(board: Database, store: Store) -> None:
+    copy = await set_copy(store)
+    path = f"template_sets/Default Templates/ungrouped/{copy.title}.html"
+    done = await import_templates(store, [import_decision(path, Kind.TEMPLATE, 1, copy.title, copy, "edited on disk")])
+    assert [s.base for s in done.states] == [content_hash(Kind.TEMPLATE, "edited on disk")] and done.recheck == []
+    assert (await store.templates_by_title(1, [copy.title]))[copy.title].template == "edited on disk"
+
+
+async def test_a_stylesheet_import_decided_on_a_row_changed_since_writes_nothing(
+    board: Database, store: Store, tmp_path: Path
+) -> None:
+    sheet = next(s for s in await store.stylesheets() if s.tid == 2)
+    path = f"styles/Default/{sheet.name}"
+    decision = import_decision(path, Kind.STYLESHEET, 2, sheet.name, sheet, "body { color: red; }\n")
+    await raw_sql(
+        board, "UPDATE mybb_themestylesheets SET stylesheet = %s, lastmodified = %s WHERE sid = %s",
+        ("body { color: blue; }\n", INSTALL_TIME + 10, sheet.sid),
+    )  # fmt: skip
+    done = await import_stylesheets(store, ForumCache(tmp_path / "forum"), [decision])
+    assert (done.states, done.recheck) == ([], [path])
+    after = next(s for s in await store.stylesheets() if s.sid == sheet.sid)
+    assert after.stylesheet == "body { color: blue; }\n"
+    assert not (tmp_path / "forum" / "cache").exists()  # no cache file written either
