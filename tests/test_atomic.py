@@ -29,6 +29,7 @@ from mybb_sync.atomic import (
     write_batch,
     write_files,
 )
+from mybb_sync.state import FINE_RACY_NS, RACY_NS, State
 
 
 def files_under(path: Path) -> dict[str, bytes]:
@@ -385,3 +386,24 @@ def test_read_files_refuses_fifos_sockets_and_folders_without_blocking(sync_root
     assert [r.path for r in reads] == paths
     assert all(r.data is None and r.error for r in reads)
     assert stat_files(sync_root, paths) == dict.fromkeys(paths)
+
+
+def test_a_local_filesystem_with_sub_second_timestamps_gets_the_fine_racy_window(sync_root: Root) -> None:
+    """The test's temp folder is local (ext4, tmpfs, xfs...): stats are distrusted for 50 ms, not 2 s."""
+    State(sync_root.path).close()  # the probe runs in the state folder
+    assert sync_root.racy_ns == FINE_RACY_NS
+    assert [p.name for p in sync_root.path.rglob("*") if p.is_file() and "probe" in p.name] == []
+
+
+def test_without_a_state_folder_the_racy_window_is_the_safe_one(sync_root: Root) -> None:
+    assert sync_root.racy_ns == RACY_NS
+
+
+def test_a_written_files_stat_is_dated_at_its_rename_not_at_its_write(sync_root: Root) -> None:
+    """Nobody else writes our temp before the rename: the stat is dated then, so a file
+    written early in a large batch is trusted sooner. Every rename follows every write."""
+    writes = [Write(f"g{i % 10}/t{i}.html", b"x", None) for i in range(2000)]
+    results = write_batch(sync_root, writes)
+    assert all(isinstance(r, Written) for r in results)
+    last_write = max(r.stat.mtime_ns for r in results)  # type: ignore[union-attr]
+    assert results[0].seen_ns >= last_write  # type: ignore[union-attr]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import logging
 import os
 import re
@@ -31,7 +32,8 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from .state import FileStat
+from .layout import STATE_DIR
+from .state import FINE_RACY_NS, RACY_NS, FileStat
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ class NotWritten:
 
 
 Result = Written | NotWritten
-Staged = list["tuple[Write, str, FileStat, int] | NotWritten"]
+Staged = list["tuple[Write, str, FileStat] | NotWritten"]
 
 
 def stat_of(st: os.stat_result) -> FileStat:
@@ -105,6 +107,31 @@ class Root:
     def temp_name(self, name: str) -> str:
         stem = name.encode("utf-8")[:120].decode("utf-8", "ignore")
         return f".{stem}.{secrets.token_hex(4)}{self.temp_suffix}"
+
+    @functools.cached_property
+    def racy_ns(self) -> int:
+        """How recent an mtime must be, against the moment its stat was taken, to be distrusted.
+
+        A file rewritten within one timestamp tick of our stat can keep its
+        size and mtime. Local filesystems with sub-second timestamps tick at
+        the kernel's coarse clock (at most 10 ms); others (1 s or 2 s
+        timestamps, or a server's clock: NFS, SMB, FUSE) get two seconds.
+        """
+        if remote_filesystem(self.path) is not None:
+            return RACY_NS
+        dirs = _Dirs(self, create=False)
+        temp = self.temp_name("timestamp-probe")
+        try:
+            fd = dirs.fd(STATE_DIR)  # our own folder (the watcher ignores it); it exists once a State is open
+            probe = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd)
+            mtime_ns = os.fstat(probe).st_mtime_ns
+            os.close(probe)
+            os.unlink(temp, dir_fd=fd)
+        except OSError:
+            return RACY_NS
+        finally:
+            dirs.close()
+        return FINE_RACY_NS if mtime_ns % 1_000_000_000 else RACY_NS
 
 
 class _Dirs:
@@ -164,11 +191,10 @@ def _write_temps(root: Root, dirs: _Dirs, writes: Sequence[Write], fsync_each: b
                     view = view[os.write(fd, view) :]
                 if fsync_each:
                     os.fsync(fd)
-                seen_ns = time.time_ns()
                 st = stat_of(os.fstat(fd))
             finally:
                 os.close(fd)
-            out.append((w, temp, st, seen_ns))
+            out.append((w, temp, st))
         except OSError as exc:
             _unlink_quietly(dirs, directory, temp)
             out.append(NotWritten(w.path, f"cannot write: {exc.strerror or exc}", changed=False))
@@ -194,9 +220,16 @@ def _current(dirs: _Dirs, path: str) -> FileStat | Absent | str:
     return stat_of(st)
 
 
-def _rename_all(dirs: _Dirs, staged: Sequence[tuple[Write, str, FileStat, int]]) -> list[Result]:
+def _rename_all(dirs: _Dirs, staged: Sequence[tuple[Write, str, FileStat]]) -> list[Result]:
+    """Phase 2: each temp renamed over its target, unless the target changed meanwhile.
+
+    A written file's stat counts as taken just before its rename: until then
+    nobody else writes it (it is our temp), so a later change gets a later
+    mtime once the stat is older than the racy window. That is what lets the
+    next pass trust the stat of a file it wrote without reading it.
+    """
     out: list[Result] = []
-    for w, temp, st, seen_ns in staged:
+    for w, temp, st in staged:
         directory, name = _split(w.path)
         now = _current(dirs, w.path)
         if w.expect is not None and now != w.expect:
@@ -205,6 +238,7 @@ def _rename_all(dirs: _Dirs, staged: Sequence[tuple[Write, str, FileStat, int]])
             continue
         try:
             dfd = dirs.fd(directory)
+            seen_ns = time.time_ns()
             os.rename(temp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
         except OSError as exc:
             _unlink_quietly(dirs, directory, temp)
@@ -212,8 +246,6 @@ def _rename_all(dirs: _Dirs, staged: Sequence[tuple[Write, str, FileStat, int]])
             continue
         out.append(Written(w.path, st, seen_ns))
     return out
-
-
 
 
 def _stage(root: Root, writes: Sequence[Write], fsync_each: bool) -> Staged:
@@ -459,3 +491,19 @@ def sweep_temps(root: Root) -> int:
     if removed:
         log.info("removed %d temp file(s) left by an interrupted run", removed)
     return removed
+
+
+REMOTE_FILESYSTEMS = {0x6969: "NFS", 0xFF534D42: "CIFS/SMB", 0xFE534D42: "SMB2", 0x65735546: "FUSE", 0x517B: "SMB"}
+
+
+def remote_filesystem(path: Path) -> str | None:
+    """The name of a network/FUSE filesystem at ``path`` (inotify misses remote changes), else None."""
+
+    class StatFs(ctypes.Structure):
+        _fields_ = [("f_type", ctypes.c_long), ("rest", ctypes.c_byte * 120)]
+
+    buf = StatFs()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
+        return None
+    return REMOTE_FILESYSTEMS.get(buf.f_type & 0xFFFFFFFF)

@@ -108,7 +108,7 @@ def plan(
     to_read = []
     for e in entries:
         st, cur = states.get(e.path), stats[e.path]
-        if cur is None or (not read_all and st is not None and st.unchanged(cur)):
+        if cur is None or (not read_all and st is not None and st.unchanged(cur, root.racy_ns)):
             continue
         if not look_at_disk and st is not None and db_hashes[e.path] == st.base:
             continue

@@ -246,7 +246,7 @@ class Exporter:
             elif action is Action.NOTHING:
                 report.unchanged += 1
                 if d.state is not None and d.disk_stat is not None and (
-                    d.disk_stat != d.state.stat or (d.disk_text is not None and not d.state.unchanged(d.disk_stat))
+                    d.disk_stat != d.state.stat or (d.disk_text is not None and not d.state.unchanged(d.disk_stat, self.root.racy_ns))
                 ):  # re-stamp a file read and found unchanged, so its stat alone proves it next time
                     settled.append(agreed_state(d.entry, d.state.base, d.disk_stat, d.seen_ns))
             elif action is Action.ADOPT:

@@ -40,7 +40,7 @@ import anyio.abc
 import anyio.to_thread
 
 from . import layout
-from .atomic import Root, sweep_temps
+from .atomic import Root, remote_filesystem, sweep_temps
 from .catalog import Catalog, load_catalog
 from .config import Settings
 from .control import serve_control
@@ -61,9 +61,6 @@ log = logging.getLogger(__name__)
 RETRY_MIN, RETRY_MAX = 0.5, 30.0  # seconds between attempts while the database is away
 DELETE_GRACE = 2.0  # seconds a deleted file must stay gone before on_delete = revert acts
 # statfs f_type of filesystems whose changes made elsewhere inotify never sees.
-REMOTE_FILESYSTEMS = {0x6969: "NFS", 0xFF534D42: "CIFS/SMB", 0xFE534D42: "SMB2", 0x65735546: "FUSE", 0x517B: "SMB"}
-
-
 @dataclass
 class Pending:
     """What changed and has not been handled yet; the reconciler takes it all at once."""
@@ -464,20 +461,6 @@ class Service:
         while True:
             await anyio.sleep(interval)  # a timer, not synchronisation
             self.pending.add(prefixes=[""])
-
-
-def remote_filesystem(path: Path) -> str | None:
-    """The name of a network/FUSE filesystem at ``path`` (inotify misses remote changes), else None."""
-    import ctypes
-
-    class StatFs(ctypes.Structure):
-        _fields_ = [("f_type", ctypes.c_long), ("rest", ctypes.c_byte * 120)]
-
-    buf = StatFs()
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
-        return None
-    return REMOTE_FILESYSTEMS.get(buf.f_type & 0xFFFFFFFF)
 
 
 def sd_notify(message: str) -> None:

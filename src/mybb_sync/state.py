@@ -25,8 +25,11 @@ from .layout import STATE_DIR, Kind
 SCHEMA_VERSION = 1
 # A file whose mtime is this close to the moment its stat was recorded may
 # be rewritten within the same timestamp tick without its stat changing
-# ("racy clean", as git calls it): such a stat is never trusted.
+# ("racy clean", as git calls it): such a stat is never trusted. Two seconds
+# covers every filesystem (FAT ticks in 2 s); local ones with sub-second
+# timestamps tick at the kernel's coarse clock, 10 ms at most (Root.racy_ns).
 RACY_NS = 2_000_000_000
+FINE_RACY_NS = 50_000_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -75,11 +78,11 @@ class FileState:
     stat: FileStat | None
     checked_ns: int | None = None
 
-    def unchanged(self, current: FileStat | None) -> bool:
+    def unchanged(self, current: FileStat | None, racy_ns: int = RACY_NS) -> bool:
         """True if ``current`` proves the file still holds the base content."""
         if self.stat is None or current is None or self.checked_ns is None:
             return False
-        return current == self.stat and current.mtime_ns + RACY_NS < self.checked_ns
+        return current == self.stat and current.mtime_ns + racy_ns < self.checked_ns
 
 
 class ProblemKind(StrEnum):
