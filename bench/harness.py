@@ -55,7 +55,7 @@ from mybb_sync import layout
 from mybb_sync.atomic import Root
 from mybb_sync.catalog import Catalog, load_catalog
 from mybb_sync.config import Database
-from mybb_sync.export import ExportReport, Exporter, Scope, entries
+from mybb_sync.export import ExportReport, Exporter, Scope, set_entries, stylesheet_entries
 from mybb_sync.layout import GLOBAL_SID
 from mybb_sync.poller import RECENT_SECONDS, Poller
 from mybb_sync.state import RACY_NS, State
@@ -163,8 +163,12 @@ class Stage:
 async def _fetch_files(store: Any, catalog: Catalog, scope: Scope) -> list[tuple[str, bytes]]:
     """Every file of the scope as (relative path, bytes): the rows as mybb-sync streams them."""
     files: list[tuple[str, bytes]] = []
-    async for batch in entries(store, catalog, scope, ExportReport()):
-        files.extend((e.path, e.text.encode("utf-8")) for e in batch if e.text is not None)
+    report = ExportReport()
+    for sid in scope.sets:
+        async for batch in set_entries(store, catalog, sid, report):
+            files.extend((e.path, e.text.encode("utf-8")) for e in batch if e.text is not None)
+    sheets = await stylesheet_entries(store, catalog, scope.themes, report)
+    files.extend((e.path, e.text.encode("utf-8")) for e in sheets if e.text is not None)
     return files
 
 

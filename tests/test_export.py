@@ -298,6 +298,83 @@ async def test_changing_an_inherited_stylesheet_rewrites_it_in_every_theme(board
     assert final_files(root) == await expected_files(board)
 
 
+# --- sets unchanged since they were last agreed: no rows read ---------------------------------
+
+async def agreed_export(db: Database, root: Path) -> None:
+    """An export, then a re-export that reads (and re-stamps) the files still in the racy window."""
+    assert (await export(db, root, "--json")).json()["rows_read"] > 0
+    await anyio.sleep(0.1)  # not synchronisation: stats younger than the racy window are never trusted
+    assert (await export(db, root, "--json")).json()["written"] == 0
+
+
+async def test_a_reexport_of_sets_unchanged_since_the_last_agreed_pass_reads_no_row(board: Database, root: Path) -> None:
+    await agreed_export(board, root)
+    before = snapshot(root)
+    summary = (await export(board, root, "--json")).json()
+    assert (summary["rows_read"], summary["written"], summary["unchanged"]) == (0, 0, len(before))
+    assert summary["per_scope"]["set:Default Templates"] > 0 and sum(summary["per_group"].values()) > 0
+
+
+async def test_a_row_changed_without_a_new_dateline_is_still_exported(board: Database, root: Path) -> None:
+    """Plugins' find_replace_templatesets updates the text and leaves dateline as it was."""
+    await agreed_export(board, root)
+    title = a_set_copy()
+    await sql(board, "UPDATE mybb_templates SET template = %s WHERE sid = 1 AND BINARY title = %s", ("<b>plugin</b>", title))
+    summary = (await export(board, root, "--json")).json()
+    assert summary["written"] == 1 and (root / set_path(title)).read_bytes() == b"<b>plugin</b>"
+
+
+async def test_a_file_edited_in_an_unchanged_set_is_a_conflict_and_is_read_with_its_row_only(
+    board: Database, root: Path
+) -> None:
+    await agreed_export(board, root)
+    title = a_set_copy()
+    (root / set_path(title)).write_text("<i>edited on disk</i>")
+    summary = (await export(board, root, "--json")).json()
+    assert summary["conflicts"] == [set_path(title)] and summary["rows_read"] == 1
+    assert (root / set_path(title)).read_text() == "<i>edited on disk</i>"
+
+
+async def test_a_file_deleted_in_an_unchanged_set_is_restored(board: Database, root: Path) -> None:
+    await agreed_export(board, root)
+    title = a_master_only()
+    (root / set_path(title)).unlink()
+    summary = (await export(board, root, "--json")).json()
+    assert summary["written"] == 1 and (root / set_path(title)).exists()
+
+
+async def test_a_set_with_a_conflict_is_read_in_full_until_it_is_settled(board: Database, root: Path) -> None:
+    await agreed_export(board, root)
+    title = a_set_copy()
+    await change_template(board, 1, title, "<p>database side</p>")
+    (root / set_path(title)).write_text("<p>disk side</p>")
+    assert (await export(board, root, "--json")).json()["conflicts"] == [set_path(title)]
+    again = (await export(board, root, "--json")).json()
+    assert again["conflicts"] == [set_path(title)] and again["rows_read"] >= SPEC.masters  # the set, read in full
+
+
+async def test_lost_state_rows_make_the_set_read_in_full(board: Database, root: Path) -> None:
+    await agreed_export(board, root)
+    title = a_master_only()
+    state = State(root)
+    state.delete([set_path(title)])
+    state.close()
+    (root / set_path(title)).unlink()
+    summary = (await export(board, root, "--json")).json()
+    assert summary["rows_read"] >= SPEC.masters and summary["written"] == 1
+    assert (root / set_path(title)).exists()
+
+
+async def test_a_new_template_group_moves_files_even_though_no_template_changed(board: Database, root: Path) -> None:
+    await agreed_export(board, root)
+    title = next(t for t, _x, sid, _v, _d in SPEC.templates() if sid in (-2, 1) and t.split("_", 1)[0] not in SPEC.groups)
+    prefix = title.split("_", 1)[0]
+    await sql(board, "INSERT INTO mybb_templategroups (prefix, title, isdefault) VALUES (%s, %s, 0)", (prefix, f"<lang:{prefix}>"))
+    summary = (await export(board, root, "--json")).json()
+    assert summary["written"] > 0
+    assert (root / f"template_sets/Default Templates/{prefix}/{title}.html").exists()
+
+
 # --- conflicts, adoption, orphans -------------------------------------------------------------
 
 

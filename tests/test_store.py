@@ -14,6 +14,7 @@ from mybb_sync.config import Database
 from mybb_sync.errors import ConfigError, DatabaseUnavailable, MybbSyncError
 from mybb_sync.store import TemplateRow, TemplateSet, open_store
 from mybb_sync.store.mysql import MySQLStore
+from mybb_sync.store.sql import row_hash
 from mybb_sync.stylesheets import StylesheetUpdate
 from mybb_sync.synthetic import GROUP_PREFIXES, INSTALL_TIME, Board
 from mybb_sync.testing import PrivateMariaDB, create_board, drop_board
@@ -393,6 +394,30 @@ async def test_save_expecting_what_is_there_writes_only_those_titles(board: Data
     saved = await store.save_templates(1, texts, now=NOW, expect=expect)
     assert {t: (r.sid, r.template) for t, r in saved.items()} == {copy: (1, "new copy text"), master: (1, "first copy")}
     assert [r[1] for r in await rows_titled(board, stale)] == [-2]
+
+# --- the digest of what a set shows ------------------------------------------------------------
+
+
+async def test_shown_digest_is_the_documented_sum_over_the_sets_rows_and_the_masters(
+    board: Database, store: MySQLStore
+) -> None:
+    rows = await sql(board, "SELECT tid, sid, dateline, title, template FROM mybb_templates WHERE sid IN (-2, 1)")
+    expected = f"{len(rows)}:{sum(r[0] for r in rows)}:{sum(row_hash(*r) for r in rows)}"
+    assert await store.shown_digest(1) == expected
+
+
+async def test_shown_digest_changes_when_only_the_text_changes(board: Database, store: MySQLStore) -> None:
+    title = overridden_title(SPEC)
+    before = await store.shown_digest(1)
+    await sql(board, "UPDATE mybb_templates SET template = 'x' WHERE sid = 1 AND BINARY title = %s", (title,))
+    assert await store.shown_digest(1) != before
+
+
+async def test_shown_digest_of_a_set_ignores_other_sets(board: Database, store: MySQLStore) -> None:
+    before = await store.shown_digest(1)
+    await store.save_templates(2, [(master_only_title(SPEC), "only in the second set")], now=NOW)
+    assert await store.shown_digest(1) == before
+
 
 # --- revert --------------------------------------------------------------------------
 

@@ -22,15 +22,15 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 
-from . import layout
-from .atomic import NotWritten, Root, Written, remove_files, write_files
+from . import __version__, layout
+from .atomic import NotWritten, Root, Written, remove_files, stat_files, write_files
 from .catalog import Catalog
 from .engine import Decision, Entry, agreed_state, export_write, plan, states_after_writes
 from .errors import UnsafeName, reported_error
 from .importer import Imported
-from .layout import GLOBAL_SID, Kind
+from .layout import GLOBAL_SID, Kind, under
 from .reconcile import Action
-from .state import Problem, ProblemKind, State
+from .state import FileState, Problem, ProblemKind, State
 from .store import Store
 from .stylesheets import effective_stylesheets
 
@@ -56,6 +56,7 @@ class ExportReport:
     errors: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
     imported: int = 0
+    rows_read: int = 0  # template rows fetched (a set unchanged since it was last agreed costs none)
     refused: list[str] = field(default_factory=list)
     recheck: list[str] = field(default_factory=list)  # paths to look at again (changed while being handled)
     seen: set[str] = field(default_factory=set)  # every path the pass met a row for
@@ -90,6 +91,7 @@ class ExportReport:
             "errors": self.errors,
             "orphans": self.orphans,
             "bytes": self.bytes,
+            "rows_read": self.rows_read,
             "seconds": round(self.seconds, 3),
             "per_scope": dict(self.per_scope),
             "per_group": dict(self.per_group),
@@ -118,35 +120,48 @@ def scope_label(catalog: Catalog, kind: Kind, owner: int) -> str:
     return "global" if owner == GLOBAL_SID else f"set:{catalog.sets[owner]}"
 
 
-async def entries(store: Store, catalog: Catalog, scope: Scope, report: ExportReport) -> AsyncIterator[list[Entry]]:
-    """Every file the scope shows, with its row, in batches (rows streamed from the database)."""
-    for sid in scope.sets:
-        async for rows in store.set_templates(sid, BATCH):
-            batch = []
-            for row in rows:
-                try:
-                    path = catalog.template_path(sid, row.title)
-                except UnsafeName as exc:
-                    report.skipped.append(f"template {row.title!r} of {scope_label(catalog, Kind.TEMPLATE, sid)}: {exc}")
-                    log.warning("skipped template %r: %s", row.title, exc)
-                    continue
-                batch.append(Entry(path, Kind.TEMPLATE, sid, row.title, row))
-            yield batch
-    if scope.themes:
-        # One batch for every theme: importing stylesheets rebuilds the lists of a theme and its
-        # children, so two stylesheet batches must never be handled at the same time.
-        themes, sheets = list(catalog.themes.values()), await store.stylesheets()
+async def set_entries(store: Store, catalog: Catalog, sid: int, report: ExportReport) -> AsyncIterator[list[Entry]]:
+    """Every template set ``sid`` shows, with its row, in batches (rows streamed from the database)."""
+    async for rows in store.set_templates(sid, BATCH):
+        report.rows_read += len(rows)
         batch = []
-        for tid in scope.themes:
-            for name, row in sorted(effective_stylesheets(themes, sheets, tid).items()):
-                try:
-                    path = catalog.stylesheet_path(tid, name)
-                except UnsafeName as exc:
-                    report.skipped.append(f"stylesheet {name!r} of theme {catalog.themes[tid].name!r}: {exc}")
-                    log.warning("skipped stylesheet %r: %s", name, exc)
-                    continue
-                batch.append(Entry(path, Kind.STYLESHEET, tid, name, row))
+        for row in rows:
+            try:
+                path = catalog.template_path(sid, row.title)
+            except UnsafeName as exc:
+                report.skipped.append(f"template {row.title!r} of {scope_label(catalog, Kind.TEMPLATE, sid)}: {exc}")
+                log.warning("skipped template %r: %s", row.title, exc)
+                continue
+            batch.append(Entry(path, Kind.TEMPLATE, sid, row.title, row))
         yield batch
+
+
+async def stylesheet_entries(store: Store, catalog: Catalog, tids: Sequence[int], report: ExportReport) -> list[Entry]:
+    """Every stylesheet the themes show, as one batch: importing stylesheets rebuilds the lists
+    of a theme and its children, so two stylesheet batches must never be handled at the same time."""
+    themes, sheets = list(catalog.themes.values()), await store.stylesheets()
+    batch = []
+    for tid in tids:
+        for name, row in sorted(effective_stylesheets(themes, sheets, tid).items()):
+            try:
+                path = catalog.stylesheet_path(tid, name)
+            except UnsafeName as exc:
+                report.skipped.append(f"stylesheet {name!r} of theme {catalog.themes[tid].name!r}: {exc}")
+                log.warning("skipped stylesheet %r: %s", name, exc)
+                continue
+            batch.append(Entry(path, Kind.STYLESHEET, tid, name, row))
+    return batch
+
+
+def agreed_key(sid: int) -> str:
+    """State meta key: the set's digest when a pass last left every one of its files agreed."""
+    return f"agreed:set:{sid}"
+
+
+async def set_fingerprint(store: Store, catalog: Catalog, sid: int) -> str:
+    """Everything a set's files depend on: its rows (one database digest), its folder name, the groups."""
+    digest = await store.shown_digest(sid)
+    return f"{digest}|{catalog.sets.get(sid, '')}|{','.join(sorted(catalog.groups))}|{__version__}"
 
 
 async def in_parallel(batches: AsyncIterable[T], handle: Callable[[T], Awaitable[None]], workers: int = 2) -> None:
@@ -196,31 +211,108 @@ class Exporter:
         progress: Progress | None = None,
         two_way: TwoWay | None = None,
     ) -> ExportReport:
+        """One pass over the scope: every file decided against its row, the state and the disk.
+
+        A set whose rows are exactly as they were when a pass last left all
+        its files agreed (one digest query says so) is not read from the
+        database at all: only the files whose stat moved are looked at.
+        """
         report = ExportReport()
         started = time.perf_counter()
         exported = report.seen
         done = 0
+        fingerprints: dict[int, str] = {}  # sets read in full: their fingerprint before the pass,
+        shown: Counter[int] = Counter()  # how many files they show,
+        unsettled: set[int] = set()  # and those where something was left for later
+
+        def advance(count: int) -> None:
+            nonlocal done
+            done += count
+            if progress is not None:
+                progress(done, len(exported))
 
         async def batches() -> AsyncIterator[list[Entry]]:
-            async for batch in entries(store, catalog, scope, report):
+            for sid in scope.sets:
+                fingerprint = await set_fingerprint(store, catalog, sid)
+                agreed = await anyio.to_thread.run_sync(self.state.meta, agreed_key(sid), limiter=self.limiter)
+                count = await anyio.to_thread.run_sync(self.state.count_of, Kind.TEMPLATE, sid, limiter=self.limiter)
+                if agreed == f"{fingerprint}#{count}":
+                    async for batch in self._moved_on_disk(store, catalog, sid, report, advance):
+                        yield batch
+                    continue
+                await anyio.to_thread.run_sync(self.state.set_meta, agreed_key(sid), None, limiter=self.limiter)
+                fingerprints[sid] = fingerprint
+                skipped = len(report.skipped)
+                async for batch in set_entries(store, catalog, sid, report):
+                    exported.update(e.path for e in batch)
+                    shown[sid] += len(batch)
+                    yield batch
+                if len(report.skipped) != skipped:
+                    unsettled.add(sid)
+            if scope.themes:
+                batch = await stylesheet_entries(store, catalog, scope.themes, report)
                 exported.update(e.path for e in batch)
                 yield batch
 
         async def export_batch(batch: list[Entry]) -> None:
-            nonlocal done
-            await self._export_batch(catalog, batch, force, report, two_way)
-            done += len(batch)
-            if progress is not None:
-                progress(done, len(exported))
+            if not await self._export_batch(catalog, batch, force, report, two_way) and batch:
+                unsettled.add(batch[0].owner)
+            advance(len(batch))
 
         await in_parallel(batches(), export_batch)
         report.orphans = await anyio.to_thread.run_sync(self._orphans, catalog, scope, exported)
+        for sid, before in fingerprints.items():
+            await self._record_agreed(store, catalog, sid, before, shown[sid], sid in unsettled, report.orphans)
         report.seconds = time.perf_counter() - started
         return report
 
+    async def _record_agreed(
+        self, store: Store, catalog: Catalog, sid: int, before: str, shown: int, unsettled: bool, orphans: list[str]
+    ) -> None:
+        """After a full read of a set: if every file it shows ended agreed with its row, the
+        state tracks exactly those files, no stray file lies in its folder and no row changed
+        during the pass, remember the set's fingerprint (the next pass may then skip its rows)."""
+        if unsettled or any(under(folder, orphans) for folder in scope_folders(catalog, Scope((sid,), ()))):
+            return
+        count = await anyio.to_thread.run_sync(self.state.count_of, Kind.TEMPLATE, sid, limiter=self.limiter)
+        if count == shown and await set_fingerprint(store, catalog, sid) == before:
+            await anyio.to_thread.run_sync(self.state.set_meta, agreed_key(sid), f"{before}#{count}", limiter=self.limiter)
+
+    async def _moved_on_disk(
+        self, store: Store, catalog: Catalog, sid: int, report: ExportReport, advance: Callable[[int], None]
+    ) -> AsyncIterator[list[Entry]]:
+        """A set whose rows all still equal the state's bases: each file's stat is checked
+        against the state, and only the files it does not prove unchanged are read and
+        decided (with their rows, looked up by title)."""
+        label = scope_label(catalog, Kind.TEMPLATE, sid)
+        after = ""
+        while True:
+            states, moved = await anyio.to_thread.run_sync(self._page_moved, sid, after, limiter=self.limiter)
+            if not states:
+                return
+            after = states[-1].name
+            report.seen.update(s.path for s in states)
+            still = [s for s in states if s.path not in moved]
+            report.unchanged += len(still)
+            report.per_scope[label] += len(still)
+            for s in still:
+                report.per_group[layout.group_of(s.name, catalog.groups)] += 1
+            advance(len(still))
+            if moved:
+                rows = await store.templates_by_title(sid, [s.name for s in states if s.path in moved])
+                report.rows_read += len(rows)
+                yield [Entry(s.path, Kind.TEMPLATE, sid, s.name, rows.get(s.name)) for s in states if s.path in moved]
+
+    def _page_moved(self, sid: int, after: str) -> tuple[list[FileState], set[str]]:
+        """A page of the set's state rows, and the paths whose stat does not prove them unchanged."""
+        states = self.state.page_of(Kind.TEMPLATE, sid, after, BATCH)
+        stats = stat_files(self.root, [s.path for s in states])
+        return states, {s.path for s in states if not s.unchanged(stats[s.path], self.root.racy_ns)}
+
     async def _export_batch(
         self, catalog: Catalog, batch: Sequence[Entry], force: bool, report: ExportReport, two_way: TwoWay | None
-    ) -> None:
+    ) -> bool:
+        """Decide and carry out one batch; True if every file ended agreed with its row."""
         decisions = await anyio.to_thread.run_sync(
             # Always look at changed files: an edit on disk must be reported as a conflict
             # (or overwritten with --force) even when its row did not change.
@@ -230,12 +322,15 @@ class Exporter:
             report.per_scope[scope_label(catalog, d.entry.kind, d.entry.owner)] += 1
             if d.entry.kind is Kind.TEMPLATE:
                 report.per_group[layout.group_of(d.entry.name, catalog.groups)] += 1
-        await self.apply(decisions, report, force=force, two_way=two_way)
+        return await self.apply(decisions, report, force=force, two_way=two_way)
 
     async def apply(
         self, decisions: Sequence[Decision], report: ExportReport, *, force: bool = False, two_way: TwoWay | None = None
-    ) -> None:
-        """Carry out decisions: write files, import (two-way only), record state and problems."""
+    ) -> bool:
+        """Carry out decisions: write files, import (two-way only), record state and problems.
+
+        Returns True if the database was not written and every file ended agreed with its row.
+        """
         writes, settled, problems, imports, removals, forget, deleted = [], [], [], [], [], [], []
         now = time.time()
         for d in decisions:
@@ -312,6 +407,7 @@ class Exporter:
             self.state.report(problems)
 
         await anyio.to_thread.run_sync(record, limiter=self.limiter)
+        return not (problems or imports or deleted or removals or forget)
 
     def _orphans(self, catalog: Catalog, scope: Scope, exported: set[str]) -> list[str]:
         """Files under the exported folders that stand for no database row (reported, never removed)."""

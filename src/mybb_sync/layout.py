@@ -165,3 +165,10 @@ def _template_ref(scope: str | None, filename: str) -> FileRef | None:
     if not filename.endswith(TEMPLATE_EXT) or len(filename) == len(TEMPLATE_EXT):
         return None
     return FileRef(Kind.TEMPLATE, scope, filename[: -len(TEMPLATE_EXT)])
+
+
+def under(prefix: str, paths: Iterable[str]) -> list[str]:
+    """The paths equal to or below ``prefix`` ("" matches everything)."""
+    if not prefix:
+        return list(paths)
+    return [p for p in paths if p == prefix or p.startswith(prefix + "/")]

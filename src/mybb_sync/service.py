@@ -48,13 +48,13 @@ from .engine import Decision, Entry, plan
 from .errors import DatabaseUnavailable, MybbSyncError
 from .export import BATCH, ExportReport, Exporter, Scope, TwoWay, in_parallel, scope_folders, walk_files
 from .importer import ForumCache, Imported, import_stylesheets, import_templates
-from .layout import GLOBAL_SID, Kind
+from .layout import GLOBAL_SID, Kind, under
 from .reconcile import Action
 from .poller import Poller
 from .state import RootLock, State
 from .store import Store, open_store
 from .stylesheets import effective_stylesheets
-from .watch import Rescan, Touched, Watcher, under
+from .watch import Rescan, Touched, Watcher
 
 log = logging.getLogger(__name__)
 

@@ -196,6 +196,19 @@ class State:
             self._db.executemany("DELETE FROM problems WHERE path = ?", keys)
             self._db.execute("COMMIT")
 
+    def page_of(self, kind: Kind, owner: int, after: str, limit: int) -> list[FileState]:
+        """The files of one set or theme, by name, the first ``limit`` after ``after``."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM files WHERE kind = ? AND owner = ? AND name > ? ORDER BY name LIMIT ?",
+                (kind.value, owner, after, limit),
+            ).fetchall()
+        return [_row(r) for r in rows]
+
+    def count_of(self, kind: Kind, owner: int) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM files WHERE kind = ? AND owner = ?", (kind.value, owner)).fetchone()[0]
+
     def names_agreed_with(self, kind: Kind, row_owner: int) -> set[str]:
         """Names of the files last agreed with a row owned by ``row_owner`` (a sid or tid)."""
         with self._lock:
@@ -239,9 +252,13 @@ class State:
             row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
-    def set_meta(self, key: str, value: str) -> None:
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Set ``key`` (None: remove it)."""
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+            if value is None:
+                self._db.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
 
 class RootLock:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -241,10 +241,3 @@ class Watcher:
         elif Mask.DELETE in mask:
             self._forget_tree(rel)
             rescans.append(Rescan(rel, "directory deleted"))
-
-
-def under(prefix: str, paths: Iterable[str]) -> list[str]:
-    """The paths equal to or below ``prefix`` ("" matches everything)."""
-    if not prefix:
-        return list(paths)
-    return [p for p in paths if p == prefix or p.startswith(prefix + "/")]

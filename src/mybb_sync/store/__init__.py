@@ -72,6 +72,10 @@ class Store(Protocol):
         """
         ...
 
+    async def shown_digest(self, sid: int) -> str:
+        """A digest of every row set ``sid`` shows; equal digests mean no row changed."""
+        ...
+
     async def templates_by_title(self, sid: int, titles: Sequence[str]) -> dict[str, TemplateRow]:
         """The rows set ``sid`` shows for these titles (set copy, else master; sid -1: global only)."""
         ...

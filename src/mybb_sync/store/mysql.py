@@ -33,6 +33,10 @@ class MySQLStore(SQLStore):
 
     _exact_title = "BINARY title"
     _int = "UNSIGNED"
+    _row_hash = (
+        "CAST(CONV(SUBSTRING(MD5(CONCAT(tid, ':', sid, ':', dateline, ':', title, ':', template)), 1, 10), 16, 10)"
+        " AS UNSIGNED)"
+    )
 
     def __init__(self, pool: aiomysql.Pool, prefix: str) -> None:
         super().__init__(prefix)

@@ -9,6 +9,7 @@ each write is followed by a read-back of what was stored.
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
@@ -45,6 +46,9 @@ class SQLStore(ABC):
 
     _exact_title = "title"  # a title comparison that ignores the column's collation
     _int = "INTEGER"  # the type CAST(... AS ...) takes for integers
+    # 40 bits of MD5("tid:sid:dateline:title:template") as an integer: the same value on every backend
+    # (row_hash() below); 40 bits so that SUM() over millions of rows stays within 64 bits.
+    _row_hash = "mybb_sync_row_hash(tid, sid, dateline, title, template)"
 
     def __init__(self, prefix: str) -> None:
         p = validate_prefix(prefix)
@@ -151,6 +155,22 @@ class SQLStore(ABC):
             if len(rows) < batch:
                 return
             last = int(rows[-1][0])
+
+    async def shown_digest(self, sid: int) -> str:
+        """A digest of every row set ``sid`` shows (its own and the masters; -1: the globals).
+
+        Computed by the database over the content, so that a re-export can
+        tell in one query that nothing changed, without reading any row;
+        any write to those rows (even one that keeps ``dateline``, as
+        plugins' ``find_replace_templatesets`` does) changes it.
+        """
+        sids = (sid,) if sid == GLOBAL_SID else (MASTER_SID, sid)
+        rows = await self._fetch(
+            f"SELECT COUNT(*), COALESCE(SUM(tid), 0), COALESCE(SUM({self._row_hash}), 0) "
+            f"FROM {self._t['templates']} WHERE sid IN ({', '.join(['%s'] * len(sids))})",
+            sids,
+        )
+        return ":".join(str(int(v)) for v in rows[0])
 
     async def templates_by_title(self, sid: int, titles: Sequence[str], *, own: bool = False) -> dict[str, TemplateRow]:
         """What set ``sid`` shows for these titles; ``own``: only the set's own rows (no masters)."""
@@ -375,3 +395,8 @@ class SQLStore(ABC):
             await self._execute(
                 f"UPDATE {self._t['datacache']} SET cache = %s WHERE title = %s", (default_theme, "default_theme")
             )
+
+
+def row_hash(tid: int, sid: int, dateline: int, title: str, template: str) -> int:
+    """What ``SQLStore._row_hash`` computes in the database, for backends that need it as a function."""
+    return int(hashlib.md5(f"{tid}:{sid}:{dateline}:{title}:{template}".encode("utf-8")).hexdigest()[:10], 16)
