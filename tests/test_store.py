@@ -14,6 +14,7 @@ from mybb_sync.config import Database
 from mybb_sync.errors import ConfigError, DatabaseUnavailable, MybbSyncError
 from mybb_sync.store import TemplateRow, TemplateSet, open_store
 from mybb_sync.store.mysql import MySQLStore
+from mybb_sync.store.mysql import escape_string as mysql_escape
 from mybb_sync.store.sql import row_hash
 from mybb_sync.stylesheets import StylesheetUpdate
 from mybb_sync.synthetic import GROUP_PREFIXES, INSTALL_TIME, Board
@@ -627,3 +628,21 @@ async def test_copy_counts_tell_modified_masters_from_custom_templates(store: My
     assert (modified, custom) == (len(range(0, SPEC.masters, 20)), 0)
     await store.save_templates(1, [("soak_custom_only", "<p>custom</p>")], now=NOW)
     assert await store.copy_counts() == (modified, 1)
+
+
+# --- escaping of text parameters (MySQL) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["plain", "quote ' and \" both", "back\\slash \\' \\\\", "nul \0 cr \r lf \n ^Z \x1a", "ünï\u00a0€ 🙂 '\\"])
+def test_fast_escape_is_pymysqls_escape(text: str) -> None:
+    from pymysql.converters import escape_string as pymysql_escape
+
+    assert mysql_escape(text) == pymysql_escape(text)
+
+
+async def test_every_special_character_round_trips_through_a_save(board: Database, store: MySQLStore) -> None:
+    title = overridden_title(SPEC)
+    text = "a'b\"c\\d\\'e\0f\rg\x1ah\ni\\0j ünï 🙂"
+    saved = (await store.save_templates(1, [(title, text)], now=NOW))[title]
+    assert saved.template == text
+    assert (await rows_titled(board, title))[-1][3] == text.encode()
