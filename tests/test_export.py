@@ -25,7 +25,7 @@ from mybb_sync.catalog import load_catalog
 from mybb_sync.config import Database
 from mybb_sync.errors import DatabaseUnavailable
 from mybb_sync.export import Exporter, Scope
-from mybb_sync.state import RACY_NS, State
+from mybb_sync.state import FINE_RACY_NS, RACY_NS, State
 from mybb_sync.store import open_store
 from mybb_sync.synthetic import Board
 from mybb_sync.testing import PrivateMariaDB, create_board, drop_board
@@ -373,6 +373,50 @@ async def test_a_new_template_group_moves_files_even_though_no_template_changed(
     summary = (await export(board, root, "--json")).json()
     assert summary["written"] > 0
     assert (root / f"template_sets/Default Templates/{prefix}/{title}.html").exists()
+
+
+async def exported_in_process(db: Database, root: Path) -> tuple[Exporter, State]:
+    async with open_store(db, "mybb_") as store:
+        catalog = await load_catalog(store)
+        exporter = Exporter(Root(root), State(root))
+        await exporter.run(store, catalog, Scope((1,), ()))
+    return exporter, exporter.state
+
+
+async def test_a_freshly_written_file_read_back_unchanged_gets_a_stat_the_next_pass_trusts(
+    board: Database, root: Path
+) -> None:
+    exporter, state = await exported_in_process(board, root)
+    try:
+        path = set_path(a_master_only())
+        [before] = state.get([path]).values()
+        state.put([replace(before, checked_ns=before.stat.mtime_ns)])  # as if renamed right after its write
+        await anyio.sleep(FINE_RACY_NS / 1e9)  # not synchronisation: the window must have passed
+        await anyio.to_thread.run_sync(exporter._confirm, [path])  # noqa: SLF001 - the read-back at a pass's end
+        [after] = state.get([path]).values()
+        assert after.unchanged(after.stat, exporter.root.racy_ns) and after.base == before.base
+    finally:
+        state.close()
+
+
+async def test_a_fresh_file_rewritten_within_its_timestamp_tick_is_not_confirmed(board: Database, root: Path) -> None:
+    """Same size, same mtime, other bytes: only reading can tell, and the read says no."""
+    exporter, state = await exported_in_process(board, root)
+    try:
+        path = set_path(a_master_only())
+        [before] = state.get([path]).values()
+        state.put([replace(before, checked_ns=before.stat.mtime_ns)])
+        file = root / path
+        data = file.read_bytes()
+        with open(file, "r+b") as f:
+            f.write(b"X" if data[:1] != b"X" else b"Y")  # same size, in place (same inode)
+        os.utime(file, ns=(before.stat.mtime_ns, before.stat.mtime_ns))  # the same tick
+        await anyio.sleep(FINE_RACY_NS / 1e9)  # not synchronisation: the window must have passed
+        await anyio.to_thread.run_sync(exporter._confirm, [path])  # noqa: SLF001
+        [after] = state.get([path]).values()
+        assert after.checked_ns == before.stat.mtime_ns  # still distrusted: the next pass reads it
+    finally:
+        state.close()
 
 
 # --- conflicts, adoption, orphans -------------------------------------------------------------

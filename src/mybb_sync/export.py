@@ -15,7 +15,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import anyio
@@ -23,13 +23,13 @@ import anyio.abc
 import anyio.to_thread
 
 from . import __version__, layout
-from .atomic import NotWritten, Root, Written, remove_files, stat_files, write_files
+from .atomic import NotWritten, Root, Written, read_files, remove_files, stat_files, write_files
 from .catalog import Catalog
-from .engine import Decision, Entry, agreed_state, export_write, plan, states_after_writes
+from .engine import Decision, Entry, agreed_state, export_write, max_bytes, plan, states_after_writes
 from .errors import UnsafeName, reported_error
 from .importer import Imported
 from .layout import GLOBAL_SID, Kind, under
-from .reconcile import Action
+from .reconcile import Action, content_hash
 from .state import FileState, Problem, ProblemKind, State
 from .store import Store
 from .stylesheets import effective_stylesheets
@@ -59,6 +59,7 @@ class ExportReport:
     rows_read: int = 0  # template rows fetched (a set unchanged since it was last agreed costs none)
     refused: list[str] = field(default_factory=list)
     recheck: list[str] = field(default_factory=list)  # paths to look at again (changed while being handled)
+    fresh: list[str] = field(default_factory=list)  # written files whose stat is too young to trust yet
     seen: set[str] = field(default_factory=set)  # every path the pass met a row for
     per_scope: Counter[str] = field(default_factory=Counter)
     per_group: Counter[str] = field(default_factory=Counter)
@@ -260,6 +261,8 @@ class Exporter:
             advance(len(batch))
 
         await in_parallel(batches(), export_batch)
+        for start in range(0, len(report.fresh), BATCH):
+            await anyio.to_thread.run_sync(self._confirm, report.fresh[start : start + BATCH], limiter=self.limiter)
         report.orphans = await anyio.to_thread.run_sync(self._orphans, catalog, scope, exported)
         for sid, before in fingerprints.items():
             await self._record_agreed(store, catalog, sid, before, shown[sid], sid in unsettled, report.orphans)
@@ -302,6 +305,25 @@ class Exporter:
                 rows = await store.templates_by_title(sid, [s.name for s in states if s.path in moved])
                 report.rows_read += len(rows)
                 yield [Entry(s.path, Kind.TEMPLATE, sid, s.name, rows.get(s.name)) for s in states if s.path in moved]
+
+    def _confirm(self, paths: Sequence[str]) -> None:
+        """Files written with a stat too young to trust (renamed within the racy window of
+        their write) are read back once the pass is over: those still holding their base
+        get a stat the next pass can trust, which spares it reading them all again."""
+        states = self.state.get(paths)
+        seen_ns = time.time_ns()  # before every stat below
+        confirmed = []
+        for read in read_files(self.root, paths, max_bytes=max_bytes(Kind.STYLESHEET)):
+            st = states.get(read.path)
+            if st is None or read.data is None or read.stat != st.stat or read.stat.mtime_ns + self.root.racy_ns >= seen_ns:
+                continue
+            try:
+                text = read.data.decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            if content_hash(st.kind, text) == st.base:
+                confirmed.append(replace(st, checked_ns=seen_ns))
+        self.state.put(confirmed)
 
     def _page_moved(self, sid: int, after: str) -> tuple[list[FileState], set[str]]:
         """A page of the set's state rows, and the paths whose stat does not prove them unchanged."""
@@ -397,6 +419,7 @@ class Exporter:
                     problems.append(Problem(r.path, ProblemKind.ERROR, r.reason, now))
         report.written += len(ok)
         report.bytes += sum(r.stat.size for r in ok)
+        report.fresh += [r.path for r in ok if r.stat.mtime_ns + self.root.racy_ns >= r.seen_ns]
         settled += states_after_writes({d.entry.path: d for d in decisions}, ok)
 
         def record() -> None:
