@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mybb_sync.catalog import Catalog
 from mybb_sync.layout import GLOBAL_SID, MASTER_SID
-from mybb_sync.poller import diff_markers, template_paths
+from mybb_sync.poller import RecentWrites, diff_markers, template_paths
 from mybb_sync.store import TableMarker
 
 M = TableMarker  # rows, max id, max dateline, sum of ids
@@ -67,3 +67,22 @@ def test_titles_that_cannot_be_file_names_are_left_out() -> None:
 
 def test_a_set_the_catalog_does_not_know_shows_nowhere() -> None:
     assert template_paths(CATALOG, 9, ["index_box"]) == set()
+
+
+def test_a_row_holding_exactly_what_we_stored_is_ours() -> None:
+    writes = RecentWrites()
+    writes.add(1, "index_box", "d1")
+    assert writes.ours(1, "index_box", "d1")
+
+
+def test_a_row_with_other_text_or_in_another_set_is_not_ours() -> None:
+    writes = RecentWrites()
+    writes.add(1, "index_box", "d1")
+    assert not writes.ours(1, "index_box", "d2") and not writes.ours(2, "index_box", "d1")
+
+
+def test_old_writes_are_forgotten() -> None:
+    writes = RecentWrites(keep_seconds=-1)
+    writes.add(1, "index_box", "d1")
+    writes.expire()
+    assert not writes.ours(1, "index_box", "d1")

@@ -26,6 +26,7 @@ import pytest
 
 from mybb_sync import php
 from mybb_sync.config import Database
+from mybb_sync.poller import Poller
 from mybb_sync.service import offline_status
 from mybb_sync.synthetic import Board
 from mybb_sync.testing import PrivateMariaDB
@@ -302,6 +303,28 @@ async def test_export_and_rescan_while_watching_write_no_row(db: Database, root:
         assert await datelines(db) == before
         assert await audit(db) == []
         assert svc.handle.status().imports == 0
+
+
+# -- echoes of our own writes -------------------------------------------------------------------
+
+
+async def test_a_poll_does_not_bring_back_our_own_import_but_sees_a_same_second_save_by_another(
+    db: Database, board_spec: Board, root: Path
+) -> None:
+    title = board_spec.master_title(OWN)
+    rel = tpath(title)
+    async with running_service(db, root) as svc:
+        service = svc.handle._service  # noqa: SLF001 - a poller of our own, with the service's echo filter
+        poller = Poller(service.store, 1.0)
+        await poller.baseline()
+        mark = svc.log.mark()
+        write(root / rel, "<p>ours</p>")
+        await svc.imported([rel], since=mark)
+        await svc.barrier()
+        assert rel not in (await poller.poll(service))[0]
+        row = await shown(db, title)
+        await set_template(db, SET_SID, title, "<p>theirs</p>", row.dateline)  # the same second: no marker moves
+        assert rel in (await poller.poll(service))[0]
 
 
 # -- the inotify queue overflows -------------------------------------------------------------

@@ -38,6 +38,7 @@ class Imported:
     refused: list[tuple[Decision, str]]  # (decision, why) for content MyBB cannot hold
     recheck: list[str]  # paths whose row changed again right after our write
     errors: list[str] = field(default_factory=list)  # writes the database refused (also in refused)
+    stored: list[tuple[int, str, str]] = field(default_factory=list)  # (sid, title, text) templates as written
 
 
 def refusal(decision: Decision) -> str | None:
@@ -64,6 +65,7 @@ async def import_templates(store: Store, decisions: Sequence[Decision]) -> Impor
             groups[d.entry.owner].append(d)
     states: list[FileState] = []
     recheck: list[str] = []
+    stored: list[tuple[int, str, str]] = []
     now = int(time.time())
     for sid, group in groups.items():
         started = time.perf_counter()
@@ -90,12 +92,13 @@ async def import_templates(store: Store, decisions: Sequence[Decision]) -> Impor
             if content_hash(Kind.TEMPLATE, row.template) != d.disk_hash:
                 recheck.append(d.entry.path)
                 continue
+            stored.append((sid, row.title, row.template))
             log.info(
                 "imported %s -> %s %r (%d bytes, %.1f ms)",
                 d.entry.path, "global" if sid == GLOBAL_SID else f"set {sid}", d.entry.name,
                 len(row.template.encode("utf-8")), elapsed_ms / len(group),
             )  # fmt: skip
-    return Imported(states, refused, recheck, _database_errors(refused))
+    return Imported(states, refused, recheck, _database_errors(refused), stored)
 
 
 def _still_shown(row: Row | None, sheets: Sequence[Stylesheet], tid: int, name: str) -> bool:

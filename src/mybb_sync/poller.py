@@ -30,6 +30,31 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECENT_SECONDS = 3  # saves this recent may hide behind an equal dateline
+OWN_WRITES_SECONDS = 60  # how long our own writes are remembered (far longer than a poll looks back)
+
+
+class RecentWrites:
+    """What mybb-sync itself stored lately, so that polls do not bring it back as news.
+
+    A row whose text still has exactly the MD5 we stored needs no look: the
+    file already holds it. Anything else (another writer, even within the
+    same second) differs in its MD5 and is looked at.
+    """
+
+    def __init__(self, keep_seconds: float = OWN_WRITES_SECONDS) -> None:
+        self.keep_seconds = keep_seconds
+        self._stored: dict[tuple[int, str], tuple[str, float]] = {}
+
+    def add(self, sid: int, title: str, digest: str) -> None:
+        self._stored[(sid, title)] = (digest, time.monotonic())
+
+    def ours(self, sid: int, title: str, digest: str) -> bool:
+        stored = self._stored.get((sid, title))
+        return stored is not None and stored[0] == digest
+
+    def expire(self) -> None:
+        cutoff = time.monotonic() - self.keep_seconds
+        self._stored = {k: v for k, v in self._stored.items() if v[1] >= cutoff}
 
 @dataclass(frozen=True)
 class TemplateChanges:
@@ -121,8 +146,11 @@ class Poller:
         for sid, marker in templates.items():
             if marker.max_time >= recent:
                 saved_since[sid] = min(saved_since.get(sid, marker.max_time), marker.max_time)
+        service.own_writes.expire()
         for sid, since in saved_since.items():
-            paths |= template_paths(catalog, sid, await self.store.templates_since(sid, since))
+            saved = await self.store.templates_since(sid, since)
+            news = [title for title, digest in saved.items() if not service.own_writes.ours(sid, title, digest)]
+            paths |= template_paths(catalog, sid, news)
         for sid in changes.membership:
             now_titles = await self.store.template_titles(sid)
             paths |= template_paths(catalog, sid, now_titles ^ await service.known_titles(sid))
@@ -146,6 +174,7 @@ class PollTarget(Protocol):
     """What the poller needs from the service."""
 
     pending: Pending
+    own_writes: RecentWrites
 
     async def current_catalog(self) -> Catalog: ...
 

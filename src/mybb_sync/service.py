@@ -50,9 +50,10 @@ from .export import BATCH, ExportReport, Exporter, Scope, TwoWay, in_parallel, s
 from .importer import ForumCache, Imported, import_stylesheets, import_templates
 from .layout import GLOBAL_SID, Kind, under
 from .reconcile import Action
-from .poller import Poller
+from .poller import Poller, RecentWrites
 from .state import RootLock, State
 from .store import Store, open_store
+from .store.sql import md5_hex
 from .stylesheets import effective_stylesheets
 from .watch import Rescan, Touched, Watcher
 
@@ -158,6 +159,7 @@ class Service:
         self.exporter = Exporter(root, state)
         self.forum_cache = ForumCache(settings.mybb_root) if settings.mybb_root is not None else None
         self.pending = Pending()
+        self.own_writes = RecentWrites()  # what our imports stored: the poller's echo filter
         self.catalog: Catalog | None = None
         self._status = Status(root=str(root.path))
         self._resumed = anyio.Event()
@@ -435,6 +437,8 @@ class Service:
 
     async def _import(self, decisions: Sequence[Decision]) -> Imported:
         templates = await import_templates(self.store, [d for d in decisions if d.entry.kind is Kind.TEMPLATE])
+        for sid, title, text in templates.stored:
+            self.own_writes.add(sid, title, md5_hex(text))
         sheets = await import_stylesheets(
             self.store, self.forum_cache, [d for d in decisions if d.entry.kind is Kind.STYLESHEET]
         )

@@ -24,6 +24,7 @@ import aiosqlite
 
 from .catalog import Catalog
 from .config import Database
+from .poller import RecentWrites
 from .schema import mysql_ddl, sqlite_ddl
 from .stylesheets import Stylesheet, Theme, build_stylesheet_list, default_theme_cache
 from .synthetic import Board
@@ -230,10 +231,11 @@ async def _insert_templates(run: Run, p: str, rows: list[tuple[str, str, int, st
 
 
 class CatalogTarget:
-    """What the poller asks of a service, without a service: a fixed catalog, no titles known."""
+    """What the poller asks of a service, without a service: a fixed catalog, no titles known, no own writes."""
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
+        self.own_writes = RecentWrites()
 
     async def current_catalog(self) -> Catalog:
         return self.catalog

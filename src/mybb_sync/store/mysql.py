@@ -54,6 +54,7 @@ class MySQLStore(SQLStore):
 
     _exact_title = "BINARY title"
     _int = "UNSIGNED"
+    _md5 = "MD5(template)"
     _row_hash = (
         "CAST(CONV(SUBSTRING(MD5(CONCAT(tid, ':', sid, ':', dateline, ':', title, ':', template)), 1, 10), 16, 10)"
         " AS UNSIGNED)"

@@ -49,6 +49,7 @@ class SQLStore(ABC):
     # 40 bits of MD5("tid:sid:dateline:title:template") as an integer: the same value on every backend
     # (row_hash() below); 40 bits so that SUM() over millions of rows stays within 64 bits.
     _row_hash = "mybb_sync_row_hash(tid, sid, dateline, title, template)"
+    _md5 = "mybb_sync_md5(template)"  # hex MD5 of the template's UTF-8 bytes (md5_hex() below)
 
     def __init__(self, prefix: str) -> None:
         p = validate_prefix(prefix)
@@ -225,12 +226,13 @@ class SQLStore(ABC):
         )
         return {int(r[0]): TableMarker(int(r[1]), int(r[2]), int(r[3]), int(r[4] or 0)) for r in rows}
 
-    async def templates_since(self, sid: int, dateline: int) -> list[str]:
-        """Titles of set ``sid`` saved at or after ``dateline``."""
+    async def templates_since(self, sid: int, dateline: int) -> dict[str, str]:
+        """Titles of set ``sid`` saved at or after ``dateline``, with the MD5 of their text (md5_hex)."""
         rows = await self._fetch(
-            f"SELECT title FROM {self._t['templates']} WHERE sid = %s AND dateline >= %s", (sid, dateline)
+            f"SELECT title, {self._md5} FROM {self._t['templates']} WHERE sid = %s AND dateline >= %s ORDER BY tid",
+            (sid, dateline),
         )
-        return [t for (t,) in rows]
+        return {title: digest for title, digest in rows}
 
     async def template_titles(self, sid: int) -> set[str]:
         rows = await self._fetch(f"SELECT title FROM {self._t['templates']} WHERE sid = %s", (sid,))
@@ -302,7 +304,25 @@ class SQLStore(ABC):
         version = await self.version_code()
         await self._update_templates(sid, [(copies[t][0], x) for t, x in latest.items() if t in copies], version, now)
         await self._insert_templates(sid, inserts, version, now)
-        return await self.templates_by_title(sid, list(latest), own=True)
+        return await self._read_back(sid, latest)
+
+    async def _read_back(self, sid: int, written: dict[str, str]) -> dict[str, TemplateRow]:
+        """The set's own rows for the titles written, as stored now.
+
+        Rows are compared by an MD5 the database computes, so a bulk save does
+        not fetch back every text it just sent; only rows that differ from
+        what was written (another writer was quicker) are read in full.
+        """
+        rows: dict[str, TemplateRow] = {}
+        for tid, row_sid, title, version, status, dateline, digest in await self._by_title(
+            f"tid, sid, title, version, status, dateline, {self._md5}", (sid,), list(written)
+        ):
+            if digest == md5_hex(written[title]):
+                rows[title] = TemplateRow(int(tid), int(row_sid), title, written[title], version, status, int(dateline))
+            else:
+                rows.pop(title, None)  # PHP shows the last copy: decide on the one read in full below
+        others = [t for t in written if t not in rows]
+        return rows | (await self.templates_by_title(sid, others, own=True) if others else {})
 
     async def _copies(self, sid: int, titles: Sequence[str]) -> dict[str, Seen]:
         """Exact title -> (tid, dateline) of the set's own copy that PHP shows (the highest tid)."""
@@ -400,3 +420,8 @@ class SQLStore(ABC):
 def row_hash(tid: int, sid: int, dateline: int, title: str, template: str) -> int:
     """What ``SQLStore._row_hash`` computes in the database, for backends that need it as a function."""
     return int(hashlib.md5(f"{tid}:{sid}:{dateline}:{title}:{template}".encode("utf-8")).hexdigest()[:10], 16)
+
+
+def md5_hex(text: str) -> str:
+    """What ``SQLStore._md5`` computes in the database."""
+    return hashlib.md5(text.encode("utf-8")).hexdigest()

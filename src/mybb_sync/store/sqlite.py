@@ -15,7 +15,7 @@ from typing import Any
 import aiosqlite
 
 from ..errors import DatabaseUnavailable, MybbSyncError
-from .sql import SQLStore, row_hash
+from .sql import SQLStore, md5_hex, row_hash
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -40,6 +40,7 @@ class SQLiteStore(SQLStore):
             conn = await aiosqlite.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
             await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             await conn.create_function("mybb_sync_row_hash", 5, row_hash, deterministic=True)
+            await conn.create_function("mybb_sync_md5", 1, md5_hex, deterministic=True)
         except sqlite3.Error as exc:
             raise DatabaseUnavailable(f"cannot open {path}: {exc}") from None
         return cls(conn, prefix)
