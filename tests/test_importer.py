@@ -11,7 +11,7 @@ from mybb_sync.engine import Decision, Entry, Row
 from mybb_sync.importer import ForumCache, import_stylesheets, import_templates
 from mybb_sync.layout import Kind
 from mybb_sync.reconcile import Action, content_hash
-from mybb_sync.store import Store
+from mybb_sync.store import Store, TemplateRow
 from mybb_sync.synthetic import INSTALL_TIME
 
 from conftest import raw_sql
@@ -31,41 +31,38 @@ def import_decision(path: str, kind: Kind, owner: int, name: str, row: Row | Non
     return Decision(entry, Action.IMPORT, None, db_hash, content_hash(kind, text), None, text)
 
 
-async def set_copy(store: Store) -> Row:
-    """A template set 1 has its own copy of."""
+async def disk_edit_of_a_set_copy(store: Store) -> tuple[TemplateRow, Decision]:
+    """A template set 1 has its own copy of, and the import of its edited file as decided now."""
     rows = [r async for batch in store.set_templates(1) for r in batch if r.sid == 1]
-    return rows[0]
+    copy = rows[0]
+    path = f"template_sets/Default Templates/ungrouped/{copy.title}.html"
+    return copy, import_decision(path, Kind.TEMPLATE, 1, copy.title, copy, "edited on disk")
 
 
 async def test_an_import_decided_on_a_copy_reverted_since_does_not_bring_the_copy_back(
     board: Database, store: Store
 ) -> None:
-    copy = await set_copy(store)
-    path = f"template_sets/Default Templates/ungrouped/{copy.title}.html"
-    decision = import_decision(path, Kind.TEMPLATE, 1, copy.title, copy, "edited on disk")
+    copy, decision = await disk_edit_of_a_set_copy(store)
     await store.revert_templates(1, [copy.title])  # the Admin CP's revert lands first
     done = await import_templates(store, [decision])
-    assert (done.states, done.recheck) == ([], [path])
+    assert (done.states, done.recheck) == ([], [decision.entry.path])
     assert await raw_sql(board, "SELECT tid FROM mybb_templates WHERE sid = 1 AND BINARY title = %s", (copy.title,)) == []
 
 
 async def test_an_import_decided_on_a_copy_changed_since_keeps_the_other_writers_content(
     board: Database, store: Store
 ) -> None:
-    copy = await set_copy(store)
-    path = f"template_sets/Default Templates/ungrouped/{copy.title}.html"
-    decision = import_decision(path, Kind.TEMPLATE, 1, copy.title, copy, "edited on disk")
+    copy, decision = await disk_edit_of_a_set_copy(store)
     await store.save_templates(1, [(copy.title, "saved in the Admin CP")], INSTALL_TIME + 10)
     done = await import_templates(store, [decision])
-    assert (done.states, done.recheck) == ([], [path])
+    assert (done.states, done.recheck) == ([], [decision.entry.path])
     shown = (await store.templates_by_title(1, [copy.title]))[copy.title]
     assert shown.template == "saved in the Admin CP"
 
 
 async def test_an_import_decided_on_a_current_copy_is_written(board: Database, store: Store) -> None:
-    copy = await set_copy(store)
-    path = f"template_sets/Default Templates/ungrouped/{copy.title}.html"
-    done = await import_templates(store, [import_decision(path, Kind.TEMPLATE, 1, copy.title, copy, "edited on disk")])
+    copy, decision = await disk_edit_of_a_set_copy(store)
+    done = await import_templates(store, [decision])
     assert [s.base for s in done.states] == [content_hash(Kind.TEMPLATE, "edited on disk")] and done.recheck == []
     assert (await store.templates_by_title(1, [copy.title]))[copy.title].template == "edited on disk"
 
