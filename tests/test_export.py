@@ -25,7 +25,9 @@ from mybb_sync.catalog import load_catalog
 from mybb_sync.config import Database
 from mybb_sync.errors import DatabaseUnavailable
 from mybb_sync.export import Exporter, Scope
-from mybb_sync.state import FINE_RACY_NS, RACY_NS, State
+from mybb_sync.layout import Kind
+from mybb_sync.reconcile import content_hash
+from mybb_sync.state import FINE_RACY_NS, RACY_NS, FileStat, State
 from mybb_sync.store import open_store
 from mybb_sync.synthetic import Board
 from mybb_sync.testing import PrivateMariaDB, create_board, drop_board
@@ -373,6 +375,25 @@ async def test_a_new_template_group_moves_files_even_though_no_template_changed(
     summary = (await export(board, root, "--json")).json()
     assert summary["written"] > 0
     assert (root / f"template_sets/Default Templates/{prefix}/{title}.html").exists()
+
+
+async def test_a_state_changed_since_the_agreed_pass_makes_the_set_read_in_full(board: Database, root: Path) -> None:
+    """The service imported a file, then the database was restored to exactly its earlier rows:
+    the rows' digest is as recorded, the state is not, so the file gets the row back."""
+    await agreed_export(board, root)
+    title = a_master_only()
+    file = root / set_path(title)
+    original = file.read_bytes()
+    file.write_bytes(b"<p>imported, then rolled back in the database</p>")
+    state = State(root)
+    [before] = state.get([set_path(title)]).values()
+    stat = os.lstat(file)
+    edited = FileStat(stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    state.put([replace(before, base=content_hash(Kind.TEMPLATE, file.read_text()), stat=edited)])
+    state.close()
+    summary = (await export(board, root, "--json")).json()
+    assert summary["rows_read"] >= SPEC.masters and summary["written"] == 1
+    assert file.read_bytes() == original
 
 
 async def exported_in_process(db: Database, root: Path) -> tuple[Exporter, State]:

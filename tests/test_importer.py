@@ -12,6 +12,7 @@ from mybb_sync.importer import ForumCache, import_stylesheets, import_templates
 from mybb_sync.layout import Kind
 from mybb_sync.reconcile import Action, content_hash
 from mybb_sync.store import Store, TemplateRow
+from mybb_sync.stylesheets import effective_stylesheets
 from mybb_sync.synthetic import INSTALL_TIME
 
 from conftest import raw_sql
@@ -82,3 +83,37 @@ async def test_a_stylesheet_import_decided_on_a_row_changed_since_writes_nothing
     after = next(s for s in await store.stylesheets() if s.sid == sheet.sid)
     assert after.stylesheet == "body { color: blue; }\n"
     assert not (tmp_path / "forum" / "cache").exists()  # no cache file written either
+
+
+async def test_a_stylesheet_import_decided_on_an_inherited_row_overridden_since_writes_nothing(
+    board: Database, store: Store, tmp_path: Path
+) -> None:
+    """The file showed the parent's row; meanwhile the Admin CP saved the sheet in the theme
+    (a copy in the theme, with other text). The parent's row is unchanged, yet the theme now
+    shows another: writing would overwrite that save."""
+    themes, sheets = await store.themes(), await store.stylesheets()
+    child = next(t for t in themes if t.pid > 1)
+    name, inherited = next(
+        (n, r) for n, r in effective_stylesheets(themes, sheets, child.tid).items() if r.tid != child.tid
+    )
+    path = f"styles/{child.name}/{name}"
+    decision = import_decision(path, Kind.STYLESHEET, child.tid, name, inherited, "body { color: red; }\n")
+    await raw_sql(
+        board, "INSERT INTO mybb_themestylesheets (name, tid, attachedto, stylesheet, cachefile, lastmodified) "
+        "VALUES (%s, %s, '', %s, %s, %s)", (name, child.tid, "/* saved in the Admin CP */", name, INSTALL_TIME + 10),
+    )  # fmt: skip
+    done = await import_stylesheets(store, ForumCache(tmp_path / "forum"), [decision])
+    assert (done.states, done.recheck) == ([], [path])
+    shown = effective_stylesheets(await store.themes(), await store.stylesheets(), child.tid)[name]
+    assert shown.stylesheet == "/* saved in the Admin CP */"
+
+
+async def test_an_import_decided_on_a_copy_whose_text_changed_within_its_second_writes_nothing(
+    board: Database, store: Store
+) -> None:
+    """find_replace_templatesets (plugins) rewrites the text and keeps tid and dateline."""
+    copy, decision = await disk_edit_of_a_set_copy(store)
+    await raw_sql(board, "UPDATE mybb_templates SET template = %s WHERE tid = %s", ("<p>plugin</p>", copy.tid))
+    done = await import_templates(store, [decision])
+    assert (done.states, done.recheck) == ([], [decision.entry.path])
+    assert (await store.templates_by_title(1, [copy.title]))[copy.title].template == "<p>plugin</p>"

@@ -71,18 +71,25 @@ def test_a_set_the_catalog_does_not_know_shows_nowhere() -> None:
 
 def test_a_row_holding_exactly_what_we_stored_is_ours() -> None:
     writes = RecentWrites()
-    writes.add(1, "index_box", "d1")
-    assert writes.ours(1, "index_box", "d1")
+    writes.add(1, "index_box", (7, 100, "d1"))
+    assert writes.ours(1, "index_box", (7, 100, "d1"))
 
 
 def test_a_row_with_other_text_or_in_another_set_is_not_ours() -> None:
     writes = RecentWrites()
-    writes.add(1, "index_box", "d1")
-    assert not writes.ours(1, "index_box", "d2") and not writes.ours(2, "index_box", "d1")
+    writes.add(1, "index_box", (7, 100, "d1"))
+    assert not writes.ours(1, "index_box", (7, 100, "d2")) and not writes.ours(2, "index_box", (7, 100, "d1"))
+
+
+def test_our_text_saved_again_later_by_someone_else_is_not_ours() -> None:
+    """We store T; the Admin CP saves T2, then T again (an undo): the row is news."""
+    writes = RecentWrites()
+    writes.add(1, "index_box", (7, 100, "d1"))
+    assert not writes.ours(1, "index_box", (7, 103, "d1"))
 
 
 def test_old_writes_are_forgotten() -> None:
     writes = RecentWrites(keep_seconds=-1)
-    writes.add(1, "index_box", "d1")
+    writes.add(1, "index_box", (7, 100, "d1"))
     writes.expire()
-    assert not writes.ours(1, "index_box", "d1")
+    assert not writes.ours(1, "index_box", (7, 100, "d1"))

@@ -236,8 +236,10 @@ class Exporter:
             for sid in scope.sets:
                 fingerprint = await set_fingerprint(store, catalog, sid)
                 agreed = await anyio.to_thread.run_sync(self.state.meta, agreed_key(sid), limiter=self.limiter)
-                count = await anyio.to_thread.run_sync(self.state.count_of, Kind.TEMPLATE, sid, limiter=self.limiter)
-                if agreed == f"{fingerprint}#{count}":
+                _, tracked = await anyio.to_thread.run_sync(
+                    self.state.summary_of, Kind.TEMPLATE, sid, limiter=self.limiter
+                )
+                if agreed == f"{fingerprint}#{tracked}":
                     async for batch in self._moved_on_disk(store, catalog, sid, report, advance):
                         yield batch
                     continue
@@ -256,7 +258,8 @@ class Exporter:
                 yield batch
 
         async def export_batch(batch: list[Entry]) -> None:
-            if not await self._export_batch(catalog, batch, force, report, two_way) and batch:
+            settled = await self._export_batch(catalog, batch, force, report, two_way)
+            if not settled and batch and batch[0].kind is Kind.TEMPLATE:
                 unsettled.add(batch[0].owner)
             advance(len(batch))
 
@@ -274,12 +277,16 @@ class Exporter:
     ) -> None:
         """After a full read of a set: if every file it shows ended agreed with its row, the
         state tracks exactly those files, no stray file lies in its folder and no row changed
-        during the pass, remember the set's fingerprint (the next pass may then skip its rows)."""
+        during the pass, remember the set's fingerprint with a digest of the state's bases.
+        A later pass that finds both unchanged may skip reading the rows: the database is
+        as it was, and so is what the state says about every file."""
         if unsettled or any(under(folder, orphans) for folder in scope_folders(catalog, Scope((sid,), ()))):
             return
-        count = await anyio.to_thread.run_sync(self.state.count_of, Kind.TEMPLATE, sid, limiter=self.limiter)
+        count, tracked = await anyio.to_thread.run_sync(
+            self.state.summary_of, Kind.TEMPLATE, sid, limiter=self.limiter
+        )
         if count == shown and await set_fingerprint(store, catalog, sid) == before:
-            await anyio.to_thread.run_sync(self.state.set_meta, agreed_key(sid), f"{before}#{count}", limiter=self.limiter)
+            await anyio.to_thread.run_sync(self.state.set_meta, agreed_key(sid), f"{before}#{tracked}", limiter=self.limiter)
 
     async def _moved_on_disk(
         self, store: Store, catalog: Catalog, sid: int, report: ExportReport, advance: Callable[[int], None]

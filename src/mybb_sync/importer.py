@@ -26,7 +26,16 @@ from .reconcile import content_hash
 from .state import FileState
 from .errors import DatabaseUnavailable, MybbSyncError
 from .store import MASTER_THEME_TID, MAX_TITLE_CHARS, Seen, Store, TemplateRow
-from .stylesheets import SavePlan, Stylesheet, plan_add_stylesheet, plan_edit_stylesheet, rebuild_theme_lists
+from .store.sql import md5_hex
+from .stylesheets import (
+    SavePlan,
+    Stylesheet,
+    Theme,
+    effective_stylesheets,
+    plan_add_stylesheet,
+    plan_edit_stylesheet,
+    rebuild_theme_lists,
+)
 
 log = logging.getLogger(__name__)
 REFUSED_BY_DATABASE = "the database refused the write"
@@ -38,7 +47,7 @@ class Imported:
     refused: list[tuple[Decision, str]]  # (decision, why) for content MyBB cannot hold
     recheck: list[str]  # paths whose row changed again right after our write
     errors: list[str] = field(default_factory=list)  # writes the database refused (also in refused)
-    stored: list[tuple[int, str, str]] = field(default_factory=list)  # (sid, title, text) templates as written
+    stored: list[TemplateRow] = field(default_factory=list)  # template rows holding exactly what was written
 
 
 def refusal(decision: Decision) -> str | None:
@@ -65,7 +74,7 @@ async def import_templates(store: Store, decisions: Sequence[Decision]) -> Impor
             groups[d.entry.owner].append(d)
     states: list[FileState] = []
     recheck: list[str] = []
-    stored: list[tuple[int, str, str]] = []
+    stored: list[TemplateRow] = []
     now = int(time.time())
     for sid, group in groups.items():
         started = time.perf_counter()
@@ -81,18 +90,14 @@ async def import_templates(store: Store, decisions: Sequence[Decision]) -> Impor
         for d in group:
             row = rows.get(d.entry.name)
             assert d.disk_hash is not None
-            if row is None:
-                # Not written: the row changed after the decision (or vanished right after
-                # the write). The base stays, so the next look sees both sides changed.
+            if row is None or content_hash(Kind.TEMPLATE, row.template) != d.disk_hash:
+                # Not written (the row changed after the decision), or another writer's text
+                # replaced ours at once: the base stays, so the next look sees both sides
+                # changed and reports a conflict rather than overwriting the file.
                 recheck.append(d.entry.path)
                 continue
-            # The base is what we wrote. If another writer changed the row right
-            # after, the read-back differs and the path is looked at again.
             states.append(agreed_state(d.entry, d.disk_hash, d.disk_stat, d.seen_ns, row))
-            if content_hash(Kind.TEMPLATE, row.template) != d.disk_hash:
-                recheck.append(d.entry.path)
-                continue
-            stored.append((sid, row.title, row.template))
+            stored.append(row)
             log.info(
                 "imported %s -> %s %r (%d bytes, %.1f ms)",
                 d.entry.path, "global" if sid == GLOBAL_SID else f"set {sid}", d.entry.name,
@@ -101,11 +106,10 @@ async def import_templates(store: Store, decisions: Sequence[Decision]) -> Impor
     return Imported(states, refused, recheck, _database_errors(refused), stored)
 
 
-def _still_shown(row: Row | None, sheets: Sequence[Stylesheet], tid: int, name: str) -> bool:
-    """Whether the stylesheet a decision saw (None: none in the theme) is still there, unchanged."""
-    if row is None:
-        return not any(s.tid == tid and s.name == name for s in sheets)
-    return row in sheets
+def _still_shown(row: Row | None, themes: Sequence[Theme], sheets: Sequence[Stylesheet], tid: int, name: str) -> bool:
+    """Whether the theme still shows the stylesheet a decision saw (None: none), unchanged:
+    not edited, and not overridden since by a copy in the theme or a nearer parent."""
+    return effective_stylesheets(themes, sheets, tid).get(name) == row
 
 
 def _database_errors(refused: list[tuple[Decision, str]]) -> list[str]:
@@ -124,7 +128,7 @@ async def _save(store: Store, sid: int, group: Sequence[Decision], now: int) -> 
 def _seen(row: Row | None, sid: int) -> Seen | None:
     """The set's own copy a decision was made on (an inherited master is no copy)."""
     if isinstance(row, TemplateRow) and row.sid == sid:
-        return row.tid, row.dateline
+        return row.tid, row.dateline, md5_hex(row.template) or ""
     return None
 
 
@@ -185,7 +189,7 @@ async def import_stylesheets(store: Store, cache: ForumCache | None, decisions: 
         themes, sheets = await store.themes(), await store.stylesheets()
         next_sid, now = await store.next_stylesheet_sid(), int(time.time())
         tid, name = d.entry.owner, d.entry.name
-        if not _still_shown(d.entry.row, sheets, tid, name):
+        if not _still_shown(d.entry.row, themes, sheets, tid, name):
             recheck.append(d.entry.path)  # decided on a row that changed since: look again
             continue
         try:

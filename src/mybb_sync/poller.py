@@ -22,7 +22,7 @@ import anyio
 from .catalog import Catalog
 from .errors import DatabaseUnavailable, UnsafeName
 from .layout import GLOBAL_SID, MASTER_SID, STYLES_DIR
-from .store import Store, TableMarker
+from .store import Seen, Store, TableMarker
 
 if TYPE_CHECKING:
     from .service import Pending
@@ -36,25 +36,26 @@ OWN_WRITES_SECONDS = 60  # how long our own writes are remembered (far longer th
 class RecentWrites:
     """What mybb-sync itself stored lately, so that polls do not bring it back as news.
 
-    A row whose text still has exactly the MD5 we stored needs no look: the
-    file already holds it. Anything else (another writer, even within the
-    same second) differs in its MD5 and is looked at.
+    A row still exactly as we stored it (same id, same second, same MD5 of the
+    text) needs no look: the file already holds it. Anything else, another
+    writer's save within the same second included, differs and is looked at.
     """
 
     def __init__(self, keep_seconds: float = OWN_WRITES_SECONDS) -> None:
         self.keep_seconds = keep_seconds
-        self._stored: dict[tuple[int, str], tuple[str, float]] = {}
+        self._stored: dict[tuple[int, str], tuple[Seen, float]] = {}
 
-    def add(self, sid: int, title: str, digest: str) -> None:
-        self._stored[(sid, title)] = (digest, time.monotonic())
+    def add(self, sid: int, title: str, seen: Seen) -> None:
+        self._stored[(sid, title)] = (seen, time.monotonic())
 
-    def ours(self, sid: int, title: str, digest: str) -> bool:
+    def ours(self, sid: int, title: str, seen: Seen) -> bool:
         stored = self._stored.get((sid, title))
-        return stored is not None and stored[0] == digest
+        return stored is not None and stored[0] == seen
 
     def expire(self) -> None:
         cutoff = time.monotonic() - self.keep_seconds
         self._stored = {k: v for k, v in self._stored.items() if v[1] >= cutoff}
+
 
 @dataclass(frozen=True)
 class TemplateChanges:
@@ -149,7 +150,7 @@ class Poller:
         service.own_writes.expire()
         for sid, since in saved_since.items():
             saved = await self.store.templates_since(sid, since)
-            news = [title for title, digest in saved.items() if not service.own_writes.ours(sid, title, digest)]
+            news = [title for title, seen in saved.items() if not service.own_writes.ours(sid, title, seen)]
             paths |= template_paths(catalog, sid, news)
         for sid in changes.membership:
             now_titles = await self.store.template_titles(sid)

@@ -437,8 +437,8 @@ class Service:
 
     async def _import(self, decisions: Sequence[Decision]) -> Imported:
         templates = await import_templates(self.store, [d for d in decisions if d.entry.kind is Kind.TEMPLATE])
-        for sid, title, text in templates.stored:
-            self.own_writes.add(sid, title, md5_hex(text))
+        for row in templates.stored:
+            self.own_writes.add(row.sid, row.title, (row.tid, row.dateline, md5_hex(row.template) or ""))
         sheets = await import_stylesheets(
             self.store, self.forum_cache, [d for d in decisions if d.entry.kind is Kind.STYLESHEET]
         )

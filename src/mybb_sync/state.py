@@ -11,6 +11,7 @@ threads, a batch per transaction.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import sqlite3
 import threading
@@ -205,9 +206,18 @@ class State:
             ).fetchall()
         return [_row(r) for r in rows]
 
-    def count_of(self, kind: Kind, owner: int) -> int:
+    def summary_of(self, kind: Kind, owner: int) -> tuple[int, str]:
+        """How many files one set or theme has, and a digest of their paths and bases."""
+        digest = hashlib.blake2b(digest_size=16)
+        count = 0
         with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM files WHERE kind = ? AND owner = ?", (kind.value, owner)).fetchone()[0]
+            rows = self._db.execute(
+                "SELECT path, base FROM files WHERE kind = ? AND owner = ? ORDER BY path", (kind.value, owner)
+            )
+            for path, base in rows:
+                digest.update(f"{path}\0{base}\n".encode())
+                count += 1
+        return count, digest.hexdigest()
 
     def names_agreed_with(self, kind: Kind, row_owner: int) -> set[str]:
         """Names of the files last agreed with a row owned by ``row_owner`` (a sid or tid)."""

@@ -42,8 +42,11 @@ class TemplateRow:
         return self.sid == MASTER_SID
 
 
-Seen = tuple[int, int]
-"""(tid, dateline) of the set's own copy of a title, as a caller saw it (None: no copy)."""
+Seen = tuple[int, int, str]
+"""(tid, dateline, MD5 of the text) of the set's own copy of a title, as a caller saw it (None: no copy).
+
+The MD5 catches what (tid, dateline) cannot: a second save within the same second, and
+plugins' ``find_replace_templatesets``, which rewrites the text and keeps ``dateline``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +114,8 @@ class Store(Protocol):
         """A cheap value that changes with the tables, and whether an equal one can be trusted."""
         ...
 
-    async def templates_since(self, sid: int, dateline: int) -> dict[str, str]:
-        """Titles of set ``sid`` saved at or after ``dateline`` -> MD5 of their text."""
+    async def templates_since(self, sid: int, dateline: int) -> dict[str, Seen]:
+        """Titles of set ``sid`` saved at or after ``dateline`` -> (tid, dateline, MD5 of the text)."""
         ...
 
     async def template_titles(self, sid: int) -> set[str]: ...

@@ -54,10 +54,11 @@ class MySQLStore(SQLStore):
 
     _exact_title = "BINARY title"
     _int = "UNSIGNED"
-    _md5 = "MD5(template)"
+    # Hashed as UTF-8 whatever the columns' charset (old boards: utf8, latin1), as Python hashes it.
+    _md5 = "MD5(CONVERT(template USING utf8mb4))"
     _row_hash = (
-        "CAST(CONV(SUBSTRING(MD5(CONCAT(tid, ':', sid, ':', dateline, ':', title, ':', template)), 1, 10), 16, 10)"
-        " AS UNSIGNED)"
+        "CAST(CONV(SUBSTRING(MD5(CONCAT(tid, ':', sid, ':', dateline, ':', CONVERT(title USING utf8mb4), ':', "
+        "CONVERT(template USING utf8mb4))), 1, 10), 16, 10) AS UNSIGNED)"
     )
 
     def __init__(self, pool: aiomysql.Pool, prefix: str) -> None:

@@ -226,13 +226,14 @@ class SQLStore(ABC):
         )
         return {int(r[0]): TableMarker(int(r[1]), int(r[2]), int(r[3]), int(r[4] or 0)) for r in rows}
 
-    async def templates_since(self, sid: int, dateline: int) -> dict[str, str]:
-        """Titles of set ``sid`` saved at or after ``dateline``, with the MD5 of their text (md5_hex)."""
+    async def templates_since(self, sid: int, dateline: int) -> dict[str, Seen]:
+        """Titles of set ``sid`` saved at or after ``dateline`` -> (tid, dateline, MD5 of the text)."""
         rows = await self._fetch(
-            f"SELECT title, {self._md5} FROM {self._t['templates']} WHERE sid = %s AND dateline >= %s ORDER BY tid",
+            f"SELECT title, tid, dateline, {self._md5} FROM {self._t['templates']} "
+            "WHERE sid = %s AND dateline >= %s ORDER BY tid",
             (sid, dateline),
         )
-        return {title: digest for title, digest in rows}
+        return {title: (int(tid), int(stamp), digest) for title, tid, stamp, digest in rows}
 
     async def template_titles(self, sid: int) -> set[str]:
         rows = await self._fetch(f"SELECT title FROM {self._t['templates']} WHERE sid = %s", (sid,))
@@ -325,9 +326,9 @@ class SQLStore(ABC):
         return rows | (await self.templates_by_title(sid, others, own=True) if others else {})
 
     async def _copies(self, sid: int, titles: Sequence[str]) -> dict[str, Seen]:
-        """Exact title -> (tid, dateline) of the set's own copy that PHP shows (the highest tid)."""
-        rows = await self._by_title("tid, sid, title, dateline", (sid,), titles)
-        return {title: (int(tid), int(dateline)) for tid, _sid, title, dateline in rows}
+        """Exact title -> (tid, dateline, MD5) of the set's own copy that PHP shows (the highest tid)."""
+        rows = await self._by_title(f"tid, sid, title, dateline, {self._md5}", (sid,), titles)
+        return {title: (int(tid), int(dateline), digest) for tid, _sid, title, dateline, digest in rows}
 
     async def _update_templates(self, sid: int, updates: Sequence[tuple[int, str]], version: str, now: int) -> None:
         """Rows by tid, guarded by their set (SQLite reuses the largest rowid after a delete)."""
@@ -417,11 +418,13 @@ class SQLStore(ABC):
             )
 
 
-def row_hash(tid: int, sid: int, dateline: int, title: str, template: str) -> int:
+def row_hash(tid: int, sid: int, dateline: int, title: object, template: object) -> int:
     """What ``SQLStore._row_hash`` computes in the database, for backends that need it as a function."""
     return int(hashlib.md5(f"{tid}:{sid}:{dateline}:{title}:{template}".encode("utf-8")).hexdigest()[:10], 16)
 
 
-def md5_hex(text: str) -> str:
-    """What ``SQLStore._md5`` computes in the database."""
-    return hashlib.md5(text.encode("utf-8")).hexdigest()
+def md5_hex(text: object) -> str | None:
+    """What ``SQLStore._md5`` computes in the database (None for what is no text: never equal to a digest)."""
+    if isinstance(text, bytes):
+        return hashlib.md5(text).hexdigest()
+    return hashlib.md5(text.encode("utf-8")).hexdigest() if isinstance(text, str) else None
