@@ -12,10 +12,10 @@ import pytest
 from mybb_sync import php
 from mybb_sync.config import Database
 from mybb_sync.errors import ConfigError, DatabaseUnavailable, MybbSyncError
-from mybb_sync.store import TemplateRow, TemplateSet, open_store
+from mybb_sync.store import TemplateRow, TemplateSet, md5_hex, open_store, seen
 from mybb_sync.store.mysql import MySQLStore
 from mybb_sync.store.mysql import escape_string as mysql_escape
-from mybb_sync.store.sql import md5_hex, row_hash
+from mybb_sync.store.sql import row_hash
 from mybb_sync.stylesheets import StylesheetUpdate
 from mybb_sync.synthetic import GROUP_PREFIXES, INSTALL_TIME, Board
 from mybb_sync.testing import PrivateMariaDB, create_board, drop_board
@@ -355,26 +355,23 @@ async def test_saving_into_the_master_sid_is_refused(board: Database, store: MyS
 # --- saves decided on a row seen earlier (expect) -------------------------------------
 
 
-def seen_of(row: TemplateRow) -> tuple[int, int, str]:
-    return row.tid, row.dateline, md5_hex(row.template) or ""
-
 
 async def test_save_expecting_a_copy_that_was_reverted_meanwhile_writes_nothing(
     board: Database, store: MySQLStore
 ) -> None:
     title = overridden_title(SPEC)
-    seen = (await store.templates_by_title(1, [title]))[title]
+    before = (await store.templates_by_title(1, [title]))[title]
     await store.revert_templates(1, [title])  # another writer, between the decision and the save
-    saved = await store.save_templates(1, [(title, "decided on the old copy")], now=NOW, expect={title: seen_of(seen)})
+    saved = await store.save_templates(1, [(title, "decided on the old copy")], now=NOW, expect={title: seen(before)})
     assert saved == {}
     assert [r[1] for r in await rows_titled(board, title)] == [-2]  # the copy is not re-created
 
 
 async def test_save_expecting_a_copy_that_was_changed_meanwhile_writes_nothing(board: Database, store: MySQLStore) -> None:
     title = overridden_title(SPEC)
-    seen = (await store.templates_by_title(1, [title]))[title]
+    before = (await store.templates_by_title(1, [title]))[title]
     await store.save_templates(1, [(title, "the other writer")], now=NOW)
-    saved = await store.save_templates(1, [(title, "decided on the old copy")], now=NOW + 1, expect={title: seen_of(seen)})
+    saved = await store.save_templates(1, [(title, "decided on the old copy")], now=NOW + 1, expect={title: seen(before)})
     assert saved == {}
     assert (await store.templates_by_title(1, [title]))[title].template == "the other writer"
 
@@ -393,8 +390,8 @@ async def test_save_expecting_what_is_there_writes_only_those_titles(board: Data
     copy, master = overridden_title(SPEC), master_only_title(SPEC)
     copies = {t for t, _x, sid, _v, _d in SPEC.templates() if sid == 1}
     stale = next(t for t in map(SPEC.master_title, range(SPEC.masters)) if t not in copies and t != master)
-    seen = (await store.templates_by_title(1, [copy]))[copy]
-    expect = {copy: seen_of(seen), master: None, stale: (1, 1, md5_hex(""))}
+    before = (await store.templates_by_title(1, [copy]))[copy]
+    expect = {copy: seen(before), master: None, stale: (1, 1, md5_hex("") or "")}
     texts = [(copy, "new copy text"), (master, "first copy"), (stale, "not written")]
     saved = await store.save_templates(1, texts, now=NOW, expect=expect)
     assert {t: (r.sid, r.template) for t, r in saved.items()} == {copy: (1, "new copy text"), master: (1, "first copy")}

@@ -493,6 +493,7 @@ def sweep_temps(root: Root) -> int:
     return removed
 
 
+# statfs f_type of filesystems whose changes made elsewhere inotify never sees.
 REMOTE_FILESYSTEMS = {0x6969: "NFS", 0xFF534D42: "CIFS/SMB", 0xFE534D42: "SMB2", 0x65735546: "FUSE", 0x517B: "SMB"}
 
 

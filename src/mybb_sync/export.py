@@ -235,11 +235,7 @@ class Exporter:
         async def batches() -> AsyncIterator[list[Entry]]:
             for sid in scope.sets:
                 fingerprint = await set_fingerprint(store, catalog, sid)
-                agreed = await anyio.to_thread.run_sync(self.state.meta, agreed_key(sid), limiter=self.limiter)
-                _, tracked = await anyio.to_thread.run_sync(
-                    self.state.summary_of, Kind.TEMPLATE, sid, limiter=self.limiter
-                )
-                if agreed == f"{fingerprint}#{tracked}":
+                if await self._still_agreed(sid, fingerprint):
                     async for batch in self._moved_on_disk(store, catalog, sid, report, advance):
                         yield batch
                     continue
@@ -282,11 +278,18 @@ class Exporter:
         as it was, and so is what the state says about every file."""
         if unsettled or any(under(folder, orphans) for folder in scope_folders(catalog, Scope((sid,), ()))):
             return
-        count, tracked = await anyio.to_thread.run_sync(
-            self.state.summary_of, Kind.TEMPLATE, sid, limiter=self.limiter
-        )
+        count, tracked = await anyio.to_thread.run_sync(self.state.summary_of, Kind.TEMPLATE, sid, limiter=self.limiter)
         if count == shown and await set_fingerprint(store, catalog, sid) == before:
             await anyio.to_thread.run_sync(self.state.set_meta, agreed_key(sid), f"{before}#{tracked}", limiter=self.limiter)
+
+    async def _still_agreed(self, sid: int, fingerprint: str) -> bool:
+        """Whether the set's fingerprint and the state's bases are as a pass last recorded them
+        (the state is only summed up when the fingerprint already matches)."""
+        agreed = await anyio.to_thread.run_sync(self.state.meta, agreed_key(sid), limiter=self.limiter)
+        if agreed is None or not agreed.startswith(f"{fingerprint}#"):
+            return False
+        _, tracked = await anyio.to_thread.run_sync(self.state.summary_of, Kind.TEMPLATE, sid, limiter=self.limiter)
+        return agreed == f"{fingerprint}#{tracked}"
 
     async def _moved_on_disk(
         self, store: Store, catalog: Catalog, sid: int, report: ExportReport, advance: Callable[[int], None]
@@ -370,7 +373,8 @@ class Exporter:
             elif action is Action.NOTHING:
                 report.unchanged += 1
                 if d.state is not None and d.disk_stat is not None and (
-                    d.disk_stat != d.state.stat or (d.disk_text is not None and not d.state.unchanged(d.disk_stat, self.root.racy_ns))
+                    d.disk_stat != d.state.stat
+                    or (d.disk_text is not None and not d.state.unchanged(d.disk_stat, self.root.racy_ns))
                 ):  # re-stamp a file read and found unchanged, so its stat alone proves it next time
                     settled.append(agreed_state(d.entry, d.state.base, d.disk_stat, d.seen_ns))
             elif action is Action.ADOPT:

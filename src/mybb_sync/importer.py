@@ -25,8 +25,7 @@ from .layout import GLOBAL_SID, Kind
 from .reconcile import content_hash
 from .state import FileState
 from .errors import DatabaseUnavailable, MybbSyncError
-from .store import MASTER_THEME_TID, MAX_TITLE_CHARS, Seen, Store, TemplateRow
-from .store.sql import md5_hex
+from .store import MASTER_THEME_TID, MAX_TITLE_CHARS, Seen, Store, TemplateRow, seen
 from .stylesheets import (
     SavePlan,
     Stylesheet,
@@ -128,7 +127,7 @@ async def _save(store: Store, sid: int, group: Sequence[Decision], now: int) -> 
 def _seen(row: Row | None, sid: int) -> Seen | None:
     """The set's own copy a decision was made on (an inherited master is no copy)."""
     if isinstance(row, TemplateRow) and row.sid == sid:
-        return row.tid, row.dateline, md5_hex(row.template) or ""
+        return seen(row)
     return None
 
 

@@ -52,8 +52,7 @@ from .layout import GLOBAL_SID, Kind, under
 from .reconcile import Action
 from .poller import Poller, RecentWrites
 from .state import RootLock, State
-from .store import Store, open_store
-from .store.sql import md5_hex
+from .store import Store, open_store, seen
 from .stylesheets import effective_stylesheets
 from .watch import Rescan, Touched, Watcher
 
@@ -61,7 +60,8 @@ log = logging.getLogger(__name__)
 
 RETRY_MIN, RETRY_MAX = 0.5, 30.0  # seconds between attempts while the database is away
 DELETE_GRACE = 2.0  # seconds a deleted file must stay gone before on_delete = revert acts
-# statfs f_type of filesystems whose changes made elsewhere inotify never sees.
+
+
 @dataclass
 class Pending:
     """What changed and has not been handled yet; the reconciler takes it all at once."""
@@ -438,7 +438,7 @@ class Service:
     async def _import(self, decisions: Sequence[Decision]) -> Imported:
         templates = await import_templates(self.store, [d for d in decisions if d.entry.kind is Kind.TEMPLATE])
         for row in templates.stored:
-            self.own_writes.add(row.sid, row.title, (row.tid, row.dateline, md5_hex(row.template) or ""))
+            self.own_writes.add(row.sid, row.title, seen(row))
         sheets = await import_stylesheets(
             self.store, self.forum_cache, [d for d in decisions if d.entry.kind is Kind.STYLESHEET]
         )

@@ -6,6 +6,7 @@ from the configured database URL.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -47,6 +48,18 @@ Seen = tuple[int, int, str]
 
 The MD5 catches what (tid, dateline) cannot: a second save within the same second, and
 plugins' ``find_replace_templatesets``, which rewrites the text and keeps ``dateline``."""
+
+
+def md5_hex(text: object) -> str | None:
+    """What the stores' ``_md5`` computes in the database (None for what is no text: never equal to a digest)."""
+    if isinstance(text, bytes):
+        return hashlib.md5(text).hexdigest()
+    return hashlib.md5(text.encode("utf-8")).hexdigest() if isinstance(text, str) else None
+
+
+def seen(row: TemplateRow) -> Seen:
+    """The ``Seen`` of a row: what a save decided on it expects to find, and what the poller compares."""
+    return row.tid, row.dateline, md5_hex(row.template) or ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,11 +19,16 @@ from ..config import validate_prefix
 from ..errors import MybbSyncError
 from ..layout import GLOBAL_SID, MASTER_SID
 from ..stylesheets import Stylesheet, StylesheetUpdate, Theme, ThemeUpdate
-from . import Seen, TableMarker, TemplateRow, TemplateSet
+from . import Seen, TableMarker, TemplateRow, TemplateSet, md5_hex
 
 _TEMPLATE_COLS = "tid, sid, title, template, version, status, dateline"
 MAX_STATEMENT_BYTES = 4 * 1024 * 1024  # well under MariaDB's default max_allowed_packet (16 MiB)
 TABLES = ("templates", "templatesets", "templategroups", "themes", "themestylesheets", "datacache")
+
+
+def _template_row(r: Sequence[Any]) -> TemplateRow:
+    """A row of ``_TEMPLATE_COLS``."""
+    return TemplateRow(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], int(r[6]))
 
 
 def _chunks(items: Sequence[Any], size_of: Any, limit: int = MAX_STATEMENT_BYTES, most: int = 900):
@@ -146,7 +151,7 @@ class SQLStore(ABC):
                 (*args, last, newest, batch),
             )
             out = [
-                TemplateRow(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], int(r[6]))
+                _template_row(r)
                 for r in rows
                 if not (r[1] == MASTER_SID and (r[2] in own or int(r[0]) < twins.get(r[2], -1)))
                 and not (r[1] == sid and int(r[0]) < own.get(r[2], -1))
@@ -178,8 +183,7 @@ class SQLStore(ABC):
         sids = (sid,) if own or sid == GLOBAL_SID else (MASTER_SID, sid)
         # Set copy over master; among duplicate copies the last one read wins, as in PHP's cache.
         return {
-            r[2]: TemplateRow(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], int(r[6]))
-            for r in await self._by_title(_TEMPLATE_COLS, sids, titles)
+            r[2]: _template_row(r) for r in await self._by_title(_TEMPLATE_COLS, sids, titles)
         }
 
     async def _by_title(self, columns: str, sids: Sequence[int], titles: Sequence[str]) -> list[tuple[Any, ...]]:
@@ -266,8 +270,8 @@ class SQLStore(ABC):
     ) -> dict[str, TemplateRow]:
         """The Admin CP's edit_template for many titles of one set, in few round trips.
 
-        Titles the set already has a copy of (looked up just before, ids only)
-        are updated with one ``CASE`` statement; the others get a new row in
+        Titles the set already has a copy of (looked up just before: id,
+        second and MD5, no text) are updated with one ``CASE`` statement; the others get a new row in
         the set (never for sid -1, never touching a master row). Returns the
         set's own rows for the titles written, as read back after the write.
         With ``expect``, titles whose copy differs from what the caller saw are
@@ -421,10 +425,3 @@ class SQLStore(ABC):
 def row_hash(tid: int, sid: int, dateline: int, title: object, template: object) -> int:
     """What ``SQLStore._row_hash`` computes in the database, for backends that need it as a function."""
     return int(hashlib.md5(f"{tid}:{sid}:{dateline}:{title}:{template}".encode("utf-8")).hexdigest()[:10], 16)
-
-
-def md5_hex(text: object) -> str | None:
-    """What ``SQLStore._md5`` computes in the database (None for what is no text: never equal to a digest)."""
-    if isinstance(text, bytes):
-        return hashlib.md5(text).hexdigest()
-    return hashlib.md5(text.encode("utf-8")).hexdigest() if isinstance(text, str) else None

@@ -15,7 +15,8 @@ from typing import Any
 import aiosqlite
 
 from ..errors import DatabaseUnavailable, MybbSyncError
-from .sql import SQLStore, md5_hex, row_hash
+from . import md5_hex
+from .sql import SQLStore, row_hash
 
 BUSY_TIMEOUT_MS = 5000
 
