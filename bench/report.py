@@ -67,7 +67,8 @@ def check(document: dict[str, Any]) -> list[str]:
             if not _positive(r.get(key, {}).get(where)):
                 problems.append(f"{tag}: {key} peak RSS missing")
         poll = r.get("poll", {})
-        if not all(_positive(poll.get(k, {}).get("p50")) for k in ("idle_ms", "first_after_save_ms")):
+        indexed = r.get("poll_indexed", {})
+        if not all(_positive(p.get(k, {}).get("p50")) for p in (poll, indexed) for k in ("idle_ms", "first_after_save_ms")):
             problems.append(f"{tag}: poll cost missing")
         idle = r.get("idle", {}).get("cpu_percent")
         if not (isinstance(idle, (int, float)) and 0 <= idle <= 200):
@@ -149,6 +150,9 @@ def markdown(document: dict[str, Any]) -> str:
     row("poll, nothing changed, p50 / p99, ms", lambda r: f"{_fmt(_get(r, 'poll', 'idle_ms', 'p50'), 2)} / {_fmt(_get(r, 'poll', 'idle_ms', 'p99'), 2)}")
     row("poll that finds a save, p50, ms", lambda r: _fmt(_get(r, "poll", "first_after_save_ms", "p50"), 1))
     row("polls in the seconds after a save, p50, ms", lambda r: _fmt(_get(r, "poll", "following_ms", "p50"), 1))
+    row("with the poll index: poll that finds a save / following, p50, ms",
+        lambda r: f"{_fmt(_get(r, 'poll_indexed', 'first_after_save_ms', 'p50'), 1)} / "
+                  f"{_fmt(_get(r, 'poll_indexed', 'following_ms', 'p50'), 1)}")  # fmt: skip
     row("peak RSS during start-up export, MiB", lambda r: _fmt(_get(r, "service_export", "peak_rss_mib"), 1))
     row("peak RSS during burst, MiB", lambda r: _fmt(_get(r, "burst", "peak_rss_mib"), 1))
     row("idle CPU, % of one core", lambda r: _fmt(_get(r, "idle", "cpu_percent"), 2))
@@ -171,7 +175,8 @@ def markdown(document: dict[str, Any]) -> str:
         "- Service figures include starting the Python interpreter (see the interpreter + imports row).",
         "- Idle CPU: utime+stime of the service from /proc/<pid>/stat over the idle window.",
         "- Poll cost: client wall time of one `Poller.poll` (its queries' database time plus round trips): "
-        "idle polls, then after each Admin CP style UPDATE the poll that finds it and the polls of the next seconds.",
+        "idle polls, then after each Admin CP style UPDATE the poll that finds it and the polls of the next seconds; "
+        "once as MyBB installs the board, once with the poll index (`mybb-sync index --add`).",
     ]
     lines += [f"- {n}" for n in notes]
     findings = sorted({f"{f}" for r in results for f in r.get("findings", [])})

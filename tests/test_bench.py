@@ -101,10 +101,10 @@ def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
     else:
         assert d2f["status"] == "unsupported" and d2f["note"]
 
-    poll = r["poll"]
-    assert poll["saves"] == 1 and poll["first_poll_missed"] == 0
-    assert 0 < poll["idle_ms"]["p50"] <= poll["idle_ms"]["p99"]
-    assert _positive(poll["first_after_save_ms"]["p50"]) and _positive(poll["following_ms"]["p50"])
+    for poll in (r["poll"], r["poll_indexed"]):
+        assert poll["saves"] == 1 and poll["first_poll_missed"] == 0
+        assert 0 < poll["idle_ms"]["p50"] <= poll["idle_ms"]["p99"]
+        assert _positive(poll["first_after_save_ms"]["p50"]) and _positive(poll["following_ms"]["p50"])
 
     assert _positive(r["service_export"]["peak_rss_mib"]) and _positive(r["burst"]["peak_rss_mib"])
     assert 0 <= r["idle"]["cpu_percent"] <= 100

@@ -1,46 +1,53 @@
-"""The poller's pure decisions: which sets moved between two marker snapshots, and which files show them."""
+"""The poller's pure decisions: which rows are news, whether rows left, and which files show them."""
 
 from __future__ import annotations
 
-from mybb_sync.catalog import Catalog
+import time
+
+import pytest
+
+from mybb_sync.catalog import Catalog, load_catalog
+from mybb_sync.config import Database
 from mybb_sync.layout import GLOBAL_SID, MASTER_SID
-from mybb_sync.poller import RecentWrites, diff_markers, template_paths
-from mybb_sync.store import TableMarker
+from mybb_sync.poller import Poller, RecentWrites, counts_moved, lost_rows, news, template_paths
+from mybb_sync.store import Store, seen
+from mybb_sync.testing import CatalogTarget
 
-M = TableMarker  # rows, max id, max dateline, sum of ids
-
-
-def test_equal_snapshots_change_nothing() -> None:
-    markers = {MASTER_SID: M(10, 10, 100, 55), 1: M(2, 12, 200, 23)}
-    changes = diff_markers(markers, dict(markers))
-    assert changes.saved_since == {} and changes.membership == frozenset()
+from conftest import raw_sql
 
 
-def test_an_update_is_looked_for_from_the_old_newest_second() -> None:
-    changes = diff_markers({1: M(2, 12, 200, 23)}, {1: M(2, 12, 250, 23)})
-    assert changes.saved_since == {1: 200}
-    assert changes.membership == frozenset()
+def test_rows_seen_exactly_so_at_the_last_poll_are_not_news() -> None:
+    rows = {(1, "index"): (7, 100, "d1"), (-2, "footer"): (3, 90, "d2")}
+    assert news(rows, dict(rows)) == []
 
 
-def test_an_insert_changes_membership() -> None:
-    changes = diff_markers({1: M(2, 12, 200, 23)}, {1: M(3, 13, 250, 36)})
-    assert changes.membership == {1}
+def test_a_row_saved_again_is_news_even_within_the_same_second() -> None:
+    assert news({(1, "index"): (7, 100, "d1")}, {(1, "index"): (7, 100, "d2")}) == [(1, "index")]
 
 
-def test_a_replaced_row_with_the_same_count_changes_membership() -> None:
-    """A delete and an insert between two polls keep the count but not the sum of ids."""
-    changes = diff_markers({1: M(2, 12, 200, 23)}, {1: M(2, 14, 200, 25)})
-    assert 1 in changes.membership
+def test_a_row_not_seen_before_is_news() -> None:
+    assert news({}, {(1, "index"): (7, 100, "d1")}) == [(1, "index")]
 
 
-def test_a_set_whose_last_row_went_is_looked_at_in_full() -> None:
-    changes = diff_markers({1: M(1, 12, 200, 12)}, {})
-    assert changes.saved_since == {1: 200} and changes.membership == {1}
+def test_new_rows_alone_do_not_mean_rows_left() -> None:
+    assert not lost_rows((10, 50), (12, 52), added=2)
 
 
-def test_a_new_set_is_looked_at_from_the_beginning() -> None:
-    changes = diff_markers({}, {2: M(1, 40, 300, 40)})
-    assert changes.saved_since == {2: 0} and changes.membership == {2}
+def test_a_row_added_and_removed_between_polls_changes_nothing() -> None:
+    assert not lost_rows((10, 50), (10, 51), added=0)
+
+
+def test_a_revert_means_rows_left() -> None:
+    assert lost_rows((10, 50), (9, 50), added=0)
+
+
+def test_a_row_replaced_by_another_means_rows_left() -> None:
+    """One row deleted and another inserted keep the count, but not the count of new rows."""
+    assert lost_rows((10, 50), (10, 51), added=1)
+
+
+def test_counts_moved_names_the_sets_that_gained_or_lost_rows() -> None:
+    assert counts_moved({-2: 100, 1: 5, 2: 3}, {-2: 100, 1: 4, 3: 1}) == {1, 2, 3}
 
 
 CATALOG = Catalog(sets={1: "Default Templates", 2: "Other"}, groups=frozenset({"index"}), themes={})
@@ -93,3 +100,105 @@ def test_old_writes_are_forgotten() -> None:
     writes.add(1, "index_box", (7, 100, "d1"))
     writes.expire()
     assert not writes.ours(1, "index_box", (7, 100, "d1"))
+
+
+# --- against a real board (both engines) ---------------------------------------------------------
+
+
+@pytest.fixture(params=["mysql", "sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+class Target(CatalogTarget):
+    """A service stand-in whose state agrees with the board as it was at the start."""
+
+    def __init__(self, catalog: Catalog, titles: dict[int, set[str]]) -> None:
+        super().__init__(catalog)
+        self.titles = titles
+
+    async def known_titles(self, sid: int) -> set[str]:
+        return self.titles.get(sid, set())
+
+
+@pytest.fixture
+async def polled(board: Database, store: Store) -> tuple[Poller, Target]:
+    catalog = await load_catalog(store)
+    target = Target(catalog, {sid: await store.template_titles(sid) for sid in (MASTER_SID, GLOBAL_SID, 1)})
+    poller = Poller(store, interval=1.0)
+    await poller.baseline()
+    return poller, target
+
+
+async def first_row(board: Database, sid: int) -> tuple[int, str]:
+    rows = await raw_sql(board, "SELECT tid, title FROM mybb_templates WHERE sid = %s ORDER BY tid LIMIT 1", (sid,))
+    return int(rows[0][0]), rows[0][1]
+
+
+async def save_like_the_admin_cp(board: Database, tid: int, text: str) -> None:
+    await raw_sql(board, "UPDATE mybb_templates SET template = %s, dateline = %s WHERE tid = %s", (text, int(time.time()), tid))
+
+
+@pytest.mark.anyio
+async def test_a_poll_with_nothing_changed_reports_nothing(polled: tuple[Poller, Target]) -> None:
+    poller, target = polled
+    assert await poller.poll(target) == (set(), set())
+
+
+@pytest.mark.anyio
+async def test_a_poll_finds_a_save_made_in_the_admin_cp(board: Database, polled: tuple[Poller, Target]) -> None:
+    poller, target = polled
+    tid, title = await first_row(board, 1)
+    await save_like_the_admin_cp(board, tid, "edited in the Admin CP")
+    paths, prefixes = await poller.poll(target)
+    assert paths == template_paths(target.catalog, 1, [title]) and prefixes == set()
+
+
+@pytest.mark.anyio
+async def test_a_second_save_within_the_same_second_is_found_too(board: Database, polled: tuple[Poller, Target]) -> None:
+    poller, target = polled
+    tid, title = await first_row(board, 1)
+    stamp = int(time.time())
+    await raw_sql(board, "UPDATE mybb_templates SET template = 'one', dateline = %s WHERE tid = %s", (stamp, tid))
+    assert await poller.poll(target) == (template_paths(target.catalog, 1, [title]), set())
+    await raw_sql(board, "UPDATE mybb_templates SET template = 'two', dateline = %s WHERE tid = %s", (stamp, tid))
+    assert await poller.poll(target) == (template_paths(target.catalog, 1, [title]), set())
+
+
+@pytest.mark.anyio
+async def test_a_template_a_plugin_inserts_without_a_dateline_is_found(board: Database, polled: tuple[Poller, Target]) -> None:
+    poller, target = polled
+    await raw_sql(board, "INSERT INTO mybb_templates (title, template, sid, version, status, dateline) "
+                         "VALUES ('myplugin_box', 'p', -2, '1800', '', 0)")  # fmt: skip
+    paths, _ = await poller.poll(target)
+    assert paths == template_paths(target.catalog, MASTER_SID, ["myplugin_box"])
+
+
+@pytest.mark.anyio
+async def test_a_reverted_set_copy_is_found(board: Database, polled: tuple[Poller, Target]) -> None:
+    poller, target = polled
+    tid, title = await first_row(board, 1)
+    await raw_sql(board, "DELETE FROM mybb_templates WHERE tid = %s", (tid,))
+    paths, _ = await poller.poll(target)
+    assert paths == template_paths(target.catalog, 1, [title])
+
+
+@pytest.mark.anyio
+async def test_a_copy_replaced_by_another_between_two_polls_is_found(board: Database, polled: tuple[Poller, Target]) -> None:
+    """One row gone and one new: the count is unchanged, yet both titles are looked at."""
+    poller, target = polled
+    tid, title = await first_row(board, 1)
+    await raw_sql(board, "DELETE FROM mybb_templates WHERE tid = %s", (tid,))
+    await raw_sql(board, "INSERT INTO mybb_templates (title, template, sid, version, status, dateline) "
+                         "VALUES ('brand_new', 'n', 1, '1800', '', %s)", (int(time.time()),))  # fmt: skip
+    paths, _ = await poller.poll(target)
+    assert paths == template_paths(target.catalog, 1, [title, "brand_new"])
+
+
+@pytest.mark.anyio
+async def test_a_row_still_as_our_own_import_stored_it_is_not_news(store: Store, polled: tuple[Poller, Target]) -> None:
+    poller, target = polled
+    title = next(iter(target.titles[1]))
+    stored = await store.save_templates(1, [(title, "imported from a file")], now=int(time.time()))
+    target.own_writes.add(1, title, seen(stored[title]))
+    assert await poller.poll(target) == (set(), set())

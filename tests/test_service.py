@@ -800,3 +800,17 @@ async def test_database_edit_is_exported_while_watching(db: Database, board_spec
         await wait_file(root / rel, lambda data: data == b"<p>saved in the admin cp</p>", timeout=10)
         await svc.barrier()
         assert len(await audit(db, mark)) == 1  # ours; the export is not echoed back into the database
+
+
+async def test_index_command_adds_reports_and_drops_the_poll_index(db: Database, root: Path) -> None:
+    url = db_url(db)
+
+    async def index(*flags: str) -> dict[str, object]:
+        result = await cli("index", "--json", "--db", url, *flags, cwd=root.parent)
+        return json.loads(result.stdout)
+
+    assert (await index())["index"] is False
+    assert await index("--add") == {"index": True, "changed": True, "templates": (await index())["templates"]}
+    assert (await index("--add"))["changed"] is False
+    assert (await index("--drop"))["index"] is False
+    assert (await index("--drop"))["changed"] is False

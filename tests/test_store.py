@@ -475,41 +475,54 @@ async def test_hostile_prefix_is_refused_before_any_sql(board: Database, tmp_pat
     assert len(await sql(board, "SHOW TABLES")) == 6
 
 
-# --- markers ------------------------------------------------------------------------
+# --- what polls read -----------------------------------------------------------------
 
 
-async def test_template_marker_changes_after_an_insert(store: MySQLStore) -> None:
-    before = await store.template_markers()
-    await store.save_templates(1, [(master_only_title(SPEC), "new copy")], now=NOW)
-    after = await store.template_markers()
-    assert after[1] != before[1]
-    assert after[1].rows == before[1].rows + 1
-    assert after[-2] == before[-2] and after[-1] == before[-1]
+async def test_template_totals_count_the_rows_and_name_the_highest_tid(store: MySQLStore) -> None:
+    rows, top = await store.template_totals()
+    stored = await store.save_templates(1, [(master_only_title(SPEC), "new copy")], now=NOW)
+    assert await store.template_totals() == (rows + 1, stored[master_only_title(SPEC)].tid)
+    assert stored[master_only_title(SPEC)].tid > top
 
 
-async def test_template_marker_changes_after_an_update(store: MySQLStore) -> None:
-    before = await store.template_markers()
-    await store.save_templates(1, [(overridden_title(SPEC), "updated")], now=NOW)
-    after = await store.template_markers()
-    assert after[1] != before[1]
-    assert after[1].rows == before[1].rows
-    assert after[-2] == before[-2]
-
-
-async def test_template_marker_changes_after_a_delete(store: MySQLStore) -> None:
-    before = await store.template_markers()
+async def test_template_counts_drop_in_the_set_a_copy_was_reverted_in(store: MySQLStore) -> None:
+    before = await store.template_counts()
     assert await store.revert_templates(1, [overridden_title(SPEC)]) == 1
-    after = await store.template_markers()
-    assert after[1] != before[1]
-    assert after[1].rows == before[1].rows - 1
-    assert after[-2] == before[-2]
+    after = await store.template_counts()
+    assert after[1] == before[1] - 1 and after[-2] == before[-2] and after[-1] == before[-1]
 
 
-async def test_global_template_marker_changes_after_a_global_update(store: MySQLStore) -> None:
-    before = await store.template_markers()
-    await store.save_templates(-1, [("global_shared2", "g")], now=NOW)
-    after = await store.template_markers()
-    assert after[-1] != before[-1] and after[1] == before[1]
+async def test_templates_touched_finds_a_save_in_the_look_back_with_its_md5(store: MySQLStore) -> None:
+    _, top = await store.template_totals()
+    stored = await store.save_templates(1, [(overridden_title(SPEC), "updated")], now=NOW)
+    touched = await store.templates_touched(NOW, top)
+    assert touched == {(1, overridden_title(SPEC)): seen(stored[overridden_title(SPEC)])}
+
+
+async def test_templates_touched_finds_a_row_added_with_an_old_dateline(board: Database, store: MySQLStore) -> None:
+    """Plugins insert templates without a dateline (0): the new tid still shows them."""
+    _, top = await store.template_totals()
+    await sql(board, "INSERT INTO mybb_templates (title, template, sid, version, status, dateline) "
+                     "VALUES ('plugin_box', 'p', 1, '1800', '', 0)")  # fmt: skip
+    touched = await store.templates_touched(NOW, top)
+    assert list(touched) == [(1, "plugin_box")] and touched[1, "plugin_box"][1:] == (0, md5_hex("p"))
+
+
+async def test_templates_touched_leaves_out_rows_saved_before_the_look_back(store: MySQLStore) -> None:
+    _, top = await store.template_totals()
+    await store.save_templates(1, [(overridden_title(SPEC), "updated")], now=NOW)
+    assert await store.templates_touched(NOW + 1, top) == {}
+
+
+async def test_the_poll_index_is_added_once_and_dropped_again(store: MySQLStore) -> None:
+    assert not await store.poll_index()
+    assert await store.add_poll_index() and await store.poll_index()
+    assert not await store.add_poll_index()
+    _, top = await store.template_totals()
+    await store.save_templates(1, [(overridden_title(SPEC), "indexed")], now=NOW)
+    assert list(await store.templates_touched(NOW, top)) == [(1, overridden_title(SPEC))]
+    assert await store.drop_poll_index() and not await store.poll_index()
+    assert not await store.drop_poll_index()
 
 
 async def test_stylesheet_marker_changes_after_an_update_and_an_insert(store: MySQLStore) -> None:

@@ -2,9 +2,12 @@
 
 Each poll is one cheap query (the store's change token: MySQL's table
 headers, SQLite's data_version). Only when a table may have changed does it
-read per-set markers (count, max id, max dateline, sum of ids) and the lists
-of sets and themes, and only for the sets whose markers moved does it fetch
-titles. It never decides anything: it hands the
+look further, and then only at ranges: the templates table's totals (rows,
+highest tid; constant time on MyISAM), the rows saved in the last seconds
+(``dateline``; an index scan with the poll index, one table scan without) or
+added since (``tid`` above the last highest), and the small tables of sets,
+themes and stylesheets. Only when rows left the templates table does it count
+rows per set and compare titles. It never decides anything: it hands the
 affected paths (or a rescan) to the reconciler, which compares them with the
 state like any file event, so our own writes come back as "nothing to do".
 """
@@ -13,8 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 import anyio
@@ -29,7 +31,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RECENT_SECONDS = 3  # saves this recent may hide behind an equal dateline
+LARGE_BOARD = 20_000  # templates from which a poll's table scan is worth an index (about 3 ms)
+# Saves stamped up to this long ago are looked at again by every poll that looks: a second save
+# within the second of the last one, a request that stamped its rows before writing them, and a
+# forum server whose clock lags ours by less than this. Rows older than that are left to rescans.
+LOOKBACK_SECONDS = 10
 OWN_WRITES_SECONDS = 60  # how long our own writes are remembered (far longer than a poll looks back)
 
 
@@ -57,27 +63,25 @@ class RecentWrites:
         self._stored = {k: v for k, v in self._stored.items() if v[1] >= cutoff}
 
 
-@dataclass(frozen=True)
-class TemplateChanges:
-    """What moved in ``templates`` between two marker snapshots."""
-
-    saved_since: dict[int, int] = field(default_factory=dict)  # sid -> dateline to look from
-    membership: frozenset[int] = frozenset()  # sids that gained or lost rows
+Key = tuple[int, str]  # (sid, title)
 
 
-def diff_markers(old: dict[int, TableMarker], new: dict[int, TableMarker]) -> TemplateChanges:
-    """Pure: which sids changed, and which may have gained or lost rows."""
-    saved: dict[int, int] = {}
-    membership: set[int] = set()
-    for sid in old.keys() | new.keys():
-        before, after = old.get(sid), new.get(sid)
-        if before == after:
-            continue
-        # Saves in the same second as the old maximum are looked at again.
-        saved[sid] = before.max_time if before is not None else 0
-        if before is None or after is None or before.rows != after.rows or before.id_sum != after.id_sum:
-            membership.add(sid)
-    return TemplateChanges(saved, frozenset(membership))
+def news(before: Mapping[Key, Seen], now: Mapping[Key, Seen]) -> list[Key]:
+    """Pure: the rows a poll found that were not exactly so at the last one."""
+    return [key for key, seen in now.items() if before.get(key) != seen]
+
+
+def lost_rows(before: tuple[int, int], now: tuple[int, int], added: int) -> bool:
+    """Pure: whether rows left the table between two (rows, highest tid) totals, given how
+    many of the rows now there are new (tid above the old highest). A row added and removed
+    again in between changes nothing; rows replaced (one gone, another new) do count."""
+    return now[0] != before[0] + added
+
+
+def counts_moved(expected: Mapping[int, int], now: Mapping[int, int]) -> set[int]:
+    """Pure: the sets whose number of rows is not the one expected (the last count plus the rows
+    seen added since): in those, rows left, whatever was added beside them."""
+    return {sid for sid in expected.keys() | now.keys() if expected.get(sid, 0) != now.get(sid, 0)}
 
 
 def template_paths(catalog: Catalog, sid: int, titles: Iterable[str]) -> set[str]:
@@ -102,7 +106,9 @@ class Poller:
         self.store = store
         self.interval = interval
         self._token: object = None
-        self._templates: dict[int, TableMarker] | None = None
+        self._totals: tuple[int, int] | None = None  # templates: rows, highest tid
+        self._counts: dict[int, int] = {}  # templates per set
+        self._recent: dict[Key, Seen] = {}  # rows within the look-back, as last seen
         self._sheets: dict[int, TableMarker] | None = None
         self._folders: object = None
 
@@ -112,20 +118,29 @@ class Poller:
         themes = await self.store.themes()
         return (tuple((s.sid, s.title) for s in sets), tuple((t.tid, t.name, t.pid) for t in themes))
 
+    async def _touched(self, after_tid: int) -> dict[Key, Seen]:
+        return await self.store.templates_touched(int(time.time()) - LOOKBACK_SECONDS, after_tid)
+
     async def baseline(self) -> None:
         """Remember where the database is now (taken before the start-up pass)."""
         self._token, _ = await self.store.change_token()
-        self._templates = await self.store.template_markers()
+        self._totals = await self.store.template_totals()
+        self._counts = await self.store.template_counts()
+        if self._totals[0] >= LARGE_BOARD and not await self.store.poll_index():
+            log.info(
+                "%d templates and no poll index: each poll that finds a change scans the table; "
+                "'mybb-sync index --add' makes it read only the rows saved", self._totals[0],
+            )  # fmt: skip
+        self._recent = await self._touched(self._totals[1])
         self._sheets = await self.store.stylesheet_markers()
         self._folders = await self._folder_names()
 
     async def poll(self, service: PollTarget) -> tuple[set[str], set[str]]:
         """One poll: (paths to look at, prefixes to rescan)."""
         token, settled = await self.store.change_token()
-        if self._templates is None or (token == self._token and settled):
+        if self._totals is None or (token == self._token and settled):
             return set(), set()
         self._token = token
-        paths: set[str] = set()
         prefixes: set[str] = set()
         folders = await self._folder_names()
         if folders != self._folders:
@@ -135,27 +150,36 @@ class Poller:
         if sheets != self._sheets:
             prefixes.add(STYLES_DIR)
         self._sheets = sheets
-        templates = await self.store.template_markers()
-        changes = diff_markers(self._templates, templates)
-        self._templates = templates
-        catalog = await service.current_catalog()
-        # dateline has whole seconds: a second save within the second of the last
-        # one moves no marker, so the newest second of every recently saved set is
-        # read again (our own saves then come back as "nothing to do").
-        saved_since = dict(changes.saved_since)
-        recent = time.time() - RECENT_SECONDS
-        for sid, marker in templates.items():
-            if marker.max_time >= recent:
-                saved_since[sid] = min(saved_since.get(sid, marker.max_time), marker.max_time)
+        return await self._template_paths(service), prefixes
+
+    async def _template_paths(self, service: PollTarget) -> set[str]:
+        """Saved rows (``dateline`` in the look-back, or a saved MD5 other than the last poll's),
+        new rows (``tid`` above the last highest), and, only when rows left the table, the sets
+        whose row counts moved, compared title by title with the state."""
+        assert self._totals is not None
+        before = self._totals
+        self._totals = await self.store.template_totals()
+        found = await self._touched(before[1])
+        changed = news(self._recent, found)
+        self._recent = found
+        added = [key for key, seen in found.items() if seen[0] > before[1]]
         service.own_writes.expire()
-        for sid, since in saved_since.items():
-            saved = await self.store.templates_since(sid, since)
-            news = [title for title, seen in saved.items() if not service.own_writes.ours(sid, title, seen)]
-            paths |= template_paths(catalog, sid, news)
-        for sid in changes.membership:
-            now_titles = await self.store.template_titles(sid)
-            paths |= template_paths(catalog, sid, now_titles ^ await service.known_titles(sid))
-        return paths, prefixes
+        by_sid: dict[int, list[str]] = {}
+        for sid, title in changed:
+            if not service.own_writes.ours(sid, title, found[sid, title]):
+                by_sid.setdefault(sid, []).append(title)
+        for sid, _ in added:
+            self._counts[sid] = self._counts.get(sid, 0) + 1
+        if lost_rows(before, self._totals, len(added)):
+            counts = await self.store.template_counts()
+            for sid in counts_moved(self._counts, counts):  # rows gone (beyond those just added)
+                titles = await self.store.template_titles(sid)
+                by_sid.setdefault(sid, []).extend(titles ^ await service.known_titles(sid))
+            self._counts = counts
+        if not by_sid:
+            return set()
+        catalog = await service.current_catalog()
+        return {path for sid, titles in by_sid.items() for path in template_paths(catalog, sid, titles)}
 
     async def run(self, service: PollTarget) -> None:
         """Poll forever; while the database is away, polls are skipped and polling goes on."""

@@ -61,6 +61,12 @@ class MySQLStore(SQLStore):
         "CONVERT(template USING utf8mb4))), 1, 10), 16, 10) AS UNSIGNED)"
     )
 
+    _index_exists = (
+        "SELECT COUNT(*) FROM information_schema.STATISTICS "
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND INDEX_NAME = %s"
+    )
+    _drop_index = "DROP INDEX {index} ON {table}"
+
     def __init__(self, pool: aiomysql.Pool, prefix: str) -> None:
         super().__init__(prefix)
         self._pool = pool

@@ -55,10 +55,13 @@ class SQLStore(ABC):
     # (row_hash() below); 40 bits so that SUM() over millions of rows stays within 64 bits.
     _row_hash = "mybb_sync_row_hash(tid, sid, dateline, title, template)"
     _md5 = "mybb_sync_md5(template)"  # hex MD5 of the template's UTF-8 bytes (md5_hex() below)
+    _index_exists = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = %s AND name = %s"
+    _drop_index = "DROP INDEX {index}"
 
     def __init__(self, prefix: str) -> None:
         p = validate_prefix(prefix)
         self._t = {name: f"`{p}{name}`" for name in TABLES}
+        self._poll_index = f"{p}mybb_sync_dateline"
         self._version_code: str | None = None
 
     @abstractmethod
@@ -216,12 +219,15 @@ class SQLStore(ABC):
         )
         return [Stylesheet(int(r[0]), r[1], int(r[2]), r[3], r[4], r[5], int(r[6])) for r in rows]
 
-    async def template_markers(self) -> dict[int, TableMarker]:
-        rows = await self._fetch(
-            "SELECT sid, COUNT(*), MAX(tid), MAX(dateline), SUM(tid) "
-            f"FROM {self._t['templates']} GROUP BY sid"
-        )
-        return {int(r[0]): TableMarker(int(r[1]), int(r[2]), int(r[3]), int(r[4] or 0)) for r in rows}
+    async def template_totals(self) -> tuple[int, int]:
+        """(rows, highest tid) of the whole table: constant time on MyISAM, however large the board."""
+        rows = await self._fetch(f"SELECT COUNT(*), COALESCE(MAX(tid), 0) FROM {self._t['templates']}")
+        return int(rows[0][0]), int(rows[0][1])
+
+    async def template_counts(self) -> dict[int, int]:
+        """Rows per set (MySQL counts them from the ``sid`` index alone)."""
+        rows = await self._fetch(f"SELECT sid, COUNT(*) FROM {self._t['templates']} GROUP BY sid")
+        return {int(sid): int(n) for sid, n in rows}
 
     async def stylesheet_markers(self) -> dict[int, TableMarker]:
         rows = await self._fetch(
@@ -230,14 +236,39 @@ class SQLStore(ABC):
         )
         return {int(r[0]): TableMarker(int(r[1]), int(r[2]), int(r[3]), int(r[4] or 0)) for r in rows}
 
-    async def templates_since(self, sid: int, dateline: int) -> dict[str, Seen]:
-        """Titles of set ``sid`` saved at or after ``dateline`` -> (tid, dateline, MD5 of the text)."""
+    async def templates_touched(self, since: int, after_tid: int) -> dict[tuple[int, str], Seen]:
+        """Rows saved at or after ``since`` or added after ``after_tid``: (sid, title) -> (tid, dateline, MD5).
+
+        Two ranges: ``tid`` is the primary key; ``dateline`` is read from the poll
+        index when it exists (:meth:`add_poll_index`), else by one scan of the table.
+        """
+        t = self._t["templates"]
+        cols = f"sid, title, tid, dateline, {self._md5}"
         rows = await self._fetch(
-            f"SELECT title, tid, dateline, {self._md5} FROM {self._t['templates']} "
-            "WHERE sid = %s AND dateline >= %s ORDER BY tid",
-            (sid, dateline),
+            f"SELECT {cols} FROM {t} WHERE dateline >= %s UNION SELECT {cols} FROM {t} WHERE tid > %s ORDER BY 3",
+            (since, after_tid),
         )
-        return {title: (int(tid), int(stamp), digest) for title, tid, stamp, digest in rows}
+        return {(int(sid), title): (int(tid), int(stamp), digest) for sid, title, tid, stamp, digest in rows}
+
+    async def poll_index(self) -> bool:
+        """Whether the templates table has mybb-sync's index on ``dateline``."""
+        rows = await self._fetch(self._index_exists, (self._t["templates"].strip("`"), self._poll_index))
+        return bool(rows and rows[0][0])
+
+    async def add_poll_index(self) -> bool:
+        """Add the index on ``templates.dateline`` that makes polls read only the rows they need;
+        False if it was already there. MyBB's own queries neither need nor mind it."""
+        if await self.poll_index():
+            return False
+        await self._execute(f"CREATE INDEX `{self._poll_index}` ON {self._t['templates']} (dateline)")
+        return True
+
+    async def drop_poll_index(self) -> bool:
+        """Remove the poll index again; False if there was none."""
+        if not await self.poll_index():
+            return False
+        await self._execute(self._drop_index.format(index=f"`{self._poll_index}`", table=self._t["templates"]))
+        return True
 
     async def template_titles(self, sid: int) -> set[str]:
         rows = await self._fetch(f"SELECT title FROM {self._t['templates']} WHERE sid = %s", (sid,))
