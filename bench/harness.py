@@ -290,39 +290,46 @@ async def poll_costs(db: Database, prefix: str, idle_polls: int, saves: int, int
         async with open_store(db, prefix) as store:
             if index:
                 await store.add_poll_index()
-            target = CatalogTarget(await load_catalog(store))
-            poller = Poller(store, interval)
-            await poller.baseline()
-            while not (await store.change_token())[1]:  # the board was just written: wait until settled
-                await anyio.sleep(interval)
-            await poller.poll(target)
-            idle = []
-            for _ in range(idle_polls):
-                started = time.perf_counter()
-                found = await poller.poll(target)
-                idle.append((time.perf_counter() - started) * 1000)
-                if found != (set(), set()):
-                    raise RuntimeError(f"an idle poll reported changes: {found}")
-            with conn.cursor() as cur:
-                cur.execute(f"SELECT tid FROM `{prefix}templates` WHERE sid = -2 ORDER BY tid LIMIT %s", (saves,))
-                tids = [t for (t,) in cur.fetchall()]
-            first, following, missed = [], [], 0
-            for i, tid in enumerate(tids):
-                with conn.cursor() as cur:
-                    cur.execute(
-                        f"UPDATE `{prefix}templates` SET template = CONCAT(template, %s), dateline = %s WHERE tid = %s",
-                        (f"<!-- poll cost {i} -->", int(time.time()), tid),
-                    )
-                for n in range(FOLLOWING_POLLS + 1):
-                    started = time.perf_counter()
-                    paths, _ = await poller.poll(target)
-                    (first if n == 0 else following).append((time.perf_counter() - started) * 1000)
-                    missed += n == 0 and not paths
-                    await anyio.sleep(interval)  # the service's polling period
-            if index:
-                await store.drop_poll_index()
+            try:
+                return await _time_polls(store, conn, prefix, idle_polls, saves, interval, index)
+            finally:
+                if index:
+                    await store.drop_poll_index()
     finally:
         conn.close()
+
+
+async def _time_polls(store: Any, conn: Any, prefix: str, idle_polls: int, saves: int, interval: float, index: bool) -> dict[str, Any]:
+    """The polls of :func:`poll_costs` on an open store."""
+    target = CatalogTarget(await load_catalog(store))
+    poller = Poller(store, interval)
+    await poller.baseline()
+    while not (await store.change_token())[1]:  # the board was just written: wait until settled
+        await anyio.sleep(interval)
+    await poller.poll(target)
+    idle = []
+    for _ in range(idle_polls):
+        started = time.perf_counter()
+        found = await poller.poll(target)
+        idle.append((time.perf_counter() - started) * 1000)
+        if found != (set(), set()):
+            raise RuntimeError(f"an idle poll reported changes: {found}")
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT tid FROM `{prefix}templates` WHERE sid = -2 ORDER BY tid LIMIT %s", (saves,))
+        tids = [t for (t,) in cur.fetchall()]
+    first, following, missed = [], [], 0
+    for i, tid in enumerate(tids):
+        with conn.cursor() as cur:
+            cur.execute(
+                f"UPDATE `{prefix}templates` SET template = CONCAT(template, %s), dateline = %s WHERE tid = %s",
+                (f"<!-- poll cost {i} -->", int(time.time()), tid),
+            )
+        for n in range(FOLLOWING_POLLS + 1):
+            started = time.perf_counter()
+            paths, _ = await poller.poll(target)
+            (first if n == 0 else following).append((time.perf_counter() - started) * 1000)
+            missed += n == 0 and not paths
+            await anyio.sleep(interval)  # the service's polling period
     return {
         "idle_ms": summary_ms(idle),
         "first_after_save_ms": summary_ms(first),

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import pytest
 
 from mybb_sync.catalog import Catalog, load_catalog
 from mybb_sync.config import Database
 from mybb_sync.layout import GLOBAL_SID, MASTER_SID
-from mybb_sync.poller import Poller, RecentWrites, counts_moved, lost_rows, news, template_paths
+from mybb_sync.errors import DatabaseUnavailable
+from mybb_sync.poller import Look, Poller, RecentWrites, added_rows, counts_moved, lost_rows, news, template_paths
 from mybb_sync.store import Store, seen
 from mybb_sync.testing import CatalogTarget
 
@@ -34,7 +36,22 @@ def test_new_rows_alone_do_not_mean_rows_left() -> None:
 
 
 def test_a_row_added_and_removed_between_polls_changes_nothing() -> None:
-    assert not lost_rows((10, 50), (10, 51), added=0)
+    """tid 51 came and went: the highest tid left is 50 again, the count is unchanged."""
+    assert not lost_rows((10, 50), (10, 50), added=0)
+
+
+def look(top: int, top_key: tuple[int, str] | None) -> Look:
+    return Look(0.0, (10, top), top_key, {}, {})
+
+
+def test_rows_above_the_old_highest_tid_are_added() -> None:
+    found = {(1, "a"): (50, 0, "x"), (1, "b"): (51, 0, "y"), (1, "c"): (52, 0, "z")}
+    assert added_rows(look(50, (1, "a")), found) == [(1, "b"), (1, "c")]
+
+
+def test_the_old_highest_tid_holding_another_row_is_added() -> None:
+    """SQLite hands out max(tid) + 1: the newest row deleted and another inserted reuse its tid."""
+    assert added_rows(look(50, (1, "a")), {(-2, "plugin"): (50, 0, "p")}) == [(-2, "plugin")]
 
 
 def test_a_revert_means_rows_left() -> None:
@@ -111,20 +128,25 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 class Target(CatalogTarget):
-    """A service stand-in whose state agrees with the board as it was at the start."""
+    """A service stand-in whose state agrees with set 1's rows as they were at the start."""
 
-    def __init__(self, catalog: Catalog, titles: dict[int, set[str]]) -> None:
+    def __init__(self, catalog: Catalog, titles: dict[int, set[str]], rows: dict[int, str]) -> None:
         super().__init__(catalog)
         self.titles = titles
+        self.rows = rows  # tid -> title of set 1's copies
 
     async def known_titles(self, sid: int) -> set[str]:
         return self.titles.get(sid, set())
+
+    async def files_of_rows(self, tids: Sequence[int]) -> dict[int, list[tuple[str, tuple[int, str]]]]:
+        return {t: [(self.catalog.template_path(1, self.rows[t]), (1, self.rows[t]))] for t in tids if t in self.rows}
 
 
 @pytest.fixture
 async def polled(board: Database, store: Store) -> tuple[Poller, Target]:
     catalog = await load_catalog(store)
-    target = Target(catalog, {sid: await store.template_titles(sid) for sid in (MASTER_SID, GLOBAL_SID, 1)})
+    rows = {int(t): title for t, title in await raw_sql(board, "SELECT tid, title FROM mybb_templates WHERE sid = 1")}
+    target = Target(catalog, {sid: await store.template_titles(sid) for sid in (MASTER_SID, GLOBAL_SID, 1)}, rows)
     poller = Poller(store, interval=1.0)
     await poller.baseline()
     return poller, target
@@ -202,3 +224,52 @@ async def test_a_row_still_as_our_own_import_stored_it_is_not_news(store: Store,
     stored = await store.save_templates(1, [(title, "imported from a file")], now=int(time.time()))
     target.own_writes.add(1, title, seen(stored[title]))
     assert await poller.poll(target) == (set(), set())
+
+
+@pytest.mark.anyio
+async def test_a_save_stamped_well_before_it_landed_is_found(board: Database, polled: tuple[Poller, Target]) -> None:
+    """A request that stamped its row, then waited on a table lock for half a minute."""
+    poller, target = polled
+    tid, title = await first_row(board, 1)
+    await raw_sql(board, "UPDATE mybb_templates SET template = 'late', dateline = %s WHERE tid = %s", (int(time.time()) - 30, tid))
+    assert (await poller.poll(target))[0] == template_paths(target.catalog, 1, [title])
+
+
+@pytest.mark.anyio
+async def test_a_poll_cut_short_by_the_database_is_done_again_in_full(
+    board: Database, store: Store, polled: tuple[Poller, Target], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    poller, target = polled
+    tid, title = await first_row(board, 1)
+    await save_like_the_admin_cp(board, tid, "saved while the database went away")
+    touched = store.templates_touched
+
+    async def gone(*args: object) -> object:
+        monkeypatch.setattr(store, "templates_touched", touched)
+        raise DatabaseUnavailable("database unavailable: gone")
+
+    monkeypatch.setattr(store, "templates_touched", gone)
+    with pytest.raises(DatabaseUnavailable):
+        await poller.poll(target)
+    assert (await poller.poll(target))[0] == template_paths(target.catalog, 1, [title])
+
+
+@pytest.mark.anyio
+async def test_the_newest_row_deleted_and_its_tid_handed_out_again_is_found(board: Database, polled: tuple[Poller, Target]) -> None:
+    poller, target = polled
+    (tid, title), = await raw_sql(board, "SELECT tid, title FROM mybb_templates WHERE sid = 1 ORDER BY tid DESC LIMIT 1")
+    assert int(tid) == max(target.rows)
+    await raw_sql(board, "DELETE FROM mybb_templates WHERE tid = %s", (tid,))
+    await raw_sql(board, "INSERT INTO mybb_templates (tid, title, template, sid, version, status, dateline) "
+                         "VALUES (%s, 'myplugin_box', 'p', -2, '1800', '', 0)", (tid,))  # fmt: skip
+    paths, _ = await poller.poll(target)
+    assert paths == template_paths(target.catalog, 1, [title]) | template_paths(target.catalog, MASTER_SID, ["myplugin_box"])
+
+
+@pytest.mark.anyio
+async def test_a_copy_renamed_is_looked_at_under_both_titles(board: Database, polled: tuple[Poller, Target]) -> None:
+    poller, target = polled
+    tid, title = await first_row(board, 1)
+    await raw_sql(board, "UPDATE mybb_templates SET title = 'renamed_box', dateline = %s WHERE tid = %s", (int(time.time()), tid))
+    paths, _ = await poller.poll(target)
+    assert paths == template_paths(target.catalog, 1, [title, "renamed_box"])

@@ -483,3 +483,16 @@ def test_a_child_process_does_not_inherit_the_lock(tmp_path: Path) -> None:
         child.wait(timeout=10)
         if child.stdout is not None:
             child.stdout.close()
+
+
+def test_files_of_rows_names_every_file_agreed_with_a_row_and_the_row_as_it_was(state: State) -> None:
+    """A master row shows in every set: each set's file is named, with the row's sid and title then."""
+    state.put([
+        make_state("template_sets/S/index/index.html", row_id=5, row_owner=-2),
+        make_state("template_sets/T/index/index.html", owner=2, row_id=5, row_owner=-2),
+        make_state("template_sets/S/index/other.html", name="other", row_id=6),
+    ])  # fmt: skip
+    found = state.files_of_rows(Kind.TEMPLATE, [5, 99])
+    assert {tid: sorted(files) for tid, files in found.items()} == {
+        5: [("template_sets/S/index/index.html", (-2, "index")), ("template_sets/T/index/index.html", (-2, "index"))]
+    }

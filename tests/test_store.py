@@ -495,7 +495,7 @@ async def test_template_counts_drop_in_the_set_a_copy_was_reverted_in(store: MyS
 async def test_templates_touched_finds_a_save_in_the_look_back_with_its_md5(store: MySQLStore) -> None:
     _, top = await store.template_totals()
     stored = await store.save_templates(1, [(overridden_title(SPEC), "updated")], now=NOW)
-    touched = await store.templates_touched(NOW, top)
+    touched = await store.templates_touched(NOW, top + 1)
     assert touched == {(1, overridden_title(SPEC)): seen(stored[overridden_title(SPEC)])}
 
 
@@ -504,14 +504,14 @@ async def test_templates_touched_finds_a_row_added_with_an_old_dateline(board: D
     _, top = await store.template_totals()
     await sql(board, "INSERT INTO mybb_templates (title, template, sid, version, status, dateline) "
                      "VALUES ('plugin_box', 'p', 1, '1800', '', 0)")  # fmt: skip
-    touched = await store.templates_touched(NOW, top)
+    touched = await store.templates_touched(NOW, top + 1)
     assert list(touched) == [(1, "plugin_box")] and touched[1, "plugin_box"][1:] == (0, md5_hex("p"))
 
 
 async def test_templates_touched_leaves_out_rows_saved_before_the_look_back(store: MySQLStore) -> None:
     _, top = await store.template_totals()
     await store.save_templates(1, [(overridden_title(SPEC), "updated")], now=NOW)
-    assert await store.templates_touched(NOW + 1, top) == {}
+    assert await store.templates_touched(NOW + 1, top + 1) == {}
 
 
 async def test_the_poll_index_is_added_once_and_dropped_again(store: MySQLStore) -> None:
@@ -520,7 +520,7 @@ async def test_the_poll_index_is_added_once_and_dropped_again(store: MySQLStore)
     assert not await store.add_poll_index()
     _, top = await store.template_totals()
     await store.save_templates(1, [(overridden_title(SPEC), "indexed")], now=NOW)
-    assert list(await store.templates_touched(NOW, top)) == [(1, overridden_title(SPEC))]
+    assert list(await store.templates_touched(NOW, top + 1)) == [(1, overridden_title(SPEC))]
     assert await store.drop_poll_index() and not await store.poll_index()
     assert not await store.drop_poll_index()
 

@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     index = sub.add_parser("index", help="the optional index on templates.dateline that keeps polls cheap on large boards")
     change = index.add_mutually_exclusive_group()
-    change.add_argument("--add", action="store_true", help="add it (MyBB neither needs nor minds it)")
+    change.add_argument("--add", action="store_true", help="add it (MyBB neither needs nor minds it; MyISAM rewrites the table meanwhile, under a second per 100,000 templates)")
     change.add_argument("--drop", action="store_true", help="remove it again")
     index.add_argument("--json", action="store_true", help="print a machine-readable answer")
     _common(index)

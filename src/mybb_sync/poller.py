@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import anyio
@@ -32,10 +33,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LARGE_BOARD = 20_000  # templates from which a poll's table scan is worth an index (about 3 ms)
-# Saves stamped up to this long ago are looked at again by every poll that looks: a second save
-# within the second of the last one, a request that stamped its rows before writing them, and a
-# forum server whose clock lags ours by less than this. Rows older than that are left to rescans.
-LOOKBACK_SECONDS = 10
+# A poll reads the rows stamped since the last poll began, less this: a second save within the
+# second of the last one, a request that stamped its rows before writing them (a table lock, a
+# slow plugin), a forum server whose clock lags ours by less than this. Without the poll index
+# the range costs nothing more (the table is scanned anyway); with it, a few more index entries.
+LOOKBACK_SECONDS = 60
 OWN_WRITES_SECONDS = 60  # how long our own writes are remembered (far longer than a poll looks back)
 
 
@@ -66,15 +68,33 @@ class RecentWrites:
 Key = tuple[int, str]  # (sid, title)
 
 
+@dataclass(frozen=True)
+class Look:
+    """What a poll saw of the templates table, kept only once the whole poll succeeded."""
+
+    started: float  # this machine's clock when the poll began: the next one looks back from here
+    totals: tuple[int, int]  # rows, highest tid
+    top: Key | None  # the row holding the highest tid (SQLite hands a freed highest tid out again)
+    counts: dict[int, int]  # rows per set, as far as known
+    recent: dict[Key, Seen]  # the rows in the look-back, as seen
+
+
 def news(before: Mapping[Key, Seen], now: Mapping[Key, Seen]) -> list[Key]:
     """Pure: the rows a poll found that were not exactly so at the last one."""
     return [key for key, seen in now.items() if before.get(key) != seen]
 
 
+def added_rows(before: Look, found: Mapping[Key, Seen]) -> list[Key]:
+    """Pure: the rows found that were not in the table at the last poll: a tid above the old
+    highest, or the old highest tid now holding another row (deleted, then handed out again)."""
+    top = before.totals[1]
+    return [key for key, seen in found.items() if seen[0] > top or (seen[0] == top and key != before.top)]
+
+
 def lost_rows(before: tuple[int, int], now: tuple[int, int], added: int) -> bool:
     """Pure: whether rows left the table between two (rows, highest tid) totals, given how
-    many of the rows now there are new (tid above the old highest). A row added and removed
-    again in between changes nothing; rows replaced (one gone, another new) do count."""
+    many rows were added since. A row added and removed again in between changes nothing;
+    rows replaced (one gone, another new) do count."""
     return now[0] != before[0] + added
 
 
@@ -106,9 +126,7 @@ class Poller:
         self.store = store
         self.interval = interval
         self._token: object = None
-        self._totals: tuple[int, int] | None = None  # templates: rows, highest tid
-        self._counts: dict[int, int] = {}  # templates per set
-        self._recent: dict[Key, Seen] = {}  # rows within the look-back, as last seen
+        self._look: Look | None = None
         self._sheets: dict[int, TableMarker] | None = None
         self._folders: object = None
 
@@ -118,68 +136,84 @@ class Poller:
         themes = await self.store.themes()
         return (tuple((s.sid, s.title) for s in sets), tuple((t.tid, t.name, t.pid) for t in themes))
 
-    async def _touched(self, after_tid: int) -> dict[Key, Seen]:
-        return await self.store.templates_touched(int(time.time()) - LOOKBACK_SECONDS, after_tid)
+    async def _touched(self, since: float, top: int) -> tuple[dict[Key, Seen], tuple[int, int]]:
+        """The rows saved since ``since`` (less the look-back) or at or above tid ``top``, then the
+        totals (read after them: a row added in between shows as rows gone, never as nothing)."""
+        found = await self.store.templates_touched(int(since) - LOOKBACK_SECONDS, top)
+        return found, await self.store.template_totals()
+
+    @staticmethod
+    def _top(found: Mapping[Key, Seen], totals: tuple[int, int]) -> Key | None:
+        return next((key for key, seen in found.items() if seen[0] == totals[1]), None)
 
     async def baseline(self) -> None:
         """Remember where the database is now (taken before the start-up pass)."""
-        self._token, _ = await self.store.change_token()
-        self._totals = await self.store.template_totals()
-        self._counts = await self.store.template_counts()
-        if self._totals[0] >= LARGE_BOARD and not await self.store.poll_index():
+        started = time.time()
+        token, _ = await self.store.change_token()
+        _, top = await self.store.template_totals()
+        found, totals = await self._touched(started, top)
+        counts = await self.store.template_counts()
+        if totals[0] >= LARGE_BOARD and not await self.store.poll_index():
             log.info(
                 "%d templates and no poll index: each poll that finds a change scans the table; "
-                "'mybb-sync index --add' makes it read only the rows saved", self._totals[0],
+                "'mybb-sync index --add' makes it read only the rows saved", totals[0],
             )  # fmt: skip
-        self._recent = await self._touched(self._totals[1])
         self._sheets = await self.store.stylesheet_markers()
         self._folders = await self._folder_names()
+        self._token = token
+        self._look = Look(started, totals, self._top(found, totals), counts, found)
 
     async def poll(self, service: PollTarget) -> tuple[set[str], set[str]]:
-        """One poll: (paths to look at, prefixes to rescan)."""
+        """One poll: (paths to look at, prefixes to rescan). What it saw is kept only when
+        every query succeeded, so a poll cut short by the database is done again in full."""
+        started = time.time()
         token, settled = await self.store.change_token()
-        if self._totals is None or (token == self._token and settled):
+        if self._look is None or (token == self._token and settled):
             return set(), set()
-        self._token = token
         prefixes: set[str] = set()
         folders = await self._folder_names()
         if folders != self._folders:
             prefixes.add("")  # a set or theme came, went or moved: compare everything
-        self._folders = folders
         sheets = await self.store.stylesheet_markers()
         if sheets != self._sheets:
             prefixes.add(STYLES_DIR)
-        self._sheets = sheets
-        return await self._template_paths(service), prefixes
+        paths, look = await self._template_paths(service, self._look, started)
+        self._token, self._folders, self._sheets, self._look = token, folders, sheets, look
+        return paths, prefixes
 
-    async def _template_paths(self, service: PollTarget) -> set[str]:
-        """Saved rows (``dateline`` in the look-back, or a saved MD5 other than the last poll's),
-        new rows (``tid`` above the last highest), and, only when rows left the table, the sets
-        whose row counts moved, compared title by title with the state."""
-        assert self._totals is not None
-        before = self._totals
-        self._totals = await self.store.template_totals()
-        found = await self._touched(before[1])
-        changed = news(self._recent, found)
-        self._recent = found
-        added = [key for key, seen in found.items() if seen[0] > before[1]]
-        service.own_writes.expire()
-        by_sid: dict[int, list[str]] = {}
-        for sid, title in changed:
-            if not service.own_writes.ours(sid, title, found[sid, title]):
-                by_sid.setdefault(sid, []).append(title)
+    async def _template_paths(self, service: PollTarget, before: Look, started: float) -> tuple[set[str], Look]:
+        """Rows saved since the last poll began (less the look-back) whose tid, dateline or MD5
+        differ from what it saw; rows added; the files last agreed with a saved row (a row
+        moved to another title or set leaves one behind); and, only when rows left the table
+        or moved, the sets whose row counts are not as expected, compared title by title."""
+        found, totals = await self._touched(before.started, before.totals[1])
+        added = added_rows(before, found)
+        counts = dict(before.counts)
         for sid, _ in added:
-            self._counts[sid] = self._counts.get(sid, 0) + 1
-        if lost_rows(before, self._totals, len(added)):
-            counts = await self.store.template_counts()
-            for sid in counts_moved(self._counts, counts):  # rows gone (beyond those just added)
+            counts[sid] = counts.get(sid, 0) + 1
+        service.own_writes.expire()
+        theirs = [key for key in news(before.recent, found) if not service.own_writes.ours(*key, found[key])]
+        by_sid: dict[int, set[str]] = {}
+        for sid, title in theirs:
+            by_sid.setdefault(sid, set()).add(title)
+        paths: set[str] = set()
+        moved = False
+        saved = {found[key][0]: key for key in theirs if key not in added}
+        if saved:
+            for tid, agreed in (await service.files_of_rows(list(saved))).items():
+                for path, key in agreed:
+                    paths.add(path)
+                    moved = moved or key != saved[tid]
+        if moved or lost_rows(before.totals, totals, len(added)):
+            now = await self.store.template_counts()
+            for sid in counts_moved(counts, now):
                 titles = await self.store.template_titles(sid)
-                by_sid.setdefault(sid, []).extend(titles ^ await service.known_titles(sid))
-            self._counts = counts
-        if not by_sid:
-            return set()
-        catalog = await service.current_catalog()
-        return {path for sid, titles in by_sid.items() for path in template_paths(catalog, sid, titles)}
+                by_sid.setdefault(sid, set()).update(titles ^ await service.known_titles(sid))
+            counts = now
+        if by_sid:
+            catalog = await service.current_catalog()
+            paths |= {path for sid, titles in by_sid.items() for path in template_paths(catalog, sid, titles)}
+        return paths, Look(started, totals, self._top(found, totals), counts, found)
 
     async def run(self, service: PollTarget) -> None:
         """Poll forever; while the database is away, polls are skipped and polling goes on."""
@@ -205,4 +239,8 @@ class PollTarget(Protocol):
 
     async def known_titles(self, sid: int) -> set[str]:
         """Titles whose files were last agreed with a row of ``sid``."""
+        ...
+
+    async def files_of_rows(self, tids: Sequence[int]) -> dict[int, list[tuple[str, Key]]]:
+        """Per tid, the files last agreed with that row: (path, (sid, title) of the row then)."""
         ...

@@ -394,6 +394,9 @@ class Service:
     async def known_titles(self, sid: int) -> set[str]:
         return await anyio.to_thread.run_sync(self.state.names_agreed_with, Kind.TEMPLATE, sid)
 
+    async def files_of_rows(self, tids: Sequence[int]) -> dict[int, list[tuple[str, tuple[int, str]]]]:
+        return await anyio.to_thread.run_sync(self.state.files_of_rows, Kind.TEMPLATE, tids)
+
     def _two_way(self) -> TwoWay:
         return TwoWay(importer=self._import, on_deleted=self._on_deleted)
 

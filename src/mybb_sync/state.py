@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS files (
     checked_ns INTEGER
 );
 CREATE INDEX IF NOT EXISTS files_entity ON files (kind, owner, name);
+CREATE INDEX IF NOT EXISTS files_row ON files (kind, row_id);
 CREATE TABLE IF NOT EXISTS problems (
     path TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -138,6 +139,18 @@ class State:
                 marks = ",".join("?" * len(chunk))
                 for r in self._db.execute(f"SELECT {_COLUMNS} FROM files WHERE path IN ({marks})", chunk):
                     found[r[0]] = _row(r)
+        return found
+
+    def files_of_rows(self, kind: Kind, row_ids: Sequence[int]) -> dict[int, list[tuple[str, tuple[int, str]]]]:
+        """Per row id, the files last agreed with that row: (path, (row owner, name) back then)."""
+        found: dict[int, list[tuple[str, tuple[int, str]]]] = {}
+        with self._lock:
+            for start in range(0, len(row_ids), 900):
+                chunk = list(row_ids[start : start + 900])
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT row_id, path, row_owner, name FROM files WHERE kind = ? AND row_id IN ({marks})"
+                for row_id, path, owner, name in self._db.execute(sql, (kind.value, *chunk)):
+                    found.setdefault(row_id, []).append((path, (owner, name)))
         return found
 
     def all(self) -> Iterator[FileState]:

@@ -242,3 +242,6 @@ class CatalogTarget:
 
     async def known_titles(self, sid: int) -> set[str]:
         return set()
+
+    async def files_of_rows(self, tids: Sequence[int]) -> dict[int, list[tuple[str, tuple[int, str]]]]:
+        return {}

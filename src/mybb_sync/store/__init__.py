@@ -133,8 +133,8 @@ class Store(Protocol):
         """A cheap value that changes with the tables, and whether an equal one can be trusted."""
         ...
 
-    async def templates_touched(self, since: int, after_tid: int) -> dict[tuple[int, str], Seen]:
-        """Rows saved at or after ``since`` or added after ``after_tid``: (sid, title) -> (tid, dateline, MD5)."""
+    async def templates_touched(self, since: int, from_tid: int) -> dict[tuple[int, str], Seen]:
+        """Rows stamped at or after ``since`` or with a tid from ``from_tid`` up: (sid, title) -> (tid, dateline, MD5)."""
         ...
 
     async def poll_index(self) -> bool:

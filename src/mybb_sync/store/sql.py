@@ -236,8 +236,8 @@ class SQLStore(ABC):
         )
         return {int(r[0]): TableMarker(int(r[1]), int(r[2]), int(r[3]), int(r[4] or 0)) for r in rows}
 
-    async def templates_touched(self, since: int, after_tid: int) -> dict[tuple[int, str], Seen]:
-        """Rows saved at or after ``since`` or added after ``after_tid``: (sid, title) -> (tid, dateline, MD5).
+    async def templates_touched(self, since: int, from_tid: int) -> dict[tuple[int, str], Seen]:
+        """Rows stamped at or after ``since`` or with a tid from ``from_tid`` up: (sid, title) -> (tid, dateline, MD5).
 
         Two ranges: ``tid`` is the primary key; ``dateline`` is read from the poll
         index when it exists (:meth:`add_poll_index`), else by one scan of the table.
@@ -245,8 +245,8 @@ class SQLStore(ABC):
         t = self._t["templates"]
         cols = f"sid, title, tid, dateline, {self._md5}"
         rows = await self._fetch(
-            f"SELECT {cols} FROM {t} WHERE dateline >= %s UNION SELECT {cols} FROM {t} WHERE tid > %s ORDER BY 3",
-            (since, after_tid),
+            f"SELECT {cols} FROM {t} WHERE dateline >= %s UNION SELECT {cols} FROM {t} WHERE tid >= %s ORDER BY 3",
+            (since, from_tid),
         )
         return {(int(sid), title): (int(tid), int(stamp), digest) for sid, title, tid, stamp, digest in rows}
 
