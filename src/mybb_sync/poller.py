@@ -34,10 +34,10 @@ log = logging.getLogger(__name__)
 
 LARGE_BOARD = 20_000  # templates from which a poll's table scan is worth an index (about 3 ms)
 # A poll reads the rows stamped since the last poll began, less this: a second save within the
-# second of the last one, a request that stamped its rows before writing them (a table lock, a
-# slow plugin), a forum server whose clock lags ours by less than this. Without the poll index
-# the range costs nothing more (the table is scanned anyway); with it, a few more index entries.
-LOOKBACK_SECONDS = 60
+# second of the last one, a request that stamped its rows a few seconds before writing them, a
+# forum server whose clock lags ours by less than this. Longer costs every poll while a burst of
+# imports goes on (each re-reads the rows of the whole window) for rarer cases: left to rescans.
+LOOKBACK_SECONDS = 10
 OWN_WRITES_SECONDS = 60  # how long our own writes are remembered (far longer than a poll looks back)
 
 
