@@ -3,11 +3,12 @@
 Each poll is one cheap query (the store's change token: MySQL's table
 headers, SQLite's data_version). Only when a table may have changed does it
 look further, and then only at ranges: the templates table's totals (rows,
-highest tid; constant time on MyISAM), the rows saved in the last seconds
-(``dateline``; an index scan with the poll index, one table scan without) or
-added since (``tid`` above the last highest), and the small tables of sets,
-themes and stylesheets. Only when rows left the templates table does it count
-rows per set and compare titles. It never decides anything: it hands the
+highest tid; constant time on MyISAM), the rows stamped since the previous
+poll began, less a look-back (``dateline``; an index scan with the poll
+index, one table scan without), the rows from the last highest ``tid`` up,
+and the small tables of sets, themes and stylesheets. Only when rows left the
+templates table, or a saved row changed title or set, does it count rows per
+set and compare titles. It never decides anything: it hands the
 affected paths (or a rescan) to the reconciler, which compares them with the
 state like any file event, so our own writes come back as "nothing to do".
 """

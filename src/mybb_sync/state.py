@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TypeVar
 
 from .layout import STATE_DIR, Kind
 
@@ -58,6 +59,16 @@ CREATE TABLE IF NOT EXISTS problems (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS intents (path TEXT PRIMARY KEY, hash TEXT NOT NULL);
 """
+
+T = TypeVar("T")
+
+
+def _in_lists(values: Sequence[T]) -> Iterator[tuple[list[T], str]]:
+    """``values`` in chunks that fit one ``IN (...)`` list (SQLite caps the parameters of a
+    statement), each with its placeholders."""
+    for start in range(0, len(values), 900):
+        chunk = list(values[start : start + 900])
+        yield chunk, ",".join("?" * len(chunk))
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,9 +145,7 @@ class State:
     def get(self, paths: Sequence[str]) -> dict[str, FileState]:
         found: dict[str, FileState] = {}
         with self._lock:
-            for start in range(0, len(paths), 900):
-                chunk = paths[start : start + 900]
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in _in_lists(paths):
                 for r in self._db.execute(f"SELECT {_COLUMNS} FROM files WHERE path IN ({marks})", chunk):
                     found[r[0]] = _row(r)
         return found
@@ -145,9 +154,7 @@ class State:
         """Per row id, the files last agreed with that row: (path, (row owner, name) back then)."""
         found: dict[int, list[tuple[str, tuple[int, str]]]] = {}
         with self._lock:
-            for start in range(0, len(row_ids), 900):
-                chunk = list(row_ids[start : start + 900])
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in _in_lists(row_ids):
                 sql = f"SELECT row_id, path, row_owner, name FROM files WHERE kind = ? AND row_id IN ({marks})"
                 for row_id, path, owner, name in self._db.execute(sql, (kind.value, *chunk)):
                     found.setdefault(row_id, []).append((path, (owner, name)))
@@ -195,9 +202,7 @@ class State:
     def intents(self, paths: Sequence[str]) -> dict[str, str]:
         found: dict[str, str] = {}
         with self._lock:
-            for start in range(0, len(paths), 900):
-                chunk = paths[start : start + 900]
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in _in_lists(paths):
                 found.update(self._db.execute(f"SELECT path, hash FROM intents WHERE path IN ({marks})", chunk))
         return found
 
