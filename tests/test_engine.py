@@ -31,7 +31,7 @@ def test_a_write_that_landed_before_the_connection_died_is_recognised_as_ours(ro
     state.record_intents({PATH: content_hash(Kind.TEMPLATE, "first")})
     (root / "global_templates").mkdir()
     (root / PATH).write_text("second")
-    [decision] = plan(Root(root), state, [entry("first")], look_at_disk=True)
+    [decision] = plan(Root(root), state, [entry("first")])
     assert decision.action is Action.IMPORT
     assert decision.disk_text == "second"
 
@@ -41,7 +41,7 @@ def test_an_intent_that_never_landed_changes_nothing(root: Path) -> None:
     state.record_intents({PATH: content_hash(Kind.TEMPLATE, "first")})
     (root / "global_templates").mkdir()
     (root / PATH).write_text("second")
-    [decision] = plan(Root(root), state, [entry("someone else")], look_at_disk=True)
+    [decision] = plan(Root(root), state, [entry("someone else")])
     assert decision.action is Action.CONFLICT
     assert not decision.intent_landed
 

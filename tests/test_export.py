@@ -26,8 +26,7 @@ from mybb_sync.config import Database
 from mybb_sync.errors import DatabaseUnavailable
 from mybb_sync.export import Exporter, Scope
 from mybb_sync.layout import Kind
-from mybb_sync.reconcile import content_hash
-from mybb_sync.state import FINE_RACY_NS, RACY_NS, FileStat, State
+from mybb_sync.state import FINE_RACY_NS, RACY_NS, State
 from mybb_sync.store import open_store
 from mybb_sync.synthetic import Board
 from mybb_sync.testing import PrivateMariaDB, create_board, drop_board
@@ -377,23 +376,45 @@ async def test_a_new_template_group_moves_files_even_though_no_template_changed(
     assert (root / f"template_sets/Default Templates/{prefix}/{title}.html").exists()
 
 
-async def test_a_state_changed_since_the_agreed_pass_makes_the_set_read_in_full(board: Database, root: Path) -> None:
-    """The service imported a file, then the database was restored to exactly its earlier rows:
-    the rows' digest is as recorded, the state is not, so the file gets the row back."""
+async def test_a_database_restored_to_rows_older_than_the_files_makes_the_set_read_in_full(
+    board: Database, root: Path
+) -> None:
+    """A file and its row were synced to new content, then the database was restored from a
+    backup: the rows are not the ones the files were last agreed with, so the file gets the
+    row back."""
     await agreed_export(board, root)
-    title = a_master_only()
+    title = a_set_copy()
     file = root / set_path(title)
     original = file.read_bytes()
-    file.write_bytes(b"<p>imported, then rolled back in the database</p>")
-    state = State(root)
-    [before] = state.get([set_path(title)]).values()
-    stat = os.lstat(file)
-    edited = FileStat(stat.st_size, stat.st_mtime_ns, stat.st_ino)
-    state.put([replace(before, base=content_hash(Kind.TEMPLATE, file.read_text()), stat=edited)])
-    state.close()
+    [(text, dateline)] = await sql(board, "SELECT template, dateline FROM mybb_templates WHERE sid = 1 AND BINARY title = %s", (title,))
+    file.write_bytes(b"<p>synced, then the database was restored</p>")
+    await change_template(board, 1, title, "<p>synced, then the database was restored</p>")
+    assert (await export(board, root, "--json")).json()["written"] == 0  # both sides equal: agreed on the new row
+    await sql(board, "UPDATE mybb_templates SET template = %s, dateline = %s WHERE sid = 1 AND BINARY title = %s", (text, dateline, title))
     summary = (await export(board, root, "--json")).json()
     assert summary["rows_read"] >= SPEC.masters and summary["written"] == 1
     assert file.read_bytes() == original
+
+
+async def test_a_set_synced_file_by_file_since_its_full_read_is_still_not_read_again(board: Database, root: Path) -> None:
+    """The files were last agreed with exactly the rows the set shows, whichever pass agreed
+    them: a row changed and exported is no reason to read the set in full next time."""
+    await agreed_export(board, root)
+    title = a_set_copy()
+    await change_template(board, 1, title, "<p>changed in the Admin CP</p>")
+    assert (await export(board, root, "--json")).json()["written"] == 1
+    summary = (await export(board, root, "--json")).json()
+    # At most the row of the file just written, if its stat is still too young to trust.
+    assert summary["rows_read"] <= 1 and summary["written"] == 0
+
+
+async def test_the_state_of_an_exported_set_sums_to_the_databases_digest_of_it(board: Database, root: Path) -> None:
+    exporter, state = await exported_in_process(board, root)
+    try:
+        async with open_store(board, "mybb_") as store:
+            assert state.digest_of(Kind.TEMPLATE, 1) == await store.shown_digest(1)
+    finally:
+        state.close()
 
 
 async def exported_in_process(db: Database, root: Path) -> tuple[Exporter, State]:

@@ -27,7 +27,10 @@ import pytest
 from mybb_sync import php
 from mybb_sync.config import Database
 from mybb_sync.poller import Poller
+from mybb_sync.layout import Kind
 from mybb_sync.service import offline_status
+from mybb_sync.state import State
+from mybb_sync.store import open_store
 from mybb_sync.synthetic import Board
 from mybb_sync.testing import PrivateMariaDB
 from service_helpers import (
@@ -498,6 +501,25 @@ async def test_offline_changes_are_handled_at_start(db: Database, board_spec: Bo
         assert tpath(both) in problems(root, "conflict")
         await svc.barrier()
         assert [(w.title, w.template) for w in await audit(db, mark)] == [(disk_only, "<p>edited offline</p>")]
+
+
+async def test_files_imported_by_the_service_leave_their_set_provably_unchanged(
+    db: Database, board_spec: Board, root: Path
+) -> None:
+    """After imports (a copy updated, a master overridden by a new copy) the state sums to the
+    database's digest of the set: the next start-up need not read the set's rows again."""
+    titles = [board_spec.master_title(i) for i in (OWN, INHERITED)]
+    async with running_service(db, root) as svc:
+        since = len(svc.log.lines)
+        for title in titles:
+            write(root / tpath(title), f"<p>{title}, edited</p>\n")
+        await svc.imported([tpath(t) for t in titles], since)
+    async with open_store(db, "mybb_") as store:
+        state = State(root)
+        try:
+            assert state.digest_of(Kind.TEMPLATE, SET_SID) == await store.shown_digest(SET_SID)
+        finally:
+            state.close()
 
 
 # -- the database goes away --------------------------------------------------------------------

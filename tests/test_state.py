@@ -496,3 +496,58 @@ def test_files_of_rows_names_every_file_agreed_with_a_row_and_the_row_as_it_was(
     assert {tid: sorted(files) for tid, files in found.items()} == {
         5: [("template_sets/S/index/index.html", (-2, "index")), ("template_sets/T/index/index.html", (-2, "index"))]
     }
+
+
+# --- the digest of a set's files ------------------------------------------------------
+
+
+def test_a_row_digest_round_trips(state: State) -> None:
+    s = make_state(row_digest=2**40 - 1)
+    state.put([s])
+    assert state.get([s.path])[s.path] == s
+
+
+def test_digest_of_sums_the_row_ids_and_row_digests_of_one_sets_files(state: State) -> None:
+    state.put([
+        make_state("template_sets/S/index/index.html", row_id=5, row_digest=100),
+        make_state("template_sets/S/index/index_boardstats.html", name="index_boardstats", row_id=7, row_digest=20),
+        make_state("template_sets/T/index/index.html", owner=2, row_id=9, row_digest=3),
+        make_state("styles/Default/global.css", kind=Kind.STYLESHEET, name="global.css", row_id=5, row_digest=None),
+    ])  # fmt: skip
+    assert state.digest_of(Kind.TEMPLATE, 1) == (2, 12, 120)
+    assert state.digest_of(Kind.TEMPLATE, 3) == (0, 0, 0)
+
+
+def test_digest_of_is_none_while_a_file_has_no_row_digest(state: State) -> None:
+    """Rows written by an older version: their set cannot be proven unchanged until read in full."""
+    state.put([make_state(row_digest=100), make_state("template_sets/S/index/other.html", name="other", row_digest=None)])
+    assert state.digest_of(Kind.TEMPLATE, 1) is None
+
+
+def test_a_store_written_by_schema_version_1_gains_row_digests_and_drops_its_per_set_records(tmp_path: Path) -> None:
+    folder = tmp_path / STATE_DIR
+    folder.mkdir()
+    old = sqlite3.connect(folder / "state.sqlite")
+    old.executescript(
+        "CREATE TABLE files (path TEXT PRIMARY KEY, kind TEXT NOT NULL, owner INTEGER NOT NULL, name TEXT NOT NULL, "
+        "base TEXT NOT NULL, row_id INTEGER, row_owner INTEGER, marker INTEGER, size INTEGER, mtime_ns INTEGER, "
+        "ino INTEGER, checked_ns INTEGER);"
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "INSERT INTO meta VALUES ('schema', '1'), ('agreed:set:1', 'x#y'), ('board', 'kept');"
+        "INSERT INTO files VALUES ('template_sets/S/index/index.html', 'template', 1, 'index', 'b', 17, 1, 5, 1, 2, 3, 4);"
+    )
+    old.commit()
+    old.close()
+    state = State(tmp_path)
+    try:
+        [s] = state.get(["template_sets/S/index/index.html"]).values()
+        assert (s.base, s.row_id, s.row_digest) == ("b", 17, None)
+        assert state.digest_of(Kind.TEMPLATE, 1) is None
+        assert (state.meta("agreed:set:1"), state.meta("board"), state.meta("schema")) == (None, "kept", str(SCHEMA_VERSION))
+    finally:
+        state.close()
+
+
+def test_paths_lists_every_tracked_path_sorted(state: State) -> None:
+    state.put([make_state("b/x.html"), make_state("a/y.html"), make_state("a/x.html")])
+    assert state.paths() == ["a/x.html", "a/y.html", "b/x.html"]

@@ -12,10 +12,9 @@ import pytest
 from mybb_sync import php
 from mybb_sync.config import Database
 from mybb_sync.errors import ConfigError, DatabaseUnavailable, MybbSyncError
-from mybb_sync.store import TemplateRow, TemplateSet, md5_hex, open_store, seen
+from mybb_sync.store import TemplateRow, TemplateSet, md5_hex, open_store, row_digest, seen
 from mybb_sync.store.mysql import MySQLStore
 from mybb_sync.store.mysql import escape_string as mysql_escape
-from mybb_sync.store.sql import row_hash
 from mybb_sync.stylesheets import StylesheetUpdate
 from mybb_sync.synthetic import GROUP_PREFIXES, INSTALL_TIME, Board
 from mybb_sync.testing import PrivateMariaDB, create_board, drop_board
@@ -400,18 +399,37 @@ async def test_save_expecting_what_is_there_writes_only_those_titles(board: Data
 # --- the digest of what a set shows ------------------------------------------------------------
 
 
-async def test_shown_digest_is_the_documented_sum_over_the_sets_rows_and_the_masters(
+async def test_shown_digest_sums_the_sets_copies_and_the_masters_it_does_not_override(
     board: Database, store: MySQLStore
 ) -> None:
     rows = await sql(board, "SELECT tid, sid, dateline, title, template FROM mybb_templates WHERE sid IN (-2, 1)")
-    expected = f"{len(rows)}:{sum(r[0] for r in rows)}:{sum(row_hash(*r) for r in rows)}"
-    assert await store.shown_digest(1) == expected
+    copies = {r[3] for r in rows if r[1] == 1}
+    shown = [r for r in rows if r[1] == 1 or r[3] not in copies]
+    assert len(shown) < len(rows)  # the board overrides some masters
+    digests = sum(row_digest(*r) for r in shown)
+    assert await store.shown_digest(1) == (len(shown), sum(r[0] for r in shown), digests)
 
 
-async def test_shown_digest_changes_when_only_the_text_changes(board: Database, store: MySQLStore) -> None:
-    title = overridden_title(SPEC)
+async def test_shown_digest_of_the_global_templates_sums_only_them(board: Database, store: MySQLStore) -> None:
+    rows = await sql(board, "SELECT tid, sid, dateline, title, template FROM mybb_templates WHERE sid = -1")
+    digests = sum(row_digest(*r) for r in rows)
+    assert rows and await store.shown_digest(-1) == (len(rows), sum(r[0] for r in rows), digests)
+
+
+async def test_shown_digest_changes_when_a_master_is_overridden(board: Database, store: MySQLStore) -> None:
     before = await store.shown_digest(1)
-    await sql(board, "UPDATE mybb_templates SET template = 'x' WHERE sid = 1 AND BINARY title = %s", (title,))
+    await store.save_templates(1, [(master_only_title(SPEC), "now a copy")], now=NOW)
+    assert await store.shown_digest(1) != before
+
+
+async def test_shown_digest_changes_when_only_the_text_changes_even_to_the_same_length(
+    board: Database, store: MySQLStore
+) -> None:
+    title = overridden_title(SPEC)
+    [(text,)] = await sql(board, "SELECT template FROM mybb_templates WHERE sid = 1 AND BINARY title = %s", (title,))
+    before = await store.shown_digest(1)
+    same_length = ("y" if text[0] == "x" else "x") + text[1:]
+    await sql(board, "UPDATE mybb_templates SET template = %s WHERE sid = 1 AND BINARY title = %s", (same_length, title))
     assert await store.shown_digest(1) != before
 
 

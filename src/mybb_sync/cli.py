@@ -315,7 +315,7 @@ async def cmd_diff(args: argparse.Namespace) -> int:
         if args.paths:
             paths = [_relative(root.path, p) for p in args.paths]
         else:
-            tracked = {s.path for s in service.state.all()}
+            tracked = set(service.state.paths())
             on_disk = await anyio.to_thread.run_sync(lambda: [p for top in TOP_DIRS for p in walk_files(root, top)])
             paths = sorted(tracked | set(on_disk))
         entries = await service.entries_for(paths)

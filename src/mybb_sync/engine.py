@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .atomic import ABSENT, Expect, Root, Write, Written, read_files, stat_files
 from .layout import Kind
 from .reconcile import Action, content_hash, decide
 from .state import FileStat, FileState, State
-from .store import MAX_TEMPLATE_BYTES, Stylesheet, TemplateRow
+from .store import MAX_TEMPLATE_BYTES, Stylesheet, TemplateRow, template_digest
 
 # Stylesheets are LONGTEXT; still, a file this large is no stylesheet.
 MAX_STYLESHEET_BYTES = 4 * 1024 * 1024
@@ -43,13 +43,13 @@ class Entry:
         return self.row.template if isinstance(self.row, TemplateRow) else self.row.stylesheet
 
 
-def row_facts(row: Row | None) -> tuple[int | None, int | None, int | None]:
-    """(row id, owning sid/tid, change marker) of the row a file was agreed with."""
+def row_facts(row: Row | None) -> tuple[int | None, int | None, int | None, int | None]:
+    """(row id, owning sid/tid, change marker, row digest) of the row a file was agreed with."""
     if row is None:
-        return None, None, None
+        return None, None, None, None
     if isinstance(row, TemplateRow):
-        return row.tid, row.sid, row.dateline
-    return row.sid, row.tid, row.lastmodified
+        return row.tid, row.sid, row.dateline, template_digest(row)
+    return row.sid, row.tid, row.lastmodified, None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,15 +89,12 @@ def validate(kind: Kind, data: bytes) -> str:
         raise ValueError(f"is not valid UTF-8 (byte {exc.start})") from None
 
 
-def plan(
-    root: Root, state: State, entries: Sequence[Entry], *, look_at_disk: bool, read_all: bool = False
-) -> list[Decision]:
+def plan(root: Root, state: State, entries: Sequence[Entry], *, read_all: bool = False) -> list[Decision]:
     """Decide every entry (blocking: run in a worker thread, one batch per hop).
 
-    With ``look_at_disk`` false (a plain export), a file whose row still
-    equals the base is not read: whatever happened on disk, export would not
-    write it. With it true (the service), every changed stat is read; with
-    ``read_all`` every file is.
+    Every file whose stat does not prove it unchanged is read (an edit on
+    disk must be imported, or reported as a conflict, even when its row did
+    not change); with ``read_all`` every file is.
     """
     paths = [e.path for e in entries]
     states = state.get(paths)
@@ -109,8 +106,6 @@ def plan(
     for e in entries:
         st, cur = states.get(e.path), stats[e.path]
         if cur is None or (not read_all and st is not None and st.unchanged(cur, root.racy_ns)):
-            continue
-        if not look_at_disk and st is not None and db_hashes[e.path] == st.base:
             continue
         to_read.append(e.path)
     reads = {r.path: r for r in read_files(root, to_read, max_bytes=16 * 1024 * 1024)} if to_read else {}
@@ -125,7 +120,7 @@ def plan(
         if cur is None:
             disk_hash = None
         elif e.path not in reads:
-            disk_hash = base  # proven unchanged by its stat, or not worth reading
+            disk_hash = base  # proven unchanged by its stat
         else:
             read = reads[e.path]
             cur = read.stat
@@ -163,10 +158,16 @@ def agreed_state(
     ``seen_ns`` is the clock just before ``stat`` was taken: a stat is only
     trusted later if the file's mtime is well before it.
     """
-    row_id, row_owner, marker = row_facts(row if row is not None else entry.row)
+    row_id, row_owner, marker, digest = row_facts(row if row is not None else entry.row)
     return FileState(
-        entry.path, entry.kind, entry.owner, entry.name, content_hash_, row_id, row_owner, marker, stat, seen_ns
+        entry.path, entry.kind, entry.owner, entry.name, content_hash_, row_id, row_owner, marker, stat, seen_ns, digest
     )
+
+
+def with_row(state: FileState, row: Row | None) -> FileState:
+    """``state`` agreed with ``row`` instead: a row holding the same content as the base."""
+    row_id, row_owner, marker, digest = row_facts(row)
+    return replace(state, row_id=row_id, row_owner=row_owner, marker=marker, row_digest=digest)
 
 
 def export_write(decision: Decision, force: bool = False) -> Write:

@@ -25,7 +25,17 @@ import anyio.to_thread
 from . import __version__, layout
 from .atomic import NotWritten, Root, Written, read_files, remove_files, stat_files, write_files
 from .catalog import Catalog
-from .engine import Decision, Entry, agreed_state, export_write, max_bytes, plan, states_after_writes
+from .engine import (
+    Decision,
+    Entry,
+    agreed_state,
+    export_write,
+    max_bytes,
+    plan,
+    row_facts,
+    states_after_writes,
+    with_row,
+)
 from .errors import UnsafeName, reported_error
 from .importer import Imported
 from .layout import GLOBAL_SID, Kind, under
@@ -154,15 +164,14 @@ async def stylesheet_entries(store: Store, catalog: Catalog, tids: Sequence[int]
     return batch
 
 
-def agreed_key(sid: int) -> str:
-    """State meta key: the set's digest when a pass last left every one of its files agreed."""
-    return f"agreed:set:{sid}"
+def layout_key(sid: int) -> str:
+    """State meta key: the layout a full pass last left all of the set's files in."""
+    return f"layout:set:{sid}"
 
 
-async def set_fingerprint(store: Store, catalog: Catalog, sid: int) -> str:
-    """Everything a set's files depend on: its rows (one database digest), its folder name, the groups."""
-    digest = await store.shown_digest(sid)
-    return f"{digest}|{catalog.sets.get(sid, '')}|{','.join(sorted(catalog.groups))}|{__version__}"
+def set_layout(catalog: Catalog, sid: int) -> str:
+    """What a set's file paths depend on besides its rows: its folder name, the template groups, this version."""
+    return f"{catalog.sets.get(sid, '')}|{','.join(sorted(catalog.groups))}|{__version__}"
 
 
 async def in_parallel(batches: AsyncIterable[T], handle: Callable[[T], Awaitable[None]], workers: int = 2) -> None:
@@ -214,16 +223,16 @@ class Exporter:
     ) -> ExportReport:
         """One pass over the scope: every file decided against its row, the state and the disk.
 
-        A set whose rows are exactly as they were when a pass last left all
-        its files agreed (one digest query says so) is not read from the
+        A set that still shows exactly the rows its files were last agreed
+        with (a digest on each side says so, whoever synced them since: this
+        pass, the service's imports, its exports) is not read from the
         database at all: only the files whose stat moved are looked at.
         """
         report = ExportReport()
         started = time.perf_counter()
         exported = report.seen
         done = 0
-        fingerprints: dict[int, str] = {}  # sets read in full: their fingerprint before the pass,
-        shown: Counter[int] = Counter()  # how many files they show,
+        layouts: dict[int, str] = {}  # sets read in full: their layout,
         unsettled: set[int] = set()  # and those where something was left for later
 
         def advance(count: int) -> None:
@@ -234,17 +243,15 @@ class Exporter:
 
         async def batches() -> AsyncIterator[list[Entry]]:
             for sid in scope.sets:
-                fingerprint = await set_fingerprint(store, catalog, sid)
-                if await self._still_agreed(sid, fingerprint):
+                if await self._still_agreed(store, sid, set_layout(catalog, sid)):
                     async for batch in self._moved_on_disk(store, catalog, sid, report, advance):
                         yield batch
                     continue
-                await anyio.to_thread.run_sync(self.state.set_meta, agreed_key(sid), None, limiter=self.limiter)
-                fingerprints[sid] = fingerprint
+                await anyio.to_thread.run_sync(self.state.set_meta, layout_key(sid), None, limiter=self.limiter)
+                layouts[sid] = set_layout(catalog, sid)
                 skipped = len(report.skipped)
                 async for batch in set_entries(store, catalog, sid, report):
                     exported.update(e.path for e in batch)
-                    shown[sid] += len(batch)
                     yield batch
                 if len(report.skipped) != skipped:
                     unsettled.add(sid)
@@ -263,33 +270,19 @@ class Exporter:
         for start in range(0, len(report.fresh), BATCH):
             await anyio.to_thread.run_sync(self._confirm, report.fresh[start : start + BATCH], limiter=self.limiter)
         report.orphans = await anyio.to_thread.run_sync(self._orphans, catalog, scope, exported)
-        for sid, before in fingerprints.items():
-            await self._record_agreed(store, catalog, sid, before, shown[sid], sid in unsettled, report.orphans)
+        for sid, layout_ in layouts.items():
+            if sid not in unsettled and not any(under(f, report.orphans) for f in scope_folders(catalog, Scope((sid,), ()))):
+                await anyio.to_thread.run_sync(self.state.set_meta, layout_key(sid), layout_, limiter=self.limiter)
         report.seconds = time.perf_counter() - started
         return report
 
-    async def _record_agreed(
-        self, store: Store, catalog: Catalog, sid: int, before: str, shown: int, unsettled: bool, orphans: list[str]
-    ) -> None:
-        """After a full read of a set: if every file it shows ended agreed with its row, the
-        state tracks exactly those files, no stray file lies in its folder and no row changed
-        during the pass, remember the set's fingerprint with a digest of the state's bases.
-        A later pass that finds both unchanged may skip reading the rows: the database is
-        as it was, and so is what the state says about every file."""
-        if unsettled or any(under(folder, orphans) for folder in scope_folders(catalog, Scope((sid,), ()))):
-            return
-        count, tracked = await anyio.to_thread.run_sync(self.state.summary_of, Kind.TEMPLATE, sid, limiter=self.limiter)
-        if count == shown and await set_fingerprint(store, catalog, sid) == before:
-            await anyio.to_thread.run_sync(self.state.set_meta, agreed_key(sid), f"{before}#{tracked}", limiter=self.limiter)
-
-    async def _still_agreed(self, sid: int, fingerprint: str) -> bool:
-        """Whether the set's fingerprint and the state's bases are as a pass last recorded them
-        (the state is only summed up when the fingerprint already matches)."""
-        agreed = await anyio.to_thread.run_sync(self.state.meta, agreed_key(sid), limiter=self.limiter)
-        if agreed is None or not agreed.startswith(f"{fingerprint}#"):
+    async def _still_agreed(self, store: Store, sid: int, layout_: str) -> bool:
+        """Whether the set still shows exactly the rows its files were last agreed with (one
+        digest query on each side), in the layout a full pass last left them all in."""
+        if await anyio.to_thread.run_sync(self.state.meta, layout_key(sid), limiter=self.limiter) != layout_:
             return False
-        _, tracked = await anyio.to_thread.run_sync(self.state.summary_of, Kind.TEMPLATE, sid, limiter=self.limiter)
-        return agreed == f"{fingerprint}#{tracked}"
+        tracked = await anyio.to_thread.run_sync(self.state.digest_of, Kind.TEMPLATE, sid, limiter=self.limiter)
+        return tracked is not None and tracked == await store.shown_digest(sid)
 
     async def _moved_on_disk(
         self, store: Store, catalog: Catalog, sid: int, report: ExportReport, advance: Callable[[int], None]
@@ -299,11 +292,9 @@ class Exporter:
         decided (with their rows, looked up by title)."""
         label = scope_label(catalog, Kind.TEMPLATE, sid)
         after = ""
+        pending: list[FileState] = []  # moved files gathered over pages: full batches, few round trips
         while True:
             states, moved = await anyio.to_thread.run_sync(self._page_moved, sid, after, limiter=self.limiter)
-            if not states:
-                return
-            after = states[-1].name
             report.seen.update(s.path for s in states)
             still = [s for s in states if s.path not in moved]
             report.unchanged += len(still)
@@ -311,10 +302,15 @@ class Exporter:
             for s in still:
                 report.per_group[layout.group_of(s.name, catalog.groups)] += 1
             advance(len(still))
-            if moved:
-                rows = await store.templates_by_title(sid, [s.name for s in states if s.path in moved])
+            pending += [s for s in states if s.path in moved]
+            if pending and (len(pending) >= BATCH or not states):
+                rows = await store.templates_by_title(sid, [s.name for s in pending])
                 report.rows_read += len(rows)
-                yield [Entry(s.path, Kind.TEMPLATE, sid, s.name, rows.get(s.name)) for s in states if s.path in moved]
+                yield [Entry(s.path, Kind.TEMPLATE, sid, s.name, rows.get(s.name)) for s in pending]
+                pending = []
+            if not states:
+                return
+            after = states[-1].name
 
     def _confirm(self, paths: Sequence[str]) -> None:
         """Files written with a stat too young to trust (renamed within the racy window of
@@ -345,11 +341,7 @@ class Exporter:
         self, catalog: Catalog, batch: Sequence[Entry], force: bool, report: ExportReport, two_way: TwoWay | None
     ) -> bool:
         """Decide and carry out one batch; True if every file ended agreed with its row."""
-        decisions = await anyio.to_thread.run_sync(
-            # Always look at changed files: an edit on disk must be reported as a conflict
-            # (or overwritten with --force) even when its row did not change.
-            lambda: plan(self.root, self.state, batch, look_at_disk=True), limiter=self.limiter
-        )
+        decisions = await anyio.to_thread.run_sync(plan, self.root, self.state, batch, limiter=self.limiter)
         for d in decisions:
             report.per_scope[scope_label(catalog, d.entry.kind, d.entry.owner)] += 1
             if d.entry.kind is Kind.TEMPLATE:
@@ -361,9 +353,11 @@ class Exporter:
     ) -> bool:
         """Carry out decisions: write files, import (two-way only), record state and problems.
 
-        Returns True if the database was not written and every file ended agreed with its row.
+        Returns True if every file ended agreed with its row (imports included) and none was
+        removed, forgotten or left for later.
         """
         writes, settled, problems, imports, removals, forget, deleted = [], [], [], [], [], [], []
+        rechecked: list[str] = []
         now = time.time()
         for d in decisions:
             action = d.action
@@ -377,6 +371,10 @@ class Exporter:
                     or (d.disk_text is not None and not d.state.unchanged(d.disk_stat, self.root.racy_ns))
                 ):  # re-stamp a file read and found unchanged, so its stat alone proves it next time
                     settled.append(agreed_state(d.entry, d.state.base, d.disk_stat, d.seen_ns))
+                elif d.state is not None and row_facts(d.entry.row) != d.state.row_facts:
+                    # Same content, another row (a save without change, a state written before
+                    # row digests): record the row, so the set's digest proves it unchanged again.
+                    settled.append(with_row(d.state, d.entry.row))
             elif action is Action.ADOPT:
                 report.adopted += 1
                 settled.append(agreed_state(d.entry, d.db_hash or "", d.disk_stat, d.seen_ns))
@@ -404,6 +402,7 @@ class Exporter:
             settled += done.states
             report.imported += len(done.states)
             report.recheck += done.recheck
+            rechecked += done.recheck
             for d, why in done.refused:
                 report.refused.append(f"{d.entry.path}: {why}")
                 problems.append(Problem(d.entry.path, ProblemKind.INVALID, why, now))
@@ -441,7 +440,7 @@ class Exporter:
             self.state.report(problems)
 
         await anyio.to_thread.run_sync(record, limiter=self.limiter)
-        return not (problems or imports or deleted or removals or forget)
+        return not (problems or rechecked or deleted or removals or forget)
 
     def _orphans(self, catalog: Catalog, scope: Scope, exported: set[str]) -> list[str]:
         """Files under the exported folders that stand for no database row (reported, never removed)."""

@@ -258,16 +258,15 @@ class Service:
     def _under_folders(self, folders: list[str]) -> set[str]:
         """Files on disk and tracked files below the folders."""
         found = {p for folder in folders for p in walk_files(self.root, folder)}
-        tracked = [s.path for s in self.state.all()]
+        tracked = self.state.paths()
         return found | {p for folder in folders for p in under(folder, tracked)}
 
     def _stale_paths(self, scope: Scope, report: ExportReport) -> set[str]:
         """Tracked files of the scope that the pass did not meet (their row is gone)."""
         assert self.catalog is not None
         folders = scope_folders(self.catalog, scope)
-        return {
-            s.path for s in self.state.all() if s.path not in report.seen and any(under(f, [s.path]) for f in folders)
-        }
+        unseen = [p for p in self.state.paths() if p not in report.seen]
+        return {p for folder in folders for p in under(folder, unseen)}
 
     def _account(self, report: ExportReport) -> None:
         now = time.time()
@@ -311,7 +310,7 @@ class Service:
 
     async def _plan(self, entries: Sequence[Entry], read_all: bool = False) -> list[Decision]:
         return await anyio.to_thread.run_sync(
-            lambda: plan(self.root, self.state, entries, look_at_disk=True, read_all=read_all),
+            lambda: plan(self.root, self.state, entries, read_all=read_all),
             limiter=self.exporter.limiter,
         )
 

@@ -11,7 +11,6 @@ threads, a batch per transaction.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import sqlite3
 import threading
@@ -23,8 +22,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from .layout import STATE_DIR, Kind
+from .store import Digest
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: files.row_digest
 # A file whose mtime is this close to the moment its stat was recorded may
 # be rewritten within the same timestamp tick without its stat changing
 # ("racy clean", as git calls it): such a stat is never trusted. Two seconds
@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS files (
     row_id INTEGER,
     row_owner INTEGER,
     marker INTEGER,
+    row_digest INTEGER,
     size INTEGER,
     mtime_ns INTEGER,
     ino INTEGER,
@@ -90,6 +91,12 @@ class FileState:
     marker: int | None
     stat: FileStat | None
     checked_ns: int | None = None
+    row_digest: int | None = None  # store.row_digest() of the row agreed with (templates)
+
+    @property
+    def row_facts(self) -> tuple[int | None, int | None, int | None, int | None]:
+        """(row id, owning sid/tid, change marker, row digest) of the row agreed with."""
+        return self.row_id, self.row_owner, self.marker, self.row_digest
 
     def unchanged(self, current: FileStat | None, racy_ns: int = RACY_NS) -> bool:
         """True if ``current`` proves the file still holds the base content."""
@@ -113,12 +120,12 @@ class Problem:
     since: float
 
 
-_COLUMNS = "path, kind, owner, name, base, row_id, row_owner, marker, size, mtime_ns, ino, checked_ns"
+_COLUMNS = "path, kind, owner, name, base, row_id, row_owner, marker, size, mtime_ns, ino, checked_ns, row_digest"
 
 
 def _row(r: tuple) -> FileState:
     stat = FileStat(r[8], r[9], r[10]) if r[8] is not None else None
-    return FileState(r[0], Kind(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], stat, r[11])
+    return FileState(r[0], Kind(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], stat, r[11], r[12])
 
 
 class State:
@@ -134,9 +141,18 @@ class State:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            self._upgrade()
             self._db.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
             )
+
+    def _upgrade(self) -> None:
+        """Bring a state written by an older version up to date: its rows lack a row digest,
+        so their sets are read in full once, which fills it in."""
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(files)")}
+        if "row_digest" not in columns:
+            self._db.execute("ALTER TABLE files ADD COLUMN row_digest INTEGER")
+        self._db.execute("DELETE FROM meta WHERE key LIKE 'agreed:set:%'")  # version 1's per-set records
 
     def close(self) -> None:
         with self._lock:
@@ -166,12 +182,17 @@ class State:
             rows = self._db.execute(f"SELECT {_COLUMNS} FROM files ORDER BY path").fetchall()
         return map(_row, rows)
 
+    def paths(self) -> list[str]:
+        """Every tracked path, sorted (far cheaper than :meth:`all` when paths are all that is needed)."""
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT path FROM files ORDER BY path")]
+
     def put(self, states: Iterable[FileState]) -> None:
         rows = [
             (
                 s.path, s.kind.value, s.owner, s.name, s.base, s.row_id, s.row_owner, s.marker,
                 *((s.stat.size, s.stat.mtime_ns, s.stat.ino) if s.stat else (None, None, None)),
-                s.checked_ns if s.checked_ns is not None else time.time_ns(),
+                s.checked_ns if s.checked_ns is not None else time.time_ns(), s.row_digest,
             )
             for s in states
         ]  # fmt: skip
@@ -179,7 +200,7 @@ class State:
             return
         with self._lock:
             self._db.execute("BEGIN")
-            self._db.executemany(f"INSERT OR REPLACE INTO files ({_COLUMNS}) VALUES ({','.join('?' * 12)})", rows)
+            self._db.executemany(f"INSERT OR REPLACE INTO files ({_COLUMNS}) VALUES ({','.join('?' * 13)})", rows)
             self._db.executemany("DELETE FROM intents WHERE path = ?", [(r[0],) for r in rows])
             # Disk and database agree again: whatever was wrong with the file is settled.
             self._db.executemany("DELETE FROM problems WHERE path = ?", [(r[0],) for r in rows])
@@ -208,6 +229,8 @@ class State:
 
     def delete(self, paths: Iterable[str]) -> None:
         keys = [(p,) for p in paths]
+        if not keys:
+            return
         with self._lock:
             self._db.execute("BEGIN")
             self._db.executemany("DELETE FROM files WHERE path = ?", keys)
@@ -224,18 +247,17 @@ class State:
             ).fetchall()
         return [_row(r) for r in rows]
 
-    def summary_of(self, kind: Kind, owner: int) -> tuple[int, str]:
-        """How many files one set or theme has, and a digest of their paths and bases."""
-        digest = hashlib.blake2b(digest_size=16)
-        count = 0
+    def digest_of(self, kind: Kind, owner: int) -> Digest | None:
+        """(files, sum of row ids, sum of row digests) of one set's files: equal to the
+        database's ``shown_digest`` exactly when the set still shows every row its files
+        were last agreed with, and no other (None: a file has no row digest)."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT path, base FROM files WHERE kind = ? AND owner = ? ORDER BY path", (kind.value, owner)
-            )
-            for path, base in rows:
-                digest.update(f"{path}\0{base}\n".encode())
-                count += 1
-        return count, digest.hexdigest()
+            count, digests, ids, total = self._db.execute(
+                "SELECT COUNT(*), COUNT(row_digest), COALESCE(SUM(row_id), 0), COALESCE(SUM(row_digest), 0) "
+                "FROM files NOT INDEXED WHERE kind = ? AND owner = ?",  # a scan: 5x faster than the index here
+                (kind.value, owner),
+            ).fetchone()
+        return (count, ids, total) if digests == count else None
 
     def names_agreed_with(self, kind: Kind, row_owner: int) -> set[str]:
         """Names of the files last agreed with a row owned by ``row_owner`` (a sid or tid)."""

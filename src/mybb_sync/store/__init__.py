@@ -7,6 +7,7 @@ from the configured database URL.
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -57,6 +58,24 @@ def md5_hex(text: object) -> str | None:
     return hashlib.md5(text.encode("utf-8")).hexdigest() if isinstance(text, str) else None
 
 
+Digest = tuple[int, int, int]
+"""(rows, sum of their tids, sum of their ``row_digest``): equal digests mean the same rows."""
+
+
+def row_digest(tid: int, sid: int, dateline: int, title: str, template: str | bytes) -> int:
+    """40 bits of MD5("tid:sid:dateline:title:CRC32:length"), CRC32 and length those of the text's
+    UTF-8 bytes: the stores' ``_row_digest`` computes the same in the database (CRC32 costs the
+    server far less than an MD5 of every text), and the state keeps it for the row each file
+    was agreed with."""
+    data = template if isinstance(template, bytes) else template.encode("utf-8")
+    key = f"{tid}:{sid}:{dateline}:{title}:{zlib.crc32(data)}:{len(data)}"
+    return int(hashlib.md5(key.encode("utf-8")).hexdigest()[:10], 16)
+
+
+def template_digest(row: TemplateRow) -> int:
+    return row_digest(row.tid, row.sid, row.dateline, row.title, row.template)
+
+
 def seen(row: TemplateRow) -> Seen:
     """The ``Seen`` of a row: what a save decided on it expects to find, and what the poller compares."""
     return row.tid, row.dateline, md5_hex(row.template) or ""
@@ -88,8 +107,8 @@ class Store(Protocol):
         """
         ...
 
-    async def shown_digest(self, sid: int) -> str:
-        """A digest of every row set ``sid`` shows; equal digests mean no row changed."""
+    async def shown_digest(self, sid: int) -> Digest:
+        """The digest of the rows set ``sid`` shows (its copies, the masters it does not override)."""
         ...
 
     async def templates_by_title(self, sid: int, titles: Sequence[str]) -> dict[str, TemplateRow]:

@@ -56,9 +56,9 @@ class MySQLStore(SQLStore):
     _int = "UNSIGNED"
     # Hashed as UTF-8 whatever the columns' charset (old boards: utf8, latin1), as Python hashes it.
     _md5 = "MD5(CONVERT(template USING utf8mb4))"
-    _row_hash = (
+    _row_digest = (
         "CAST(CONV(SUBSTRING(MD5(CONCAT(tid, ':', sid, ':', dateline, ':', CONVERT(title USING utf8mb4), ':', "
-        "CONVERT(template USING utf8mb4))), 1, 10), 16, 10) AS UNSIGNED)"
+        "CRC32(CONVERT(template USING utf8mb4)), ':', LENGTH(CONVERT(template USING utf8mb4)))), 1, 10), 16, 10) AS UNSIGNED)"
     )
 
     _index_exists = (

@@ -9,7 +9,6 @@ each write is followed by a read-back of what was stored.
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
@@ -19,7 +18,7 @@ from ..config import validate_prefix
 from ..errors import MybbSyncError
 from ..layout import GLOBAL_SID, MASTER_SID
 from ..stylesheets import Stylesheet, StylesheetUpdate, Theme, ThemeUpdate
-from . import Seen, TableMarker, TemplateRow, TemplateSet, md5_hex
+from . import Digest, Seen, TableMarker, TemplateRow, TemplateSet, md5_hex
 
 _TEMPLATE_COLS = "tid, sid, title, template, version, status, dateline"
 MAX_STATEMENT_BYTES = 4 * 1024 * 1024  # well under MariaDB's default max_allowed_packet (16 MiB)
@@ -51,9 +50,8 @@ class SQLStore(ABC):
 
     _exact_title = "title"  # a title comparison that ignores the column's collation
     _int = "INTEGER"  # the type CAST(... AS ...) takes for integers
-    # 40 bits of MD5("tid:sid:dateline:title:template") as an integer: the same value on every backend
-    # (row_hash() below); 40 bits so that SUM() over millions of rows stays within 64 bits.
-    _row_hash = "mybb_sync_row_hash(tid, sid, dateline, title, template)"
+    # row_digest() of each row, computed by the database (40 bits: SUM() over millions of rows fits 64 bits).
+    _row_digest = "mybb_sync_row_digest(tid, sid, dateline, title, template)"
     _md5 = "mybb_sync_md5(template)"  # hex MD5 of the template's UTF-8 bytes (md5_hex() below)
     _index_exists = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = %s AND name = %s"
     _drop_index = "DROP INDEX {index}"
@@ -165,21 +163,30 @@ class SQLStore(ABC):
                 return
             last = int(rows[-1][0])
 
-    async def shown_digest(self, sid: int) -> str:
-        """A digest of every row set ``sid`` shows (its own and the masters; -1: the globals).
+    async def shown_digest(self, sid: int) -> Digest:
+        """(rows, sum of tids, sum of row digests) of the rows set ``sid`` shows: its own
+        copies and the masters it does not override (-1: the globals).
 
-        Computed by the database over the content, so that a re-export can
-        tell in one query that nothing changed, without reading any row;
-        any write to those rows (even one that keeps ``dateline``, as
-        plugins' ``find_replace_templatesets`` does) changes it.
+        Computed by the database, so that a pass can tell in one query that
+        the set still shows exactly the rows the state last agreed with
+        (:meth:`State.digest_of` sums the same over those), without reading
+        any row. Any write to those rows changes it, even one that keeps
+        ``dateline`` (plugins' ``find_replace_templatesets``). Where the state
+        and this rule could differ (duplicate copies, titles equal but for
+        case) the sums differ too: the set is then read in full, never skipped.
         """
-        sids = (sid,) if sid == GLOBAL_SID else (MASTER_SID, sid)
-        rows = await self._fetch(
-            f"SELECT COUNT(*), COALESCE(SUM(tid), 0), COALESCE(SUM({self._row_hash}), 0) "
-            f"FROM {self._t['templates']} WHERE sid IN ({', '.join(['%s'] * len(sids))})",
-            sids,
+        t = self._t["templates"]
+        totals = f"SELECT COUNT(*), COALESCE(SUM(tid), 0), COALESCE(SUM({self._row_digest}), 0) FROM {t}"
+        if sid == GLOBAL_SID:
+            [shown] = await self._fetch(f"{totals} WHERE sid = %s", (sid,))
+            return int(shown[0]), int(shown[1]), int(shown[2])
+        # One scan of the set and the masters, less the masters it overrides (found from its copies).
+        [both] = await self._fetch(f"{totals} WHERE sid IN (%s, %s)", (MASTER_SID, sid))
+        [hidden] = await self._fetch(
+            f"{totals} WHERE sid = %s AND title IN (SELECT c.title FROM {t} c WHERE c.sid = %s)", (MASTER_SID, sid)
         )
-        return ":".join(str(int(v)) for v in rows[0])
+        count, tids, digests = (int(both[i]) - int(hidden[i]) for i in range(3))
+        return count, tids, digests
 
     async def templates_by_title(self, sid: int, titles: Sequence[str], *, own: bool = False) -> dict[str, TemplateRow]:
         """What set ``sid`` shows for these titles; ``own``: only the set's own rows (no masters)."""
@@ -451,8 +458,3 @@ class SQLStore(ABC):
             await self._execute(
                 f"UPDATE {self._t['datacache']} SET cache = %s WHERE title = %s", (default_theme, "default_theme")
             )
-
-
-def row_hash(tid: int, sid: int, dateline: int, title: object, template: object) -> int:
-    """What ``SQLStore._row_hash`` computes in the database, for backends that need it as a function."""
-    return int(hashlib.md5(f"{tid}:{sid}:{dateline}:{title}:{template}".encode("utf-8")).hexdigest()[:10], 16)

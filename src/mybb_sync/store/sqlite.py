@@ -15,8 +15,8 @@ from typing import Any
 import aiosqlite
 
 from ..errors import DatabaseUnavailable, MybbSyncError
-from . import md5_hex
-from .sql import SQLStore, row_hash
+from . import md5_hex, row_digest
+from .sql import SQLStore
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -40,7 +40,7 @@ class SQLiteStore(SQLStore):
         try:
             conn = await aiosqlite.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
             await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            await conn.create_function("mybb_sync_row_hash", 5, row_hash, deterministic=True)
+            await conn.create_function("mybb_sync_row_digest", 5, row_digest, deterministic=True)
             await conn.create_function("mybb_sync_md5", 1, md5_hex, deterministic=True)
         except sqlite3.Error as exc:
             raise DatabaseUnavailable(f"cannot open {path}: {exc}") from None
