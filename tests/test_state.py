@@ -551,3 +551,14 @@ def test_a_store_written_by_schema_version_1_gains_row_digests_and_drops_its_per
 def test_paths_lists_every_tracked_path_sorted(state: State) -> None:
     state.put([make_state("b/x.html"), make_state("a/y.html"), make_state("a/x.html")])
     assert state.paths() == ["a/x.html", "a/y.html", "b/x.html"]
+
+
+def test_a_store_written_by_a_newer_version_keeps_its_schema_version(tmp_path: Path) -> None:
+    first = State(tmp_path)
+    first.set_meta("schema", str(SCHEMA_VERSION + 1))
+    first.close()
+    second = State(tmp_path)
+    try:
+        assert second.meta("schema") == str(SCHEMA_VERSION + 1)
+    finally:
+        second.close()

@@ -410,6 +410,28 @@ async def test_shown_digest_sums_the_sets_copies_and_the_masters_it_does_not_ove
     assert await store.shown_digest(1) == (len(shown), sum(r[0] for r in shown), digests)
 
 
+def digest_of_rows(rows: list[TemplateRow]) -> tuple[int, int, int]:
+    return len(rows), sum(r.tid for r in rows), sum(row_digest(r.tid, r.sid, r.dateline, r.title, r.template) for r in rows)
+
+
+async def test_shown_digest_sums_exactly_the_rows_the_set_streams(store: MySQLStore) -> None:
+    rows, _ = await stream(store, 1)
+    assert await store.shown_digest(1) == digest_of_rows(rows)
+
+
+async def test_a_copy_equal_to_a_master_title_but_for_case_hides_nothing_in_the_digest(
+    board: Database, store: MySQLStore
+) -> None:
+    """PHP's cache compares titles exactly: a copy 'HEADER_x' leaves the master 'header_x' shown."""
+    await sql(
+        board,
+        "INSERT INTO mybb_templates (title, template, sid, version, status, dateline) VALUES (%s, %s, 1, '1837', '', %s)",
+        (master_only_title(SPEC).upper(), "shouting", NOW),
+    )
+    rows, _ = await stream(store, 1)
+    assert await store.shown_digest(1) == digest_of_rows(rows)
+
+
 async def test_shown_digest_of_the_global_templates_sums_only_them(board: Database, store: MySQLStore) -> None:
     rows = await sql(board, "SELECT tid, sid, dateline, title, template FROM mybb_templates WHERE sid = -1")
     digests = sum(row_digest(*r) for r in rows)

@@ -371,7 +371,7 @@ class Exporter:
                     or (d.disk_text is not None and not d.state.unchanged(d.disk_stat, self.root.racy_ns))
                 ):  # re-stamp a file read and found unchanged, so its stat alone proves it next time
                     settled.append(agreed_state(d.entry, d.state.base, d.disk_stat, d.seen_ns))
-                elif d.state is not None and row_facts(d.entry.row) != d.state.row_facts:
+                elif d.state is not None and row_facts(d.entry.row) != d.state.agreed_row:
                     # Same content, another row (a save without change, a state written before
                     # row digests): record the row, so the set's digest proves it unchanged again.
                     settled.append(with_row(d.state, d.entry.row))

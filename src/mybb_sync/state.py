@@ -94,7 +94,7 @@ class FileState:
     row_digest: int | None = None  # store.row_digest() of the row agreed with (templates)
 
     @property
-    def row_facts(self) -> tuple[int | None, int | None, int | None, int | None]:
+    def agreed_row(self) -> tuple[int | None, int | None, int | None, int | None]:
         """(row id, owning sid/tid, change marker, row digest) of the row agreed with."""
         return self.row_id, self.row_owner, self.marker, self.row_digest
 
@@ -142,17 +142,25 @@ class State:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
             self._upgrade()
-            self._db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
-            )
 
     def _upgrade(self) -> None:
-        """Bring a state written by an older version up to date: its rows lack a row digest,
-        so their sets are read in full once, which fills it in."""
-        columns = {r[1] for r in self._db.execute("PRAGMA table_info(files)")}
-        if "row_digest" not in columns:
-            self._db.execute("ALTER TABLE files ADD COLUMN row_digest INTEGER")
-        self._db.execute("DELETE FROM meta WHERE key LIKE 'agreed:set:%'")  # version 1's per-set records
+        """Bring a state written by an older version up to date (in one transaction, so two
+        first opens cannot both alter it): its rows lack a row digest, so their sets are read
+        in full once, which fills it in. The recorded version only ever goes up."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if "row_digest" not in {r[1] for r in self._db.execute("PRAGMA table_info(files)")}:
+                self._db.execute("ALTER TABLE files ADD COLUMN row_digest INTEGER")
+                self._db.execute("DELETE FROM meta WHERE key LIKE 'agreed:set:%'")  # version 1's per-set records
+            self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            self._db.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema' AND CAST(value AS INTEGER) < ?",
+                (str(SCHEMA_VERSION), SCHEMA_VERSION),
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         with self._lock:
@@ -249,8 +257,8 @@ class State:
 
     def digest_of(self, kind: Kind, owner: int) -> Digest | None:
         """(files, sum of row ids, sum of row digests) of one set's files: equal to the
-        database's ``shown_digest`` exactly when the set still shows every row its files
-        were last agreed with, and no other (None: a file has no row digest)."""
+        database's ``shown_digest`` when the set still shows every row its files were last
+        agreed with and no other (barring a hash collision; None: a file has no row digest)."""
         with self._lock:
             count, digests, ids, total = self._db.execute(
                 "SELECT COUNT(*), COUNT(row_digest), COALESCE(SUM(row_id), 0), COALESCE(SUM(row_digest), 0) "

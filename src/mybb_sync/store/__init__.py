@@ -59,7 +59,7 @@ def md5_hex(text: object) -> str | None:
 
 
 Digest = tuple[int, int, int]
-"""(rows, sum of their tids, sum of their ``row_digest``): equal digests mean the same rows."""
+"""(rows, sum of their tids, sum of their ``row_digest``): equal digests mean the same rows (barring a collision)."""
 
 
 def row_digest(tid: int, sid: int, dateline: int, title: str, template: str | bytes) -> int:

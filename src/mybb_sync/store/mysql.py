@@ -52,7 +52,7 @@ class Cursor(aiomysql.Cursor):
 class MySQLStore(SQLStore):
     """A forum database on MySQL or MariaDB."""
 
-    _exact_title = "BINARY title"
+    _exact = "BINARY {}"
     _int = "UNSIGNED"
     # Hashed as UTF-8 whatever the columns' charset (old boards: utf8, latin1), as Python hashes it.
     _md5 = "MD5(CONVERT(template USING utf8mb4))"

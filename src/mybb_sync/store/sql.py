@@ -48,13 +48,17 @@ def _chunks(items: Sequence[Any], size_of: Any, limit: int = MAX_STATEMENT_BYTES
 class SQLStore(ABC):
     """A MyBB forum database; subclasses bind it to a driver."""
 
-    _exact_title = "title"  # a title comparison that ignores the column's collation
+    _exact = "{}"  # a column compared byte for byte, whatever its collation
     _int = "INTEGER"  # the type CAST(... AS ...) takes for integers
     # row_digest() of each row, computed by the database (40 bits: SUM() over millions of rows fits 64 bits).
     _row_digest = "mybb_sync_row_digest(tid, sid, dateline, title, template)"
     _md5 = "mybb_sync_md5(template)"  # hex MD5 of the template's UTF-8 bytes (md5_hex() below)
     _index_exists = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = %s AND name = %s"
     _drop_index = "DROP INDEX {index}"
+
+    @property
+    def _exact_title(self) -> str:
+        return self._exact.format("title")
 
     def __init__(self, prefix: str) -> None:
         p = validate_prefix(prefix)
@@ -171,19 +175,25 @@ class SQLStore(ABC):
         the set still shows exactly the rows the state last agreed with
         (:meth:`State.digest_of` sums the same over those), without reading
         any row. Any write to those rows changes it, even one that keeps
-        ``dateline`` (plugins' ``find_replace_templatesets``). Where the state
-        and this rule could differ (duplicate copies, titles equal but for
-        case) the sums differ too: the set is then read in full, never skipped.
+        ``dateline`` (plugins' ``find_replace_templatesets``), barring a hash
+        collision (the text counts by its CRC32 and length: 1 in 2**32). Where
+        the state could differ from this rule (duplicate copies or masters)
+        the sums differ too: the set is then read in full, never skipped.
         """
         t = self._t["templates"]
         totals = f"SELECT COUNT(*), COALESCE(SUM(tid), 0), COALESCE(SUM({self._row_digest}), 0) FROM {t}"
         if sid == GLOBAL_SID:
             [shown] = await self._fetch(f"{totals} WHERE sid = %s", (sid,))
             return int(shown[0]), int(shown[1]), int(shown[2])
-        # One scan of the set and the masters, less the masters it overrides (found from its copies).
+        # One scan of the set and the masters, less the masters it overrides: those with a copy of
+        # exactly their title (the collation's match finds candidates by index; PHP's cache, and
+        # set_templates, compare exactly: a copy 'HEADER_x' does not hide the master 'header_x').
         [both] = await self._fetch(f"{totals} WHERE sid IN (%s, %s)", (MASTER_SID, sid))
         [hidden] = await self._fetch(
-            f"{totals} WHERE sid = %s AND title IN (SELECT c.title FROM {t} c WHERE c.sid = %s)", (MASTER_SID, sid)
+            f"{totals} m WHERE sid = %s AND title IN (SELECT c.title FROM {t} c WHERE c.sid = %s) AND EXISTS "
+            f"(SELECT 1 FROM {t} c WHERE c.sid = %s AND c.title = m.title AND "
+            f"{self._exact.format('c.title')} = {self._exact.format('m.title')})",
+            (MASTER_SID, sid, sid),
         )
         count, tids, digests = (int(both[i]) - int(hidden[i]) for i in range(3))
         return count, tids, digests
