@@ -562,3 +562,19 @@ def test_a_store_written_by_a_newer_version_keeps_its_schema_version(tmp_path: P
         assert second.meta("schema") == str(SCHEMA_VERSION + 1)
     finally:
         second.close()
+
+
+def test_opening_an_up_to_date_store_takes_no_write_lock(tmp_path: Path) -> None:
+    """``status`` and ``diff`` open the state while the service may be writing it."""
+    State(tmp_path).close()
+    writer = sqlite3.connect(tmp_path / STATE_DIR / "state.sqlite", isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        reader = State(tmp_path)
+        try:
+            assert reader.meta("schema") == str(SCHEMA_VERSION)
+        finally:
+            reader.close()
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()

@@ -243,12 +243,13 @@ class Exporter:
 
         async def batches() -> AsyncIterator[list[Entry]]:
             for sid in scope.sets:
-                if await self._still_agreed(store, sid, set_layout(catalog, sid)):
+                layout_ = set_layout(catalog, sid)
+                if await self._still_agreed(store, sid, layout_):
                     async for batch in self._moved_on_disk(store, catalog, sid, report, advance):
                         yield batch
                     continue
                 await anyio.to_thread.run_sync(self.state.set_meta, layout_key(sid), None, limiter=self.limiter)
-                layouts[sid] = set_layout(catalog, sid)
+                layouts[sid] = layout_
                 skipped = len(report.skipped)
                 async for batch in set_entries(store, catalog, sid, report):
                     exported.update(e.path for e in batch)

@@ -143,13 +143,23 @@ class State:
             self._db.executescript(_SCHEMA)
             self._upgrade()
 
+    def _up_to_date(self) -> bool:
+        recorded = self._db.execute("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'schema'").fetchone()
+        return recorded is not None and recorded[0] >= SCHEMA_VERSION and self._has_row_digest()
+
+    def _has_row_digest(self) -> bool:
+        return "row_digest" in {r[1] for r in self._db.execute("PRAGMA table_info(files)")}
+
     def _upgrade(self) -> None:
         """Bring a state written by an older version up to date (in one transaction, so two
         first opens cannot both alter it): its rows lack a row digest, so their sets are read
-        in full once, which fills it in. The recorded version only ever goes up."""
+        in full once, which fills it in. The recorded version only ever goes up. An open of
+        an up-to-date state (every command's) writes nothing and takes no write lock."""
+        if self._up_to_date():
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            if "row_digest" not in {r[1] for r in self._db.execute("PRAGMA table_info(files)")}:
+            if not self._has_row_digest():
                 self._db.execute("ALTER TABLE files ADD COLUMN row_digest INTEGER")
                 self._db.execute("DELETE FROM meta WHERE key LIKE 'agreed:set:%'")  # version 1's per-set records
             self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
