@@ -135,7 +135,7 @@ def markdown(document: dict[str, Any]) -> str:
     row("burst: files/s (first rename -> all in DB)", lambda r: _fmt(_get(r, "burst", "files_per_s")))
     row("burst: lost", lambda r: _fmt(_get(r, "burst", "lost")))
     row("backlog found at start-up: files", lambda r: _fmt(_get(r, "backlog", "files")))
-    row("backlog: import files/s (start-up minus unchanged start-up)", lambda r: _fmt(_get(r, "backlog", "files_per_s")))
+    row("backlog: import files/s (median of the trials: start-up minus the unchanged start-up before it)", lambda r: _fmt(_get(r, "backlog", "files_per_s")))
     row("backlog: lost", lambda r: _fmt(_get(r, "backlog", "lost")))
 
     def d2f(r: dict[str, Any], q: str) -> str:

@@ -44,7 +44,7 @@ def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
     command = [
         sys.executable, "-m", "bench", "--quick", "--sizes", "200", "--edits", str(EDITS), "--burst", str(BURST),
         "--idle-seconds", "2", "--db-edits", "3", "--db-timeout", "3", "--idle-polls", "20", "--poll-saves", "1",
-        "--out", str(out),
+        "--backlog-trials", "2", "--out", str(out),
         *_server_args(),
     ]  # fmt: skip
     proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
@@ -94,6 +94,7 @@ def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
     assert _positive(burst["files_per_s"]) and burst["drain_seconds"] >= 0
     backlog = r["backlog"]
     assert backlog["files"] > 0 and backlog["lost"] == 0 and _positive(backlog["files_per_s"])
+    assert len(backlog["trials"]) == 2 and all(t["lost"] == 0 and t["unchanged_startup_imports"] == 0 for t in backlog["trials"])
 
     d2f = r["db_to_file"]
     if d2f["status"] == "ok":

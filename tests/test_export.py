@@ -29,6 +29,7 @@ from mybb_sync.export import Exporter, Scope
 from mybb_sync.layout import Kind
 from mybb_sync.state import FINE_RACY_NS, RACY_NS, State
 from mybb_sync.store import open_store
+from mybb_sync.store.sql import SQLStore
 from mybb_sync.synthetic import Board
 from mybb_sync.testing import PrivateMariaDB, create_board, drop_board
 
@@ -438,11 +439,54 @@ async def test_files_moved_on_disk_over_many_pages_are_all_looked_at_in_full_bat
 ) -> None:
     """In a set proven unchanged, the files whose stat moved are gathered across pages of the
     state and decided with their rows in batches (here of 7): none is skipped at a page edge."""
+    titles = await _moved_in_an_agreed_set(board, root)
+    monkeypatch.setattr(export_module, "BATCH", 7)
+    report, _ = await _export_recording_lookups(board, root, monkeypatch)
+    assert sorted(report.conflicts) == sorted(set_path(t) for t in titles)
+    assert report.rows_read == len(titles)
+
+
+async def test_an_agreed_set_is_scanned_to_its_end_before_a_moved_file_is_looked_up(
+    board: Database, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every stat of the scan gives up the interpreter lock: run beside imports, the scan would
+    crawl and a backlog spread over the set would be imported at its pace. So the scan ends
+    first, then the moved files go on in full batches."""
+    titles = await _moved_in_an_agreed_set(board, root)
+    monkeypatch.setattr(export_module, "BATCH", 7)
+    _, events = await _export_recording_lookups(board, root, monkeypatch)
+    first_lookup = next(i for i, e in enumerate(events) if e != "page")
+    assert "page" not in events[first_lookup:]
+    sizes = [e for e in events if e != "page"]
+    assert sum(sizes) == len(titles) and all(size == 7 for size in sizes[:-1])
+
+
+async def _moved_in_an_agreed_set(board: Database, root: Path) -> list[str]:
+    """Export, then edit every ninth master's file of set 1 (spread over every page of the state)."""
     await agreed_export(board, root)
     titles = [SPEC.master_title(i) for i in range(1, SPEC.masters, 9)]
     for title in titles:
         (root / set_path(title)).write_text(f"<p>{title} edited on disk</p>")
-    monkeypatch.setattr(export_module, "BATCH", 7)
+    return titles
+
+
+async def _export_recording_lookups(
+    board: Database, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[export_module.ExportReport, list[Any]]:
+    """One pass over set 1; events: "page" per page of the state read, the batch size per row lookup."""
+    events: list[Any] = []
+    page_of, by_title = State.page_of, SQLStore.templates_by_title
+
+    def recording_page_of(self: State, *args: Any) -> Any:
+        events.append("page")
+        return page_of(self, *args)
+
+    async def recording_by_title(self: SQLStore, sid: int, titles: Any, **kwargs: Any) -> Any:
+        events.append(len(titles))
+        return await by_title(self, sid, titles, **kwargs)
+
+    monkeypatch.setattr(State, "page_of", recording_page_of)
+    monkeypatch.setattr(SQLStore, "templates_by_title", recording_by_title)
     async with open_store(board, "mybb_") as store:
         catalog = await load_catalog(store)
         state = State(root)
@@ -450,8 +494,7 @@ async def test_files_moved_on_disk_over_many_pages_are_all_looked_at_in_full_bat
             report = await Exporter(Root(root), state).run(store, catalog, Scope((1,), ()))
         finally:
             state.close()
-    assert sorted(report.conflicts) == sorted(set_path(t) for t in titles)
-    assert report.rows_read == len(titles)
+    return report, events
 
 
 async def test_the_state_of_an_exported_set_sums_to_the_databases_digest_of_it(board: Database, root: Path) -> None:
