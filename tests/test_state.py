@@ -255,6 +255,35 @@ def test_a_stored_and_reloaded_state_trusts_the_same_stat(state: State) -> None:
     assert state.get([make_state().path])[make_state().path].unchanged(STAT)
 
 
+def test_a_page_of_a_set_holds_its_files_by_name_after_the_one_given(state: State) -> None:
+    names = ["a", "b", "c", "d"]
+    state.put([make_state(f"template_sets/S/ungrouped/{n}.html", name=n) for n in reversed(names)])
+    state.put([make_state("template_sets/T/ungrouped/a.html", owner=2, name="a")])
+    page = state.page_of(Kind.TEMPLATE, 1, "a", 2)
+    assert [(t.path, t.name, t.stat, t.checked_ns) for t in page] == [
+        (f"template_sets/S/ungrouped/{n}.html", n, STAT, NOW) for n in ("b", "c")
+    ]
+
+
+@pytest.mark.parametrize(
+    "recorded, checked_ns, current",
+    [
+        (STAT, NOW, STAT),
+        (STAT, NOW, FileStat(STAT.size + 1, STAT.mtime_ns, STAT.ino)),
+        (FileStat(512, NOW - RACY_NS // 2, 4242), NOW, FileStat(512, NOW - RACY_NS // 2, 4242)),
+        (None, NOW, STAT),
+        (STAT, NOW, None),
+    ],
+)
+def test_a_page_entry_proves_a_file_unchanged_exactly_when_its_full_state_does(
+    state: State, recorded: FileStat | None, checked_ns: int | None, current: FileStat | None
+) -> None:
+    full = make_state(stat=recorded, checked_ns=checked_ns)
+    state.put([full])
+    [tracked] = state.page_of(Kind.TEMPLATE, 1, "", 10)
+    assert tracked.unchanged(current) == full.unchanged(current)
+
+
 # --- problems ------------------------------------------------------------------------
 
 

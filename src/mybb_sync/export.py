@@ -40,7 +40,7 @@ from .errors import UnsafeName, reported_error
 from .importer import Imported
 from .layout import GLOBAL_SID, Kind, under
 from .reconcile import Action, content_hash
-from .state import FileState, Problem, ProblemKind, State
+from .state import Problem, ProblemKind, State, Tracked
 from .store import Store
 from .stylesheets import effective_stylesheets
 
@@ -350,7 +350,7 @@ class Exporter:
                 confirmed.append(replace(st, checked_ns=seen_ns))
         self.state.put(confirmed)
 
-    def _page_moved(self, sid: int, after: str) -> tuple[list[FileState], set[str]]:
+    def _page_moved(self, sid: int, after: str) -> tuple[list[Tracked], set[str]]:
         """A page of the set's state rows, and the paths whose stat does not prove them unchanged."""
         states = self.state.page_of(Kind.TEMPLATE, sid, after, BATCH)
         stats = stat_files(self.root, [s.path for s in states])

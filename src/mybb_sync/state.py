@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from .layout import STATE_DIR, Kind
 from .store import Digest
@@ -100,9 +100,27 @@ class FileState:
 
     def unchanged(self, current: FileStat | None, racy_ns: int = RACY_NS) -> bool:
         """True if ``current`` proves the file still holds the base content."""
-        if self.stat is None or current is None or self.checked_ns is None:
-            return False
-        return current == self.stat and current.mtime_ns + racy_ns < self.checked_ns
+        return proves_unchanged(self.stat, self.checked_ns, current, racy_ns)
+
+
+class Tracked(NamedTuple):
+    """What a scan needs of a file's state: a quarter of the cost of a :class:`FileState`."""
+
+    path: str
+    name: str
+    stat: FileStat | None
+    checked_ns: int | None
+
+    def unchanged(self, current: FileStat | None, racy_ns: int = RACY_NS) -> bool:
+        return proves_unchanged(self.stat, self.checked_ns, current, racy_ns)
+
+
+def proves_unchanged(stat: FileStat | None, checked_ns: int | None, current: FileStat | None, racy_ns: int) -> bool:
+    """Whether a file's stat now is the one recorded at ``checked_ns``, with an mtime well
+    before that moment: then it still holds what it held then (see ``RACY_NS``)."""
+    if stat is None or current is None or checked_ns is None:
+        return False
+    return current == stat and current.mtime_ns + racy_ns < checked_ns
 
 
 class ProblemKind(StrEnum):
@@ -256,14 +274,15 @@ class State:
             self._db.executemany("DELETE FROM problems WHERE path = ?", keys)
             self._db.execute("COMMIT")
 
-    def page_of(self, kind: Kind, owner: int, after: str, limit: int) -> list[FileState]:
+    def page_of(self, kind: Kind, owner: int, after: str, limit: int) -> list[Tracked]:
         """The files of one set or theme, by name, the first ``limit`` after ``after``."""
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM files WHERE kind = ? AND owner = ? AND name > ? ORDER BY name LIMIT ?",
+                "SELECT path, name, size, mtime_ns, ino, checked_ns FROM files "
+                "WHERE kind = ? AND owner = ? AND name > ? ORDER BY name LIMIT ?",
                 (kind.value, owner, after, limit),
             ).fetchall()
-        return [_row(r) for r in rows]
+        return [Tracked(r[0], r[1], None if r[2] is None else FileStat(r[2], r[3], r[4]), r[5]) for r in rows]
 
     def digest_of(self, kind: Kind, owner: int) -> Digest | None:
         """(files, sum of row ids, sum of row digests) of one set's files: equal to the
