@@ -203,19 +203,6 @@ async def in_parallel(batches: AsyncIterable[T], handle: Callable[[T], Awaitable
         raise error
 
 
-@dataclass(frozen=True)
-class Moved:
-    """Files of a set whose stat moved, as (path, title): their rows are looked up when handled."""
-
-    sid: int
-    files: list[tuple[str, str]]
-
-    async def entries(self, store: Store, report: ExportReport) -> list[Entry]:
-        rows = await store.templates_by_title(self.sid, [name for _, name in self.files])
-        report.rows_read += len(rows)
-        return [Entry(path, Kind.TEMPLATE, self.sid, name, rows.get(name)) for path, name in self.files]
-
-
 class Exporter:
     """Writes what the database shows into the sync root."""
 
@@ -254,12 +241,12 @@ class Exporter:
             if progress is not None:
                 progress(done, len(exported))
 
-        async def batches() -> AsyncIterator[list[Entry] | Moved]:
+        async def batches() -> AsyncIterator[list[Entry]]:
             for sid in scope.sets:
                 layout_ = set_layout(catalog, sid)
                 if await self._still_agreed(store, sid, layout_):
-                    async for moved in self._moved_on_disk(catalog, sid, report, advance):
-                        yield moved
+                    async for batch in self._moved_on_disk(store, catalog, sid, report, advance):
+                        yield batch
                     continue
                 await anyio.to_thread.run_sync(self.state.set_meta, layout_key(sid), None, limiter=self.limiter)
                 layouts[sid] = layout_
@@ -274,9 +261,7 @@ class Exporter:
                 exported.update(e.path for e in batch)
                 yield batch
 
-        async def export_batch(batch: list[Entry] | Moved) -> None:
-            if isinstance(batch, Moved):  # looked up here, so that the scan of the set never waits for it
-                batch = await batch.entries(store, report)
+        async def export_batch(batch: list[Entry]) -> None:
             settled = await self._export_batch(catalog, batch, force, report, two_way)
             if not settled and batch and batch[0].kind is Kind.TEMPLATE:
                 unsettled.add(batch[0].owner)
@@ -301,16 +286,17 @@ class Exporter:
         return tracked is not None and tracked == await store.shown_digest(sid)
 
     async def _moved_on_disk(
-        self, catalog: Catalog, sid: int, report: ExportReport, advance: Callable[[int], None]
-    ) -> AsyncIterator[Moved]:
+        self, store: Store, catalog: Catalog, sid: int, report: ExportReport, advance: Callable[[int], None]
+    ) -> AsyncIterator[list[Entry]]:
         """A set whose rows all still equal the state's bases: each file's stat is checked
         against the state, and only the files it does not prove unchanged are read and
-        decided (with their rows, looked up by title), in full batches.
+        decided with their rows, looked up by title in full batches.
 
-        The whole set is scanned before the first moved file is handed on: the scan is a
-        long run of small system calls, each giving up the interpreter lock, so it slows
-        to a crawl beside running imports, and a backlog spread over the set would be
-        imported at the pace of the scan.
+        The whole set is scanned before the first row is looked up: the scan is a long
+        run of small system calls, each giving up the interpreter lock, so beside running
+        imports it slows to a crawl, and a backlog spread over the set would be imported
+        at the pace of the scan. The lookups then run here, one batch ahead of the
+        workers deciding and importing the batches before.
         """
         label = scope_label(catalog, Kind.TEMPLATE, sid)
         after = ""
@@ -329,7 +315,10 @@ class Exporter:
             pending += [(s.path, s.name) for s in states if s.path in moved]
             after = states[-1].name
         for start in range(0, len(pending), BATCH):
-            yield Moved(sid, pending[start : start + BATCH])
+            chunk = pending[start : start + BATCH]
+            rows = await store.templates_by_title(sid, [name for _, name in chunk])
+            report.rows_read += len(rows)
+            yield [Entry(path, Kind.TEMPLATE, sid, name, rows.get(name)) for path, name in chunk]
 
     def _confirm(self, paths: Sequence[str]) -> None:
         """Files written with a stat too young to trust (renamed within the racy window of
