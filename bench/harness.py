@@ -131,13 +131,6 @@ def connect_sync(db: Database) -> pymysql.connections.Connection:
     return pymysql.connect(**kwargs)
 
 
-def _get_number(result: dict[str, Any], *keys: str) -> float | None:
-    value: Any = result
-    for key in keys:
-        value = value.get(key) if isinstance(value, dict) else None
-    return float(value) if isinstance(value, (int, float)) else None
-
-
 def rmtree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 

@@ -434,11 +434,12 @@ async def test_a_save_without_change_costs_one_full_read_then_none(board: Databa
     assert (second["rows_read"], second["written"]) == (0, 0)
 
 
-async def test_files_moved_on_disk_over_many_pages_are_all_looked_at_in_full_batches(
+async def test_files_moved_on_disk_over_many_pages_are_all_looked_at(
     board: Database, root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """In a set proven unchanged, the files whose stat moved are gathered across pages of the
-    state and decided with their rows in batches (here of 7): none is skipped at a page edge."""
+    state and decided with their rows in batches (here of 7): none is skipped at a page edge.
+    (That the batches are full is the next test's.)"""
     titles = await _moved_in_an_agreed_set(board, root)
     monkeypatch.setattr(export_module, "BATCH", 7)
     report, _ = await _export_recording_lookups(board, root, monkeypatch)
