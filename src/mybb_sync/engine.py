@@ -75,18 +75,21 @@ def max_bytes(kind: Kind) -> int:
     return MAX_TEMPLATE_BYTES if kind is Kind.TEMPLATE else MAX_STYLESHEET_BYTES
 
 
-def validate(kind: Kind, data: bytes) -> str:
-    """The text of a file that may go to the database, or raise ValueError saying why not."""
+def _invalid(kind: Kind, data: bytes, text: str | None) -> str | None:
+    """Why a file's bytes (``text``: their UTF-8 decoding, None if they have none) may not
+    go to the database, or None."""
     if not data.strip(b" \t\r\n\x0b\x00"):
-        raise ValueError("is empty (or only whitespace)")
+        return "is empty (or only whitespace)"
     if b"\x00" in data:
-        raise ValueError("contains a NUL byte")
+        return "contains a NUL byte"
     if len(data) > max_bytes(kind):
-        raise ValueError(f"is {len(data)} bytes, over the {max_bytes(kind)}-byte limit")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"is not valid UTF-8 (byte {exc.start})") from None
+        return f"is {len(data)} bytes, over the {max_bytes(kind)}-byte limit"
+    if text is None:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return f"is not valid UTF-8 (byte {exc.start})"
+    return None
 
 
 def plan(root: Root, state: State, entries: Sequence[Entry], *, read_all: bool = False) -> list[Decision]:
@@ -138,16 +141,17 @@ def plan(root: Root, state: State, entries: Sequence[Entry], *, read_all: bool =
 def _judge(kind: Kind, data: bytes, base: str | None) -> tuple[str | None, str, str | None]:
     """(text, hash, why invalid) of a file's bytes; content equal to the base is never refused."""
     try:
-        text = data.decode("utf-8")
+        text: str | None = data.decode("utf-8")
     except UnicodeDecodeError:
         text = None
-    if text is not None and content_hash(kind, text) == base:
-        return text, base, None
-    try:
-        text = validate(kind, data)
-    except ValueError as exc:
-        return None, "invalid:" + hashlib.blake2b(data, digest_size=16).hexdigest(), str(exc)
-    return text, content_hash(kind, text), None
+    digest = content_hash(kind, text) if text is not None else None
+    if digest is not None and digest == base:
+        return text, digest, None
+    why = _invalid(kind, data, text)
+    if why is not None:
+        return None, "invalid:" + hashlib.blake2b(data, digest_size=16).hexdigest(), why
+    assert text is not None and digest is not None  # what does not decode is refused
+    return text, digest, None
 
 
 def agreed_state(
