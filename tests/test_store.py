@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -263,6 +264,34 @@ async def test_templates_by_title_returns_the_set_copy_else_the_master(store: My
     assert set(found) == {copy, master}
     assert found[copy].sid == 1 and found[master].sid == -2
     assert found[copy].template == expected_set(SPEC, 1)[copy][1]
+
+
+async def test_templates_by_title_reads_no_master_the_set_overrides(store: MySQLStore) -> None:
+    copy, master = overridden_title(SPEC), master_only_title(SPEC)
+    read: list[tuple[Any, ...]] = []
+    fetch = store._fetch
+
+    async def recording(sql_: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        rows = await fetch(sql_, args)
+        read.extend(rows)
+        return rows
+
+    store._fetch = recording  # type: ignore[method-assign]
+    await store.templates_by_title(1, [copy, master])
+    assert sorted((r[1], r[2]) for r in read) == sorted([(1, copy), (-2, master)])
+
+
+async def test_templates_by_title_shows_a_master_whose_title_the_copy_matches_only_in_case(
+    board: Database, store: MySQLStore
+) -> None:
+    master = master_only_title(SPEC)
+    await sql(
+        board,
+        "INSERT INTO mybb_templates (title, template, sid, version, status, dateline) VALUES (%s, %s, 1, '1837', '', %s)",
+        (master.upper(), "shouting", NOW),
+    )
+    found = await store.templates_by_title(1, [master, master.upper()])
+    assert (found[master].sid, found[master.upper()].template) == (-2, "shouting")
 
 
 # --- saves (the Admin CP's edit_template) ---------------------------------------------

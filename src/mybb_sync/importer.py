@@ -87,9 +87,9 @@ async def import_templates(store: Store, decisions: Sequence[Decision]) -> Impor
             rows, group = await _save_each(store, sid, group, now, refused)
         elapsed_ms = (time.perf_counter() - started) * 1000
         for d in group:
-            row = rows.get(d.entry.name)
+            row = rows.get(d.entry.name)  # a row holding exactly what was written, or None
             assert d.disk_hash is not None
-            if row is None or content_hash(Kind.TEMPLATE, row.template) != d.disk_hash:
+            if row is None:
                 # Not written (the row changed after the decision), or another writer's text
                 # replaced ours at once: the base stays, so the next look sees both sides
                 # changed and reports a conflict rather than overwriting the file.

@@ -199,26 +199,40 @@ class SQLStore(ABC):
         return count, tids, digests
 
     async def templates_by_title(self, sid: int, titles: Sequence[str], *, own: bool = False) -> dict[str, TemplateRow]:
-        """What set ``sid`` shows for these titles; ``own``: only the set's own rows (no masters)."""
-        sids = (sid,) if own or sid == GLOBAL_SID else (MASTER_SID, sid)
-        # Set copy over master; among duplicate copies the last one read wins, as in PHP's cache.
-        return {
-            r[2]: _template_row(r) for r in await self._by_title(_TEMPLATE_COLS, sids, titles)
-        }
+        """What set ``sid`` shows for these titles; ``own``: only the set's own rows (no masters).
 
-    async def _by_title(self, columns: str, sids: Sequence[int], titles: Sequence[str]) -> list[tuple[Any, ...]]:
-        """Rows of these sets with exactly these titles (the collation ignores case), by sid then tid.
+        A master the set overrides (a copy of exactly its title) is not read:
+        where a set's files are edited, most are copies, and each row read
+        costs the driver more than the query costs the server.
+        """
+        rows = await self._by_title(_TEMPLATE_COLS, sid, titles, masters=not own and sid != GLOBAL_SID)
+        # Among duplicate copies the last one read wins, as in PHP's cache.
+        return {r[2]: _template_row(r) for r in rows}
+
+    async def _by_title(
+        self, columns: str, sid: int, titles: Sequence[str], *, masters: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """The set's rows with exactly these titles (the collation ignores case), by tid; with
+        ``masters``, first the masters of these titles that the set has no copy of (of exactly
+        their title, as PHP's cache compares).
 
         ``columns`` must start with ``tid, sid, title``.
         """
         wanted = set(titles)
+        t = self._t["templates"]
+        if masters:
+            where = (
+                f"sid IN (%s, %s) AND NOT (sid = %s AND EXISTS (SELECT 1 FROM {t} c WHERE c.sid = %s "
+                f"AND c.title = {t}.title AND {self._exact.format('c.title')} = {self._exact.format(f'{t}.title')}))"
+            )
+            args: tuple[int, ...] = (MASTER_SID, sid, MASTER_SID, sid)
+        else:
+            where, args = "sid = %s", (sid,)
         out: list[tuple[Any, ...]] = []
         for chunk in _chunks(sorted(wanted), lambda t: len(t) * 4 + 8):
             marks = ", ".join(["%s"] * len(chunk))
             rows = await self._fetch(
-                f"SELECT {columns} FROM {self._t['templates']} "
-                f"WHERE sid IN ({', '.join(['%s'] * len(sids))}) AND title IN ({marks}) ORDER BY sid, tid",
-                (*sids, *chunk),
+                f"SELECT {columns} FROM {t} WHERE {where} AND title IN ({marks}) ORDER BY sid, tid", (*args, *chunk)
             )
             out += [r for r in rows if r[2] in wanted]
         return out
@@ -318,13 +332,18 @@ class SQLStore(ABC):
     ) -> dict[str, TemplateRow]:
         """The Admin CP's edit_template for many titles of one set, in few round trips.
 
-        Titles the set already has a copy of (looked up just before: id,
-        second and MD5, no text) are updated with one ``CASE`` statement; the others get a new row in
-        the set (never for sid -1, never touching a master row). Returns the
-        set's own rows for the titles written, as read back after the write.
-        With ``expect``, titles whose copy differs from what the caller saw are
-        not written (MyISAM has no transactions: this check, one round trip
-        before the write, is how a decision on a stale row is caught).
+        Titles the set has a copy of are updated with one ``CASE`` statement;
+        the others get a new row in the set (never for sid -1, never touching
+        a master row). Returns the set's own rows for the titles written, as
+        read back after the write; a title whose row does not hold what was
+        written (another writer was quicker) is left out.
+
+        With ``expect``, a title whose copy is no longer the one the caller saw
+        is not written: MyISAM has no transactions, so the ``UPDATE`` itself
+        only touches a copy still holding the (tid, dateline, MD5) the caller
+        saw, and a title seen without a copy is inserted only if none appeared
+        since (looked up one round trip before). Without ``expect``, the set's
+        copies are looked up first (id, second and MD5, no text).
         """
         if sid == MASTER_SID:
             raise MybbSyncError("master templates (sid -2) are never written")
@@ -346,53 +365,58 @@ class SQLStore(ABC):
         may_insert: bool,
     ) -> dict[str, TemplateRow]:
         latest = {title: php.rtrim(text) for title, text in texts}
-        copies = await self._copies(sid, list(latest))
-        if expect is not None:
-            latest = {t: x for t, x in latest.items() if copies.get(t) == expect.get(t)}
+        if expect is None:
+            copies = await self._copies(sid, list(latest))
+        else:
+            unseen = [t for t in latest if expect.get(t) is None]
+            appeared = await self._copies(sid, unseen) if unseen else {}
+            latest = {t: x for t, x in latest.items() if t not in appeared}
+            copies = {t: seen_ for t in latest if (seen_ := expect.get(t)) is not None}
         inserts = [(t, text) for t, text in latest.items() if t not in copies]
         if inserts and not may_insert:
             raise MybbSyncError(f"no global template named {inserts[0][0]!r} (global templates are only updated)")
         if not latest:
             return {}
         version = await self.version_code()
-        await self._update_templates(sid, [(copies[t][0], x) for t, x in latest.items() if t in copies], version, now)
+        await self._update_templates(sid, [(copies[t], x) for t, x in latest.items() if t in copies], version, now)
         await self._insert_templates(sid, inserts, version, now)
         return await self._read_back(sid, latest)
 
     async def _read_back(self, sid: int, written: dict[str, str]) -> dict[str, TemplateRow]:
-        """The set's own rows for the titles written, as stored now.
+        """The set's own rows that hold what was written, as stored now.
 
         Rows are compared by an MD5 the database computes, so a bulk save does
-        not fetch back every text it just sent; only rows that differ from
-        what was written (another writer was quicker) are read in full.
+        not fetch back every text it just sent. A title whose shown copy (the
+        highest tid) holds something else is left out.
         """
         rows: dict[str, TemplateRow] = {}
         for tid, row_sid, title, version, status, dateline, digest in await self._by_title(
-            f"tid, sid, title, version, status, dateline, {self._md5}", (sid,), list(written)
+            f"tid, sid, title, version, status, dateline, {self._md5}", sid, list(written)
         ):
             if digest == md5_hex(written[title]):
                 rows[title] = TemplateRow(int(tid), int(row_sid), title, written[title], version, status, int(dateline))
             else:
-                rows.pop(title, None)  # PHP shows the last copy: decide on the one read in full below
-        others = [t for t in written if t not in rows]
-        return rows | (await self.templates_by_title(sid, others, own=True) if others else {})
+                rows.pop(title, None)  # PHP shows the last copy: another writer's
+        return rows
 
     async def _copies(self, sid: int, titles: Sequence[str]) -> dict[str, Seen]:
         """Exact title -> (tid, dateline, MD5) of the set's own copy that PHP shows (the highest tid)."""
-        rows = await self._by_title(f"tid, sid, title, dateline, {self._md5}", (sid,), titles)
+        rows = await self._by_title(f"tid, sid, title, dateline, {self._md5}", sid, titles)
         return {title: (int(tid), int(dateline), digest) for tid, _sid, title, dateline, digest in rows}
 
-    async def _update_templates(self, sid: int, updates: Sequence[tuple[int, str]], version: str, now: int) -> None:
-        """Rows by tid, guarded by their set (SQLite reuses the largest rowid after a delete)."""
+    async def _update_templates(self, sid: int, updates: Sequence[tuple[Seen, str]], version: str, now: int) -> None:
+        """Copies by tid, each only while it still is the (tid, dateline, MD5) given, and guarded by
+        its set (SQLite reuses the largest rowid after a delete)."""
         table = self._t["templates"]
-        for chunk in _chunks(updates, lambda u: len(u[1]) * 4 + 32):
+        for chunk in _chunks(updates, lambda u: len(u[1]) * 4 + 80):
             cases = " ".join(["WHEN %s THEN %s"] * len(chunk))
             marks = ", ".join(["%s"] * len(chunk))
-            args: list[Any] = [v for tid, text in chunk for v in (tid, text)]
-            args += [version, now, sid, *(tid for tid, _ in chunk)]
+            rows = ", ".join(["(%s, %s, %s)"] * len(chunk))
+            args: list[Any] = [v for (tid, _, _), text in chunk for v in (tid, text)]
+            args += [version, now, sid, *(tid for (tid, _, _), _ in chunk), *(v for seen_, _ in chunk for v in seen_)]
             await self._execute(
                 f"UPDATE {table} SET template = CASE tid {cases} END, version = %s, status = '', dateline = %s "
-                f"WHERE sid = %s AND tid IN ({marks})",
+                f"WHERE sid = %s AND tid IN ({marks}) AND (tid, dateline, {self._md5}) IN ({rows})",
                 args,
             )
 
