@@ -6,13 +6,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
+import anyio
 import pytest
 
 from mybb_sync.catalog import Catalog, load_catalog
 from mybb_sync.config import Database
 from mybb_sync.layout import GLOBAL_SID, MASTER_SID
 from mybb_sync.errors import DatabaseUnavailable
-from mybb_sync.poller import Look, Poller, RecentWrites, added_rows, counts_moved, lost_rows, news, template_paths
+from mybb_sync.poller import Look, PollTarget, Poller, RecentWrites, added_rows, counts_moved, lost_rows, news, template_paths
 from mybb_sync.store import Store, seen
 from mybb_sync.testing import CatalogTarget
 
@@ -175,6 +176,53 @@ async def test_a_poll_finds_a_save_made_in_the_admin_cp(board: Database, polled:
     await save_like_the_admin_cp(board, tid, "edited in the Admin CP")
     paths, prefixes = await poller.poll(target)
     assert paths == template_paths(target.catalog, 1, [title]) and prefixes == set()
+
+
+@pytest.mark.anyio
+async def test_polls_wait_while_the_service_has_work_in_hand(board: Database, polled: tuple[Poller, Target]) -> None:
+    poller, target = polled
+    poller.interval = 0.01
+    tid, title = await first_row(board, 1)
+    await save_like_the_admin_cp(board, tid, "saved during a burst of imports")
+    asked, idle, polls = anyio.Event(), anyio.Event(), []
+    poll = poller.poll
+
+    async def busy() -> None:
+        asked.set()
+        await idle.wait()
+
+    async def counted(service: PollTarget) -> tuple[set[str], set[str]]:
+        polls.append(service)
+        return await poll(service)
+
+    target.until_idle = busy  # type: ignore[method-assign]
+    poller.poll = counted  # type: ignore[method-assign]
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(poller.run, target)
+            await asked.wait()
+            assert polls == []
+            idle.set()
+            await target.pending.wait()
+            tg.cancel_scope.cancel()
+    assert target.pending.paths == template_paths(target.catalog, 1, [title])
+
+
+@pytest.mark.anyio
+async def test_polls_wait_for_a_busy_service_no_longer_than_their_limit(
+    board: Database, polled: tuple[Poller, Target]
+) -> None:
+    poller, target = polled
+    poller.interval, poller.busy_wait = 0.01, 0.05
+    tid, title = await first_row(board, 1)
+    await save_like_the_admin_cp(board, tid, "saved while imports never end")
+    target.until_idle = anyio.sleep_forever  # type: ignore[method-assign]
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(poller.run, target)
+            await target.pending.wait()
+            tg.cancel_scope.cancel()
+    assert target.pending.paths == template_paths(target.catalog, 1, [title])
 
 
 @pytest.mark.anyio

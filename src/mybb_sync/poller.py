@@ -40,6 +40,10 @@ LARGE_BOARD = 20_000  # templates from which a poll's table scan is worth an ind
 # imports goes on (each re-reads the rows of the whole window) for rarer cases: left to rescans.
 LOOKBACK_SECONDS = 10
 OWN_WRITES_SECONDS = 60  # how long our own writes are remembered (far longer than a poll looks back)
+# A poll waits while the reconciler has work in hand, at most this long: each poll in a burst of
+# imports re-reads every row imported in its window, and the interpreter it takes is the imports'.
+# Nothing is missed by waiting (the next poll looks back from where the last one began).
+BUSY_WAIT_SECONDS = 5.0
 
 
 class RecentWrites:
@@ -123,9 +127,10 @@ def template_paths(catalog: Catalog, sid: int, titles: Iterable[str]) -> set[str
 class Poller:
     """Polls the forum database every ``interval`` seconds and reports what changed."""
 
-    def __init__(self, store: Store, interval: float) -> None:
+    def __init__(self, store: Store, interval: float, *, busy_wait: float = BUSY_WAIT_SECONDS) -> None:
         self.store = store
         self.interval = interval
+        self.busy_wait = busy_wait
         self._token: object = None
         self._look: Look | None = None
         self._sheets: dict[int, TableMarker] | None = None
@@ -220,6 +225,8 @@ class Poller:
         """Poll forever; while the database is away, polls are skipped and polling goes on."""
         while True:
             await anyio.sleep(self.interval)  # the polling period, not synchronisation
+            with anyio.move_on_after(self.busy_wait):
+                await service.until_idle()
             try:
                 paths, prefixes = await self.poll(service)
             except DatabaseUnavailable as exc:
@@ -235,6 +242,10 @@ class PollTarget(Protocol):
 
     pending: Pending
     own_writes: RecentWrites
+
+    async def until_idle(self) -> None:
+        """Return once nothing is pending and no batch is in hand."""
+        ...
 
     async def current_catalog(self) -> Catalog: ...
 

@@ -196,6 +196,11 @@ class Service:
         while self._handled < target:
             await self._progress.wait()
 
+    async def until_idle(self) -> None:
+        """Return once nothing is pending and no batch is in hand (the poller waits for this)."""
+        while self.pending or self._writer.locked():
+            await self._progress.wait()
+
     # -- the reconciler ------------------------------------------------------
 
     async def reconcile_forever(self) -> None:

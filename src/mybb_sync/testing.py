@@ -26,6 +26,7 @@ from .catalog import Catalog
 from .config import Database
 from .poller import RecentWrites
 from .schema import mysql_ddl, sqlite_ddl
+from .service import Pending
 from .stylesheets import Stylesheet, Theme, build_stylesheet_list, default_theme_cache
 from .synthetic import Board
 
@@ -231,11 +232,16 @@ async def _insert_templates(run: Run, p: str, rows: list[tuple[str, str, int, st
 
 
 class CatalogTarget:
-    """What the poller asks of a service, without a service: a fixed catalog, no titles known, no own writes."""
+    """What the poller asks of a service, without a service: a fixed catalog, no titles known, no own
+    writes, always idle; what polls report is left in ``pending``."""
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self.own_writes = RecentWrites()
+        self.pending = Pending()
+
+    async def until_idle(self) -> None:
+        return
 
     async def current_catalog(self) -> Catalog:
         return self.catalog
