@@ -723,6 +723,18 @@ def test_fast_escape_is_pymysqls_escape(text: str) -> None:
     assert mysql_escape(text) == pymysql_escape(text)
 
 
+async def test_fast_escape_of_parameters_is_aiomysqls(server_db: Database) -> None:
+    import aiomysql
+
+    args = ("text 'q' \\", 7, -2, 0, True, False, None, 1.5, 2**70)
+    store = await MySQLStore.connect(server_db, "mybb_")
+    try:
+        async with store._pool.acquire() as conn, conn.cursor() as cur:
+            assert cur._escape_args(args, conn) == aiomysql.Cursor._escape_args(cur, args, conn)
+    finally:
+        await store.close()
+
+
 async def test_every_special_character_round_trips_through_a_save(board: Database, store: MySQLStore) -> None:
     title = overridden_title(SPEC)
     text = "a'b\"c\\d\\'e\0f\rg\x1ah\ni\\0j ünï 🙂"

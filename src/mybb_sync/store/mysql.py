@@ -41,11 +41,15 @@ def escape_string(value: str) -> str:
 
 
 class Cursor(aiomysql.Cursor):
-    """aiomysql's cursor with the faster escaping of text parameters (bulk imports send megabytes)."""
+    """aiomysql's cursor with faster escaping of text and integer parameters (a bulk import sends
+    megabytes of text and thousands of ids)."""
 
     def _escape_args(self, args: Any, conn: Any) -> Any:
         if isinstance(args, (tuple, list)) and not conn.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES:
-            return tuple("'" + escape_string(a) + "'" if isinstance(a, str) else conn.escape(a) for a in args)
+            return tuple(
+                "'" + escape_string(a) + "'" if type(a) is str else str(a) if type(a) is int else conn.escape(a)
+                for a in args
+            )
         return super()._escape_args(args, conn)
 
 
