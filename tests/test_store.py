@@ -425,6 +425,55 @@ async def test_save_expecting_what_is_there_writes_only_those_titles(board: Data
     assert {t: (r.sid, r.template) for t, r in saved.items()} == {copy: (1, "new copy text"), master: (1, "first copy")}
     assert [r[1] for r in await rows_titled(board, stale)] == [-2]
 
+
+def masters_only(spec: Board, n: int) -> list[str]:
+    copies = {t for t, _x, sid, _v, _d in spec.templates() if sid == 1}
+    return [t for t in map(spec.master_title, range(spec.masters)) if t not in copies][:n]
+
+
+async def test_a_batch_saved_as_meant_is_read_back_as_two_sums(board: Database, store: MySQLStore) -> None:
+    copies = [t for t, _x, sid, _v, _d in SPEC.templates() if sid == 1][:3]
+    new = masters_only(SPEC, 4)
+    shown = await store.templates_by_title(1, copies + new)
+    fetched: list[int] = []
+    fetch = store._fetch
+
+    async def counting(sql_: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        rows = await fetch(sql_, args)
+        fetched.append(len(rows))
+        return rows
+
+    store._fetch = counting  # type: ignore[method-assign]
+    texts = [(t, f"<p>batch {i}</p>") for i, t in enumerate(copies + new)]
+    expect = {t: seen(shown[t]) if t in copies else None for t in copies + new}
+    saved = await store.save_templates(1, texts, now=NOW, expect=expect)
+    assert max(fetched) == 1  # no row read per title
+    in_db = {t: (await rows_titled(board, t))[-1] for t in copies + new}
+    assert {t: (r.tid, r.sid, r.template, r.dateline) for t, r in saved.items()} == {
+        t: (row[0], 1, row[3].decode(), NOW) for t, row in in_db.items()
+    }
+
+
+async def test_a_title_another_writer_changes_as_it_is_inserted_is_left_out(board: Database, store: MySQLStore) -> None:
+    taken, fine = masters_only(SPEC, 2)
+    if board.scheme == "sqlite":  # a trigger's DDL takes no parameters; the title is a plain synthetic one
+        await sql(
+            board,
+            f"CREATE TRIGGER mybbsync_quicker AFTER INSERT ON mybb_templates FOR EACH ROW WHEN NEW.title = '{taken}' "
+            "BEGIN UPDATE mybb_templates SET template = 'the other writer' WHERE tid = NEW.tid; END",
+        )
+    else:
+        await sql(
+            board,
+            "CREATE TRIGGER mybbsync_quicker BEFORE INSERT ON mybb_templates FOR EACH ROW "
+            "BEGIN IF NEW.title = %s THEN SET NEW.template = 'the other writer'; END IF; END",
+            (taken,),
+        )
+    saved = await store.save_templates(1, [(taken, "ours"), (fine, "also ours")], now=NOW, expect={taken: None, fine: None})
+    assert set(saved) == {fine}
+    [row] = [r for r in await rows_titled(board, fine) if r[1] == 1]
+    assert (saved[fine].tid, saved[fine].template) == (row[0], "also ours")
+
 # --- the digest of what a set shows ------------------------------------------------------------
 
 

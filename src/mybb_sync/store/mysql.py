@@ -120,6 +120,10 @@ class MySQLStore(SQLStore):
         except Exception as exc:
             raise _translate(exc) from exc
 
+    def _first_insert_id(self, last_id: int, rows: int) -> int:
+        """MySQL's LAST_INSERT_ID() is the id of a multi-row INSERT's first row."""
+        return last_id
+
     async def next_stylesheet_sid(self) -> int:
         """The table's AUTO_INCREMENT."""
         rows = await self._fetch(

@@ -379,11 +379,31 @@ class SQLStore(ABC):
             return {}
         version = await self.version_code()
         await self._update_templates(sid, [(copies[t], x) for t, x in latest.items() if t in copies], version, now)
-        await self._insert_templates(sid, inserts, version, now)
-        return await self._read_back(sid, latest)
+        tids = {t: seen_[0] for t, seen_ in copies.items() if t in latest}
+        tids |= await self._insert_templates(sid, inserts, version, now)
+        digests = {t: md5_hex(x) or "" for t, x in latest.items()}
+        if await self._as_written(sid, {t: (tids[t], now, digests[t]) for t in latest}):
+            return {t: TemplateRow(tids[t], sid, t, x, version, "", now) for t, x in latest.items()}
+        return await self._read_back(sid, latest, digests)
 
-    async def _read_back(self, sid: int, written: dict[str, str]) -> dict[str, TemplateRow]:
-        """The set's own rows that hold what was written, as stored now.
+    async def _as_written(self, sid: int, rows: Mapping[str, Seen]) -> bool:
+        """Whether each title now has exactly one row in the set, and it is the (tid, dateline,
+        MD5) given: one row of two sums to read back a whole batch written as meant. The
+        collation's case-blind title match can only count more rows, never fewer."""
+        found = matching = 0
+        for chunk in _chunks(sorted(rows), lambda t: len(t) * 4 + 80):
+            marks = ", ".join(["%s"] * len(chunk))
+            tuples = ", ".join(["(%s, %s, %s)"] * len(chunk))
+            [(count, hits)] = await self._fetch(
+                f"SELECT COUNT(*), COALESCE(SUM((tid, dateline, {self._md5}) IN ({tuples})), 0) "
+                f"FROM {self._t['templates']} WHERE sid = %s AND title IN ({marks})",
+                (*(v for t in chunk for v in rows[t]), sid, *chunk),
+            )
+            found, matching = found + int(count), matching + int(hits)
+        return found == matching == len(rows)
+
+    async def _read_back(self, sid: int, written: dict[str, str], digests: Mapping[str, str]) -> dict[str, TemplateRow]:
+        """The set's own rows that hold what was written (``digests``: the MD5s of it), as stored now.
 
         Rows are compared by an MD5 the database computes, so a bulk save does
         not fetch back every text it just sent. A title whose shown copy (the
@@ -393,7 +413,7 @@ class SQLStore(ABC):
         for tid, row_sid, title, version, status, dateline, digest in await self._by_title(
             f"tid, sid, title, version, status, dateline, {self._md5}", sid, list(written)
         ):
-            if digest == md5_hex(written[title]):
+            if digest == digests[title]:
                 rows[title] = TemplateRow(int(tid), int(row_sid), title, written[title], version, status, int(dateline))
             else:
                 rows.pop(title, None)  # PHP shows the last copy: another writer's
@@ -420,15 +440,27 @@ class SQLStore(ABC):
                 args,
             )
 
-    async def _insert_templates(self, sid: int, inserts: Sequence[tuple[str, str]], version: str, now: int) -> None:
+    async def _insert_templates(
+        self, sid: int, inserts: Sequence[tuple[str, str]], version: str, now: int
+    ) -> dict[str, int]:
+        """New copies; returns the tid each should have got (a multi-row INSERT's ids are consecutive
+        on MyISAM and SQLite: :meth:`_as_written` checks it before anything relies on it)."""
         table = self._t["templates"]
+        tids: dict[str, int] = {}
         for chunk in _chunks(inserts, lambda i: len(i[1]) * 4 + len(i[0]) * 4 + 32):
             values = ", ".join(["(%s, %s, %s, %s, '', %s)"] * len(chunk))
             args = [v for title, text in chunk for v in (title, text, sid, version, now)]
-            await self._execute(
+            _, last_id = await self._execute(
                 f"INSERT INTO {table} (title, template, sid, version, status, dateline) VALUES {values}", args
             )
+            first = self._first_insert_id(last_id, len(chunk))
+            tids.update((title, first + i) for i, (title, _) in enumerate(chunk))
             await self._drop_shadowed(sid, [title for title, _ in chunk])
+        return tids
+
+    def _first_insert_id(self, last_id: int, rows: int) -> int:
+        """The id of a multi-row INSERT's first row, from the one the driver reports (SQLite: the last)."""
+        return last_id - rows + 1
 
     async def _drop_shadowed(self, sid: int, titles: Sequence[str]) -> None:
         """Remove copies that another writer inserted at the same moment as ours.
