@@ -320,23 +320,23 @@ class Service:
         )
 
     async def handle_paths(self, paths: Sequence[str]) -> None:
-        """Touched files: decide each with the rule and act, in batches handled two at a time.
+        """Touched files: decide each with the rule and act, in batches handled two at a time,
+        their rows looked up one batch ahead (as a pass over a set does).
 
         Stylesheets go in one batch of their own: their imports rebuild theme lists.
         """
         sheets = [p for p in paths if p.startswith(layout.STYLES_DIR + "/")]
         others = [p for p in paths if not p.startswith(layout.STYLES_DIR + "/")]
 
-        async def chunks() -> AsyncIterator[Sequence[str]]:
+        async def chunks() -> AsyncIterator[list[Entry]]:
             if sheets:
-                yield sheets
+                yield await self.entries_for(sheets)
             for start in range(0, len(others), BATCH):
-                yield others[start : start + BATCH]
+                yield await self.entries_for(others[start : start + BATCH])
 
         await in_parallel(chunks(), self._handle_chunk)
 
-    async def _handle_chunk(self, paths: Sequence[str]) -> None:
-        entries = await self.entries_for(paths)
+    async def _handle_chunk(self, entries: Sequence[Entry]) -> None:
         if not entries:
             return
         report = ExportReport()
