@@ -44,6 +44,10 @@ DIR_MASK = (
     | Mask.DONT_FOLLOW
     | Mask.EXCL_UNLINK
 )
+# The event bits as plain ints: a Flag's ``in`` costs ~0.3 us, and a burst brings two events a file.
+_OVERFLOW, _IGNORED, _ISDIR = int(Mask.Q_OVERFLOW), int(Mask.IGNORED), int(Mask.ISDIR)
+_MOVED_FROM, _MOVED_TO, _CLOSE_WRITE = int(Mask.MOVED_FROM), int(Mask.MOVED_TO), int(Mask.CLOSE_WRITE)
+_CREATE, _DELETE = int(Mask.CREATE), int(Mask.DELETE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,13 +205,13 @@ class Watcher:
         return gone
 
     def _handle(self, event: Event, touched: set[str], rescans: list[Rescan]) -> None:
-        mask = event.mask
-        if Mask.Q_OVERFLOW in mask:
+        mask = int(event.mask)
+        if mask & _OVERFLOW:
             log.warning("inotify queue overflowed: rescanning the whole root")
             self._resync()
             rescans.append(Rescan("", "inotify queue overflow"))
             return
-        if Mask.IGNORED in mask:
+        if mask & _IGNORED:
             watch = event.watch
             if watch is not None:
                 for key, w in list(self._by_rel.items()):
@@ -222,35 +226,35 @@ class Watcher:
             rel = self._event_rel(watch, name)
         except ValueError:
             return
-        if Mask.ISDIR in mask:
+        if mask & _ISDIR:
             self._handle_dir(mask, event.cookie, rel, name, rescans)
             return
         if is_ignored_name(name, self.temp_suffix):
             return
-        if Mask.MOVED_FROM in mask:
+        if mask & _MOVED_FROM:
             self._pending_moves[event.cookie] = rel
             touched.add(rel)
-        elif Mask.MOVED_TO in mask:
+        elif mask & _MOVED_TO:
             self._pending_moves.pop(event.cookie, None)
             touched.add(rel)
-        elif mask & (Mask.CLOSE_WRITE | Mask.DELETE):
+        elif mask & (_CLOSE_WRITE | _DELETE):
             touched.add(rel)
 
-    def _handle_dir(self, mask: Mask, cookie: int, rel: str, name: str, rescans: list[Rescan]) -> None:
+    def _handle_dir(self, mask: int, cookie: int, rel: str, name: str, rescans: list[Rescan]) -> None:
         if self._ignored_dir(name):
             return
-        if Mask.MOVED_FROM in mask:
+        if mask & _MOVED_FROM:
             self._pending_moves[cookie] = rel
             rescans.append(Rescan(rel, "directory moved away"))
-        elif Mask.MOVED_TO in mask:
+        elif mask & _MOVED_TO:
             old = self._pending_moves.pop(cookie, None)
             if old is not None and old in self._by_rel:
                 self._rebase(old, rel)
             self.add_tree(rel)
             rescans.append(Rescan(rel, "directory moved in"))
-        elif Mask.CREATE in mask:
+        elif mask & _CREATE:
             self.add_tree(rel)
             rescans.append(Rescan(rel, "new directory"))
-        elif Mask.DELETE in mask:
+        elif mask & _DELETE:
             self._forget_tree(rel)
             rescans.append(Rescan(rel, "directory deleted"))
