@@ -56,6 +56,15 @@ async def rows_titled(db: Database, title: str) -> list[tuple[Any, ...]]:
     )
 
 
+async def add_copy(db: Database, title: str, text: str) -> None:
+    """A copy in set 1 written behind the store's back (another writer, a duplicate, a case variant)."""
+    await sql(
+        db,
+        "INSERT INTO mybb_templates (title, template, sid, version, status, dateline) VALUES (%s, %s, 1, '1837', '', %s)",
+        (title, text, NOW),
+    )
+
+
 async def row_by_tid(db: Database, tid: int) -> tuple[Any, ...] | None:
     rows = await sql(db, f"SELECT {_RAW_COLS} FROM mybb_templates WHERE tid = %s", (tid,))
     return rows[0] if rows else None
@@ -205,11 +214,7 @@ async def test_set_templates_of_sid_minus_one_streams_only_global_templates(stor
 async def test_set_templates_overrides_a_master_only_on_the_exact_title(board: Database, store: MySQLStore) -> None:
     """The collation is case-insensitive, PHP's template cache is not: 'HEADER_x' does not hide 'header_x'."""
     master = master_only_title(SPEC)
-    await sql(
-        board,
-        "INSERT INTO mybb_templates (title, template, sid, version, status, dateline) VALUES (%s, %s, 1, '1837', '', %s)",
-        (master.upper(), "shouting", NOW),
-    )
+    await add_copy(board, master.upper(), "shouting")
     rows, _ = await stream(store, 1)
     shown = {r.title: r for r in rows}
     assert shown[master].sid == -2
@@ -221,11 +226,7 @@ async def test_set_templates_shows_one_row_per_title_when_the_set_has_duplicate_
 ) -> None:
     """No unique key on (sid, title): two copies can exist; like PHP's cache the last one read (highest tid) wins."""
     title = overridden_title(SPEC)
-    await sql(
-        board,
-        "INSERT INTO mybb_templates (title, template, sid, version, status, dateline) VALUES (%s, %s, 1, '1837', '', %s)",
-        (title, "the duplicate", NOW),
-    )
+    await add_copy(board, title, "the duplicate")
     rows, _ = await stream(store, 1)
     assert [r.template for r in rows if r.title == title] == ["the duplicate"]
     by_title = await store.templates_by_title(1, [title])
@@ -285,11 +286,7 @@ async def test_templates_by_title_shows_a_master_whose_title_the_copy_matches_on
     board: Database, store: MySQLStore
 ) -> None:
     master = master_only_title(SPEC)
-    await sql(
-        board,
-        "INSERT INTO mybb_templates (title, template, sid, version, status, dateline) VALUES (%s, %s, 1, '1837', '', %s)",
-        (master.upper(), "shouting", NOW),
-    )
+    await add_copy(board, master.upper(), "shouting")
     found = await store.templates_by_title(1, [master, master.upper()])
     assert (found[master].sid, found[master.upper()].template) == (-2, "shouting")
 
@@ -501,11 +498,7 @@ async def test_a_copy_equal_to_a_master_title_but_for_case_hides_nothing_in_the_
     board: Database, store: MySQLStore
 ) -> None:
     """PHP's cache compares titles exactly: a copy 'HEADER_x' leaves the master 'header_x' shown."""
-    await sql(
-        board,
-        "INSERT INTO mybb_templates (title, template, sid, version, status, dateline) VALUES (%s, %s, 1, '1837', '', %s)",
-        (master_only_title(SPEC).upper(), "shouting", NOW),
-    )
+    await add_copy(board, master_only_title(SPEC).upper(), "shouting")
     rows, _ = await stream(store, 1)
     assert await store.shown_digest(1) == digest_of_rows(rows)
 
@@ -745,11 +738,7 @@ async def test_a_copy_inserted_by_another_writer_at_the_same_moment_leaves_one_r
     """Regression (soak): the Admin CP and mybb-sync both found no copy and both inserted one.
     No unique key stops that; after our insert only the row the forum shows (highest tid) stays."""
     title = master_only_title(SPEC)
-    await sql(
-        board,
-        "INSERT INTO mybb_templates (title, template, sid, version, status, dateline) VALUES (%s, %s, 1, '1837', '', %s)",
-        (title, "the Admin CP's copy", NOW),
-    )
+    await add_copy(board, title, "the Admin CP's copy")
     await store._insert_templates(1, [(title, "our copy")], "1837", NOW)  # noqa: SLF001 - the racing half of a save
     copies = await sql(board, "SELECT template FROM mybb_templates WHERE sid = 1 AND BINARY title = %s", (title,))
     assert copies == [("our copy",)]
