@@ -267,6 +267,11 @@ async def test_templates_by_title_returns_the_set_copy_else_the_master(store: My
     assert found[copy].template == expected_set(SPEC, 1)[copy][1]
 
 
+async def test_templates_by_title_of_the_masters_returns_the_masters(store: MySQLStore) -> None:
+    title = overridden_title(SPEC)
+    assert (await store.templates_by_title(-2, [title]))[title].sid == -2
+
+
 async def test_templates_by_title_reads_no_master_the_set_overrides(store: MySQLStore) -> None:
     copy, master = overridden_title(SPEC), master_only_title(SPEC)
     read: list[tuple[Any, ...]] = []
@@ -399,6 +404,24 @@ async def test_save_expecting_a_copy_that_was_changed_meanwhile_writes_nothing(b
     saved = await store.save_templates(1, [(title, "decided on the old copy")], now=NOW + 1, expect={title: seen(before)})
     assert saved == {}
     assert (await store.templates_by_title(1, [title]))[title].template == "the other writer"
+
+
+async def test_save_expecting_a_copy_that_was_renamed_meanwhile_writes_nothing(board: Database, store: MySQLStore) -> None:
+    """Another writer gave the row another title, keeping its id and second: the save is not for it."""
+    title = overridden_title(SPEC)
+    before = (await store.templates_by_title(1, [title]))[title]
+    await sql(board, "UPDATE mybb_templates SET title = %s WHERE tid = %s", ("renamed_elsewhere", before.tid))
+    saved = await store.save_templates(1, [(title, "decided on the old title")], now=NOW, expect={title: seen(before)})
+    assert saved == {}
+    assert (await store.templates_by_title(1, ["renamed_elsewhere"]))["renamed_elsewhere"].template == before.template
+
+
+async def test_save_expecting_a_copy_with_a_non_ascii_title_writes_it(board: Database, store: MySQLStore) -> None:
+    title = "footer_grüße"
+    await add_copy(board, title, "<p>alt</p>")
+    before = (await store.templates_by_title(1, [title]))[title]
+    saved = await store.save_templates(1, [(title, "<p>neu</p>")], now=NOW + 1, expect={title: seen(before)})
+    assert (saved[title].tid, saved[title].template) == (before.tid, "<p>neu</p>")
 
 
 async def test_save_expecting_no_copy_when_one_was_created_meanwhile_writes_nothing(

@@ -58,8 +58,10 @@ class MySQLStore(SQLStore):
 
     _exact = "BINARY {}"
     _int = "UNSIGNED"
+    _rows = "{}"  # MySQL 8 takes VALUES only as VALUES ROW(...); a plain list works everywhere
     # Hashed as UTF-8 whatever the columns' charset (old boards: utf8, latin1), as Python hashes it.
     _md5 = "MD5(CONVERT(template USING utf8mb4))"
+    _title_text = "BINARY CONVERT(title USING utf8mb4)"
     _row_digest = (
         "CAST(CONV(SUBSTRING(MD5(CONCAT(tid, ':', sid, ':', dateline, ':', CONVERT(title USING utf8mb4), ':', "
         "CRC32(CONVERT(template USING utf8mb4)), ':', LENGTH(CONVERT(template USING utf8mb4)))), 1, 10), 16, 10) AS UNSIGNED)"

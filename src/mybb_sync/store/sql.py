@@ -53,6 +53,8 @@ class SQLStore(ABC):
     # row_digest() of each row, computed by the database (40 bits: SUM() over millions of rows fits 64 bits).
     _row_digest = "mybb_sync_row_digest(tid, sid, dateline, title, template)"
     _md5 = "mybb_sync_md5(template)"  # hex MD5 of the template's UTF-8 bytes (md5_hex() below)
+    _title_text = "title"  # the title exactly as a Python str parameter spells it (no collation)
+    _rows = "VALUES {}"  # a list of row values on the right of IN (SQLite before 3.37 wants VALUES)
     _index_exists = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = %s AND name = %s"
     _drop_index = "DROP INDEX {index}"
 
@@ -205,7 +207,7 @@ class SQLStore(ABC):
         where a set's files are edited, most are copies, and each row read
         costs the driver more than the query costs the server.
         """
-        rows = await self._by_title(_TEMPLATE_COLS, sid, titles, masters=not own and sid != GLOBAL_SID)
+        rows = await self._by_title(_TEMPLATE_COLS, sid, titles, masters=not own and sid not in (GLOBAL_SID, MASTER_SID))
         # Among duplicate copies the last one read wins, as in PHP's cache.
         return {r[2]: _template_row(r) for r in rows}
 
@@ -220,17 +222,19 @@ class SQLStore(ABC):
         """
         wanted = set(titles)
         t = self._t["templates"]
-        if masters:
-            where = (
-                f"sid IN (%s, %s) AND NOT (sid = %s AND EXISTS (SELECT 1 FROM {t} c WHERE c.sid = %s "
-                f"AND c.title = {t}.title AND {self._exact.format('c.title')} = {self._exact.format(f'{t}.title')}))"
-            )
-            args: tuple[int, ...] = (MASTER_SID, sid, MASTER_SID, sid)
-        else:
-            where, args = "sid = %s", (sid,)
         out: list[tuple[Any, ...]] = []
         for chunk in _chunks(sorted(wanted), lambda t: len(t) * 4 + 8):
             marks = ", ".join(["%s"] * len(chunk))
+            if masters:
+                # One subquery of the set's copies of these titles (MyBB's SQLite schema has no
+                # index on (sid, title): a correlated one would scan the table per master).
+                where = (
+                    f"sid IN (%s, %s) AND NOT (sid = %s AND {self._exact_title} IN "
+                    f"(SELECT {self._exact.format('c.title')} FROM {t} c WHERE c.sid = %s AND c.title IN ({marks})))"
+                )
+                args: tuple[Any, ...] = (MASTER_SID, sid, MASTER_SID, sid, *chunk)
+            else:
+                where, args = "sid = %s", (sid,)
             rows = await self._fetch(
                 f"SELECT {columns} FROM {t} WHERE {where} AND title IN ({marks}) ORDER BY sid, tid", (*args, *chunk)
             )
@@ -378,7 +382,7 @@ class SQLStore(ABC):
         if not latest:
             return {}
         version = await self.version_code()
-        await self._update_templates(sid, [(copies[t], x) for t, x in latest.items() if t in copies], version, now)
+        await self._update_templates(sid, [((t, copies[t]), x) for t, x in latest.items() if t in copies], version, now)
         tids = {t: seen_[0] for t, seen_ in copies.items() if t in latest}
         tids |= await self._insert_templates(sid, inserts, version, now)
         digests = {t: md5_hex(x) or "" for t, x in latest.items()}
@@ -388,16 +392,16 @@ class SQLStore(ABC):
 
     async def _as_written(self, sid: int, rows: Mapping[str, Seen]) -> bool:
         """Whether each title now has exactly one row in the set, and it is the (tid, dateline,
-        MD5) given: one row of two sums to read back a whole batch written as meant. The
+        MD5) given under that exact title: one row of two sums to read back a whole batch written as meant. The
         collation's case-blind title match can only count more rows, never fewer."""
         found = matching = 0
         for chunk in _chunks(sorted(rows), lambda t: len(t) * 4 + 80):
             marks = ", ".join(["%s"] * len(chunk))
-            tuples = ", ".join(["(%s, %s, %s)"] * len(chunk))
+            tuples = self._rows.format(", ".join(["(%s, %s, %s, %s)"] * len(chunk)))
             [(count, hits)] = await self._fetch(
-                f"SELECT COUNT(*), COALESCE(SUM((tid, dateline, {self._md5}) IN ({tuples})), 0) "
+                f"SELECT COUNT(*), COALESCE(SUM((tid, dateline, {self._md5}, {self._title_text}) IN ({tuples})), 0) "
                 f"FROM {self._t['templates']} WHERE sid = %s AND title IN ({marks})",
-                (*(v for t in chunk for v in rows[t]), sid, *chunk),
+                (*(v for t in chunk for v in (*rows[t], t)), sid, *chunk),
             )
             found, matching = found + int(count), matching + int(hits)
         return found == matching == len(rows)
@@ -424,19 +428,22 @@ class SQLStore(ABC):
         rows = await self._by_title(f"tid, sid, title, dateline, {self._md5}", sid, titles)
         return {title: (int(tid), int(dateline), digest) for tid, _sid, title, dateline, digest in rows}
 
-    async def _update_templates(self, sid: int, updates: Sequence[tuple[Seen, str]], version: str, now: int) -> None:
-        """Copies by tid, each only while it still is the (tid, dateline, MD5) given, and guarded by
-        its set (SQLite reuses the largest rowid after a delete)."""
+    async def _update_templates(
+        self, sid: int, updates: Sequence[tuple[tuple[str, Seen], str]], version: str, now: int
+    ) -> None:
+        """Copies by tid, each only while it still is the (tid, dateline, MD5) given under its exact
+        title, and guarded by its set (SQLite reuses the largest rowid after a delete)."""
         table = self._t["templates"]
         for chunk in _chunks(updates, lambda u: len(u[1]) * 4 + 80):
             cases = " ".join(["WHEN %s THEN %s"] * len(chunk))
             marks = ", ".join(["%s"] * len(chunk))
-            rows = ", ".join(["(%s, %s, %s)"] * len(chunk))
-            args: list[Any] = [v for (tid, _, _), text in chunk for v in (tid, text)]
-            args += [version, now, sid, *(tid for (tid, _, _), _ in chunk), *(v for seen_, _ in chunk for v in seen_)]
+            rows = self._rows.format(", ".join(["(%s, %s, %s, %s)"] * len(chunk)))
+            args: list[Any] = [v for (_, (tid, _, _)), text in chunk for v in (tid, text)]
+            args += [version, now, sid, *(tid for (_, (tid, _, _)), _ in chunk)]
+            args += [v for (title, seen_), _ in chunk for v in (*seen_, title)]
             await self._execute(
                 f"UPDATE {table} SET template = CASE tid {cases} END, version = %s, status = '', dateline = %s "
-                f"WHERE sid = %s AND tid IN ({marks}) AND (tid, dateline, {self._md5}) IN ({rows})",
+                f"WHERE sid = %s AND tid IN ({marks}) AND (tid, dateline, {self._md5}, {self._title_text}) IN ({rows})",
                 args,
             )
 
