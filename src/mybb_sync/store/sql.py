@@ -382,7 +382,7 @@ class SQLStore(ABC):
         if not latest:
             return {}
         version = await self.version_code()
-        await self._update_templates(sid, [((t, copies[t]), x) for t, x in latest.items() if t in copies], version, now)
+        await self._update_templates(sid, [(t, copies[t], x) for t, x in latest.items() if t in copies], version, now)
         tids = {t: seen_[0] for t, seen_ in copies.items() if t in latest}
         tids |= await self._insert_templates(sid, inserts, version, now)
         digests = {t: md5_hex(x) or "" for t, x in latest.items()}
@@ -392,19 +392,28 @@ class SQLStore(ABC):
 
     async def _as_written(self, sid: int, rows: Mapping[str, Seen]) -> bool:
         """Whether each title now has exactly one row in the set, and it is the (tid, dateline,
-        MD5) given under that exact title: one row of two sums to read back a whole batch written as meant. The
-        collation's case-blind title match can only count more rows, never fewer."""
+        MD5) given under that exact title: one row of two sums to read back a whole batch written
+        as meant. The collation's case-blind title match can only count more rows, never fewer."""
         found = matching = 0
         for chunk in _chunks(sorted(rows), lambda t: len(t) * 4 + 80):
             marks = ", ".join(["%s"] * len(chunk))
-            tuples = self._rows.format(", ".join(["(%s, %s, %s, %s)"] * len(chunk)))
+            still, still_args = self._still_seen([(t, rows[t]) for t in chunk])
             [(count, hits)] = await self._fetch(
-                f"SELECT COUNT(*), COALESCE(SUM((tid, dateline, {self._md5}, {self._title_text}) IN ({tuples})), 0) "
+                f"SELECT COUNT(*), COALESCE(SUM({still}), 0) "
                 f"FROM {self._t['templates']} WHERE sid = %s AND title IN ({marks})",
-                (*(v for t in chunk for v in (*rows[t], t)), sid, *chunk),
+                (*still_args, sid, *chunk),
             )
             found, matching = found + int(count), matching + int(hits)
         return found == matching == len(rows)
+
+    def _still_seen(self, copies: Sequence[tuple[str, Seen]]) -> tuple[str, list[Any]]:
+        """The condition (and its parameters) that a row is one of these copies, exactly as seen:
+        (tid, dateline, MD5) under that exact title."""
+        rows = self._rows.format(", ".join(["(%s, %s, %s, %s)"] * len(copies)))
+        return (
+            f"(tid, dateline, {self._md5}, {self._title_text}) IN ({rows})",
+            [v for title, seen_ in copies for v in (*seen_, title)],
+        )
 
     async def _read_back(self, sid: int, written: dict[str, str], digests: Mapping[str, str]) -> dict[str, TemplateRow]:
         """The set's own rows that hold what was written (``digests``: the MD5s of it), as stored now.
@@ -428,22 +437,19 @@ class SQLStore(ABC):
         rows = await self._by_title(f"tid, sid, title, dateline, {self._md5}", sid, titles)
         return {title: (int(tid), int(dateline), digest) for tid, _sid, title, dateline, digest in rows}
 
-    async def _update_templates(
-        self, sid: int, updates: Sequence[tuple[tuple[str, Seen], str]], version: str, now: int
-    ) -> None:
-        """Copies by tid, each only while it still is the (tid, dateline, MD5) given under its exact
-        title, and guarded by its set (SQLite reuses the largest rowid after a delete)."""
+    async def _update_templates(self, sid: int, updates: Sequence[tuple[str, Seen, str]], version: str, now: int) -> None:
+        """(title, copy seen, text): each copy is updated by tid only while it still is as seen,
+        and guarded by its set (SQLite reuses the largest rowid after a delete)."""
         table = self._t["templates"]
-        for chunk in _chunks(updates, lambda u: len(u[1]) * 4 + 80):
+        for chunk in _chunks(updates, lambda u: len(u[2]) * 4 + 80):
             cases = " ".join(["WHEN %s THEN %s"] * len(chunk))
             marks = ", ".join(["%s"] * len(chunk))
-            rows = self._rows.format(", ".join(["(%s, %s, %s, %s)"] * len(chunk)))
-            args: list[Any] = [v for (_, (tid, _, _)), text in chunk for v in (tid, text)]
-            args += [version, now, sid, *(tid for (_, (tid, _, _)), _ in chunk)]
-            args += [v for (title, seen_), _ in chunk for v in (*seen_, title)]
+            still, still_args = self._still_seen([(title, seen_) for title, seen_, _ in chunk])
+            args: list[Any] = [v for _, (tid, _, _), text in chunk for v in (tid, text)]
+            args += [version, now, sid, *(tid for _, (tid, _, _), _ in chunk), *still_args]
             await self._execute(
                 f"UPDATE {table} SET template = CASE tid {cases} END, version = %s, status = '', dateline = %s "
-                f"WHERE sid = %s AND tid IN ({marks}) AND (tid, dateline, {self._md5}, {self._title_text}) IN ({rows})",
+                f"WHERE sid = %s AND tid IN ({marks}) AND {still}",
                 args,
             )
 
