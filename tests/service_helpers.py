@@ -161,10 +161,12 @@ async def barrier(root: Path, log: LogTap, timeout: float = TIMEOUT) -> None:
     """Return once every file event made before this call has been handled.
 
     An empty file in its place is read and refused (and logged) without any
-    database write, and events are handled in order: once its refusal shows,
-    everything noticed before it has been decided and carried out. It is
-    written twice, because a rescan pass already running may meet the file
-    among its orphans and refuse it before its event is even read.
+    database write. It is written twice: a file saved while a batch is in
+    hand may join it and be handled beside chunks taken before it (and a
+    rescan pass already running may meet it among its orphans before its
+    event is even read), but a file the batch holds already cannot join it
+    again: the second save waits for a batch of its own, which starts once
+    everything noticed before the first save has been decided and carried out.
     """
     path = root / BARRIER
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,22 +15,26 @@ import signal
 import socket
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.to_thread
 import pytest
 
+from mybb_sync import export as export_module
 from mybb_sync import php
-from mybb_sync.config import Database
+from mybb_sync import service as service_module
+from mybb_sync.config import Database, Settings
 from mybb_sync.poller import Poller
 from mybb_sync.layout import Kind
-from mybb_sync.service import offline_status
+from mybb_sync.service import Batch, Service, offline_status, serve
 from mybb_sync.state import State
 from mybb_sync.store import open_store
+from mybb_sync.store.sql import SQLStore
 from mybb_sync.synthetic import Board
 from mybb_sync.testing import PrivateMariaDB
 from service_helpers import (
@@ -757,6 +761,95 @@ async def test_burst_of_1000_saves_is_coalesced_and_lands(db: Database, board_sp
     assert sum(calls) == len(second)
     assert len(calls) < len(second) / 4, f"{len(calls)} round trips for {len(second)} rows: not coalesced"
     assert elapsed < 60
+
+
+# -- batches in hand: joined by later saves, stopped between chunks ---------------------------------
+
+
+def _once_pending(service: Service, wanted: set[str]) -> anyio.Event:
+    """An event set once the watcher has queued all of ``wanted`` (it wraps the intake)."""
+    noticed = anyio.Event()
+    add = service.pending.add
+
+    def adding(paths: Sequence[str] = (), prefixes: Sequence[str] = ()) -> int:
+        seq = add(paths, prefixes)
+        if wanted <= service.pending.paths:
+            noticed.set()
+        return seq
+
+    service.pending.add = adding  # type: ignore[method-assign]
+    return noticed
+
+
+async def test_a_file_saved_while_a_batch_is_handled_joins_it(
+    db: Database, board_spec: Board, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst is one stream: a file saved while a batch is in hand is taken into it, chunk by
+    chunk, instead of waiting for a next batch that starts only once this one's slowest chunk is done."""
+    monkeypatch.setattr(service_module, "BATCH", 2)  # five files: three chunks, two in hand at once
+    edited = [tpath(board_spec.master_title(i)) for i in range(1, 11, 2)]
+    late = tpath(board_spec.master_title(11))
+    async with running_service(db, root, poll_interval=3600) as svc:
+        service = svc.handle._service  # noqa: SLF001
+        batches: list[Batch] = []
+        handle, save = service.handle, service.store.save_templates
+
+        async def recording(batch: Batch) -> None:
+            batches.append(batch)
+            await handle(batch)
+
+        async def save_once_late_is_noticed(*args: Any, **kwargs: Any) -> dict[str, Any]:
+            if not (root / late).read_bytes().startswith(b"<p>late"):
+                write(root / late, "<p>late</p>")
+            with anyio.fail_after(TIMEOUT):
+                await late_noticed.wait()  # no chunk of the batch ends before the late file is queued
+            return await save(*args, **kwargs)
+
+        service.handle = recording  # type: ignore[method-assign]
+        service.store.save_templates = save_once_late_is_noticed  # type: ignore[method-assign]
+        svc.handle.pause()
+        edited_noticed = _once_pending(service, set(edited))
+        mark = svc.log.mark()
+        for rel in edited:
+            write(root / rel, f"<p>edited {rel}</p>")
+        with anyio.fail_after(TIMEOUT):
+            await edited_noticed.wait()
+        late_noticed = _once_pending(service, {late})
+        svc.handle.resume()
+        await svc.imported([*edited, late], since=mark)
+    assert [sorted(b.paths) for b in batches] == [sorted([*edited, late])]
+    assert (await shown(db, board_spec.master_title(11))).template == "<p>late</p>"
+
+
+async def test_a_stop_during_the_start_up_backlog_waits_only_for_the_chunks_in_hand(
+    db: Database, board_spec: Board, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM must stop the service within seconds however large the backlog: the chunks in hand
+    are finished (rows and bases together), the rest is left on disk for the next start-up."""
+    monkeypatch.setattr(export_module, "BATCH", 2)  # eight files: four chunks
+    titles = [board_spec.master_title(i) for i in range(1, 17, 2)]
+    async with running_service(db, root):
+        pass
+    for title in titles:
+        write(root / tpath(title), f"<p>offline {title}</p>")
+    mark = await audit_mark(db)
+    save = SQLStore.save_templates
+    async with anyio.create_task_group() as tg:
+
+        async def save_then_stop(store: SQLStore, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            tg.cancel_scope.cancel()
+            return await save(store, *args, **kwargs)
+
+        monkeypatch.setattr(SQLStore, "save_templates", save_then_stop)
+        tg.start_soon(serve, Settings(db=db, root=root, poll_interval=3600))
+    stopped_with = [w.title for w in await audit(db, mark)]
+    assert 0 < len(stopped_with) <= 4, stopped_with  # at most the two chunks in hand
+    monkeypatch.setattr(SQLStore, "save_templates", save)
+    async with running_service(db, root, settle=False) as svc:
+        await svc.barrier()
+    assert sorted(w.title for w in await audit(db, mark)) == sorted(titles)  # each written once
+    for title in titles:
+        assert (await shown(db, title)).template == f"<p>offline {title}</p>"
 
 
 # -- status over the control socket ----------------------------------------------------------------

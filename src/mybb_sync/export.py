@@ -174,12 +174,16 @@ def set_layout(catalog: Catalog, sid: int) -> str:
     return f"{catalog.sets.get(sid, '')}|{','.join(sorted(catalog.groups))}|{__version__}"
 
 
-async def in_parallel(batches: AsyncIterable[T], handle: Callable[[T], Awaitable[None]], workers: int = 2) -> None:
+async def in_parallel(
+    batches: AsyncIterable[T], handle: Callable[[T], Awaitable[None]], workers: int = 2, *, ready: int = 2
+) -> None:
     """Handle batches as they come, ``workers`` at a time, so that one's database round
-    trips overlap another's file work. A mybb-sync error (the database went away)
-    surfaces as itself, not as an exception group, so callers can catch it by type.
+    trips overlap another's file work; up to ``ready`` batches wait made in advance
+    (0: the next is made once a worker has taken the last, from what is known then).
+    A mybb-sync error (the database went away) surfaces as itself, not as an
+    exception group, so callers can catch it by type.
     """
-    send, receive = anyio.create_memory_object_stream[T](workers)
+    send, receive = anyio.create_memory_object_stream[T](ready)
 
     async def produce() -> None:
         async with send:
@@ -362,8 +366,15 @@ class Exporter:
         """Carry out decisions: write files, import (two-way only), record state and problems.
 
         Returns True if every file ended agreed with its row (imports included) and none was
-        removed, forgotten or left for later.
+        removed, forgotten or left for later. Shielded: a cancelled pass stops between
+        batches, never inside one, so no row is written without its new base recorded.
         """
+        with anyio.CancelScope(shield=True):
+            return await self._apply(decisions, report, force, two_way)
+
+    async def _apply(
+        self, decisions: Sequence[Decision], report: ExportReport, force: bool, two_way: TwoWay | None
+    ) -> bool:
         writes, settled, problems, imports, removals, forget, deleted = [], [], [], [], [], [], []
         rechecked: list[str] = []
         now = time.time()

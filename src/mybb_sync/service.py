@@ -16,10 +16,11 @@ Use it from another asyncio program::
         await handle.rescan()
         handle.stop()
 
-Nothing but the reconciler writes the database or the state store. Work is
-taken in whatever batch has accumulated while the previous one ran, so a
-single edit is handled at once and a burst is coalesced per path (the disk
-is re-read, so the last write wins) into few round trips.
+Nothing but the reconciler writes the database or the state store. It takes
+all that is pending at once, and files touched while it works join the batch
+in hand, chunk by chunk: a single edit is handled at once, and a burst is
+coalesced per path (the disk is re-read, so the last write wins) into few
+round trips, as one stream rather than in rounds.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import os
 import socket
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -63,6 +64,15 @@ DELETE_GRACE = 2.0  # seconds a deleted file must stay gone before on_delete = r
 
 
 @dataclass
+class Batch:
+    """Work the reconciler has in hand; it covers every add to :class:`Pending` up to ``seq``."""
+
+    paths: set[str]
+    prefixes: set[str]
+    seq: int
+
+
+@dataclass
 class Pending:
     """What changed and has not been handled yet; the reconciler takes it all at once."""
 
@@ -83,11 +93,24 @@ class Pending:
             self._wake.set()
         return self.seq
 
-    def take(self) -> tuple[set[str], set[str], int]:
-        paths, prefixes = self.paths, self.prefixes
+    def take(self) -> Batch:
+        batch = Batch(self.paths, self.prefixes, self.seq)
         self.paths, self.prefixes = set(), set()
         self._wake = anyio.Event()
-        return paths, prefixes, self.seq
+        return batch
+
+    def top_up(self, batch: Batch, joins: Callable[[str], bool]) -> list[str]:
+        """Move the paths added since ``batch`` was taken into it, so that a stream of changes
+        is handled as one stream, not in rounds that each wait for the slowest part of the
+        last. All or none: none while a folder is pending, or when one of them is already
+        in the batch (a path gets one decision at a time) or does not ``join``; those wait
+        for the next batch."""
+        if self.prefixes or not self.paths.isdisjoint(batch.paths) or not all(map(joins, self.paths)):
+            return []
+        more = self.take()
+        batch.paths |= more.paths
+        batch.seq = more.seq
+        return sorted(more.paths)
 
     async def wait(self) -> None:
         if not self:
@@ -204,24 +227,31 @@ class Service:
     # -- the reconciler ------------------------------------------------------
 
     async def reconcile_forever(self) -> None:
+        """Take what is pending and handle it, over and over.
+
+        A batch is not shielded as a whole, only each part of it that writes
+        (:meth:`Exporter.apply`): a stop waits for the parts in hand, never for a
+        whole backlog, and what was left undone is found by the next start-up's
+        reconcile (the state store still holds the old bases).
+        """
         delay = RETRY_MIN
         while True:
             await self.pending.wait()
             await self._resumed.wait()
-            paths, prefixes, seq = self.pending.take()
+            batch = self.pending.take()
             try:
-                with anyio.CancelScope(shield=True):
-                    async with self._writer:
-                        await self.handle(paths, prefixes)
+                async with self._writer:
+                    await self.handle(batch)
             except MybbSyncError as exc:
                 # The database is away, or refused a write (permissions, a crashed MyISAM
                 # table, a trigger): nothing is dropped, the batch is retried with back-off.
-                self.pending.add(paths, prefixes)
+                self.pending.add(sorted(batch.paths), sorted(batch.prefixes))
                 self._note_error(str(exc))
+                count = len(batch.paths) + len(batch.prefixes)
                 if not isinstance(exc, DatabaseUnavailable):
-                    log.error("%s; %d change(s) kept pending, retrying", exc, len(paths) + len(prefixes))
+                    log.error("%s; %d change(s) kept pending, retrying", exc, count)
                 elif self._status.database_up:
-                    log.warning("%s; %d change(s) kept pending, retrying", exc, len(paths) + len(prefixes))
+                    log.warning("%s; %d change(s) kept pending, retrying", exc, count)
                 self._status.database_up = not isinstance(exc, DatabaseUnavailable)
                 await anyio.sleep(delay)  # back-off between attempts, not synchronisation
                 delay = min(delay * 2, RETRY_MAX)
@@ -230,14 +260,14 @@ class Service:
                 log.info("database is back; pending changes applied")
             delay = RETRY_MIN
             self._status.database_up = True
-            self._handled = seq
+            self._handled = batch.seq
             self._progress.set()
             self._progress = anyio.Event()
 
     def _note_error(self, message: str) -> None:
         self._status.last_errors = (self._status.last_errors + [f"{time.strftime('%H:%M:%S')} {message}"])[-10:]
 
-    async def handle(self, paths: set[str], prefixes: set[str]) -> None:
+    async def handle(self, batch: Batch) -> None:
         """One batch: database-driven passes first, then folders and touched paths.
 
         ``""`` (everything) and ``styles`` (the poller saw stylesheets or themes
@@ -245,6 +275,7 @@ class Service:
         folder that came, went or moved, and only its files need a look (the
         poller covers the database side).
         """
+        prefixes = batch.prefixes
         full, styles = "" in prefixes, layout.STYLES_DIR in prefixes
         if full or styles:
             self.catalog = await load_catalog(self.store)
@@ -253,12 +284,12 @@ class Service:
             report = await self.exporter.run(self.store, self.catalog, scope, two_way=self._two_way())
             self._account(report)
             stale = await anyio.to_thread.run_sync(self._stale_paths, scope, report)
-            paths |= set(report.orphans) | stale | set(report.recheck)
+            batch.paths |= set(report.orphans) | stale | set(report.recheck)
         folders = sorted(p for p in prefixes if p not in ("", layout.STYLES_DIR))
         if folders:
-            paths |= await anyio.to_thread.run_sync(self._under_folders, folders)
-        if paths:
-            await self.handle_paths(sorted(paths))
+            batch.paths |= await anyio.to_thread.run_sync(self._under_folders, folders)
+        if batch.paths:
+            await self.handle_paths(batch)
 
     def _under_folders(self, folders: list[str]) -> set[str]:
         """Files on disk and tracked files below the folders."""
@@ -319,22 +350,29 @@ class Service:
             limiter=self.exporter.limiter,
         )
 
-    async def handle_paths(self, paths: Sequence[str]) -> None:
-        """Touched files: decide each with the rule and act, in batches handled two at a time,
-        their rows looked up one batch ahead (as a pass over a set does).
+    async def handle_paths(self, batch: Batch) -> None:
+        """The batch's files: decided with the rule and acted on in chunks handled two at a
+        time, their rows looked up one chunk ahead (as a pass over a set does). Files
+        touched meanwhile join the batch (:meth:`Pending.top_up`) as long as it runs.
 
-        Stylesheets go in one batch of their own: their imports rebuild theme lists.
+        Stylesheets go in one chunk of their own, never two at once: their imports
+        rebuild theme lists. So they join no batch in hand.
         """
-        sheets = [p for p in paths if p.startswith(layout.STYLES_DIR + "/")]
-        others = [p for p in paths if not p.startswith(layout.STYLES_DIR + "/")]
+        sheets = sorted(p for p in batch.paths if _is_stylesheet(p))
+        others = sorted(p for p in batch.paths if not _is_stylesheet(p))
 
         async def chunks() -> AsyncIterator[list[Entry]]:
             if sheets:
                 yield await self.entries_for(sheets)
-            for start in range(0, len(others), BATCH):
-                yield await self.entries_for(others[start : start + BATCH])
+            queue = others
+            while queue:
+                for start in range(0, len(queue), BATCH):
+                    yield await self.entries_for(queue[start : start + BATCH])
+                queue = [] if self._status.paused else self.pending.top_up(batch, lambda p: not _is_stylesheet(p))
 
-        await in_parallel(chunks(), self._handle_chunk)
+        # Each chunk is made when a worker has taken the last, so that a top-up gathers what
+        # came while a chunk was handled, not a few paths at a time.
+        await in_parallel(chunks(), self._handle_chunk, ready=0)
 
     async def _handle_chunk(self, entries: Sequence[Entry]) -> None:
         if not entries:
@@ -472,6 +510,10 @@ class Service:
         while True:
             await anyio.sleep(interval)  # a timer, not synchronisation
             self.pending.add(prefixes=[""])
+
+
+def _is_stylesheet(path: str) -> bool:
+    return path.startswith(layout.STYLES_DIR + "/")
 
 
 def sd_notify(message: str) -> None:
