@@ -9,8 +9,8 @@ from mybb_sync.service import Pending
 pytestmark = pytest.mark.anyio
 
 
-def joins_all(path: str) -> bool:
-    return True
+def none(path: str) -> bool:
+    return False
 
 
 async def test_take_covers_every_add_so_far() -> None:
@@ -27,7 +27,7 @@ async def test_top_up_moves_paths_added_since_into_the_batch_and_covers_them() -
     pending.add(["a.html"])
     batch = pending.take()
     target = pending.add(["c.html", "b.html"])
-    assert pending.top_up(batch, joins_all) == ["b.html", "c.html"]
+    assert pending.top_up(batch, 1, none) == ["b.html", "c.html"]
     assert batch.paths == {"a.html", "b.html", "c.html"}
     assert batch.seq == target
     assert not pending
@@ -38,7 +38,7 @@ async def test_top_up_takes_nothing_while_a_folder_is_pending() -> None:
     pending.add(["a.html"])
     batch = pending.take()
     pending.add(["b.html"], ["sets/x"])
-    assert pending.top_up(batch, joins_all) == []
+    assert pending.top_up(batch, 1, none) == []
     assert (pending.paths, pending.prefixes) == ({"b.html"}, {"sets/x"})
     assert batch.paths == {"a.html"}
 
@@ -50,17 +50,17 @@ async def test_top_up_takes_nothing_when_a_path_is_already_in_the_batch() -> Non
     batch = pending.take()
     seq = batch.seq
     pending.add(["b.html", "a.html"])
-    assert pending.top_up(batch, joins_all) == []
+    assert pending.top_up(batch, 1, none) == []
     assert pending.paths == {"a.html", "b.html"}
     assert (batch.paths, batch.seq) == ({"a.html"}, seq)
 
 
-async def test_top_up_takes_nothing_when_a_path_does_not_join() -> None:
+async def test_top_up_takes_nothing_when_a_path_is_kept_out() -> None:
     pending = Pending()
     pending.add(["a.html"])
     batch = pending.take()
     pending.add(["b.html", "styles/t/global.css"])
-    assert pending.top_up(batch, lambda path: not path.startswith("styles/")) == []
+    assert pending.top_up(batch, 1, lambda path: path.startswith("styles/")) == []
     assert pending.paths == {"b.html", "styles/t/global.css"}
 
 
@@ -68,5 +68,16 @@ async def test_top_up_with_nothing_added_takes_nothing() -> None:
     pending = Pending()
     pending.add(["a.html"])
     batch = pending.take()
-    assert pending.top_up(batch, joins_all) == []
+    assert pending.top_up(batch, 1, none) == []
     assert batch.paths == {"a.html"}
+
+
+async def test_top_up_takes_nothing_until_enough_paths_are_pending() -> None:
+    """A service that keeps up gains nothing by streaming: a few saves wait to be coalesced."""
+    pending = Pending()
+    pending.add(["a.html"])
+    batch = pending.take()
+    pending.add(["b.html", "c.html"])
+    assert pending.top_up(batch, 3, none) == []
+    pending.add(["d.html"])
+    assert pending.top_up(batch, 3, none) == ["b.html", "c.html", "d.html"]

@@ -781,14 +781,14 @@ def _once_pending(service: Service, wanted: set[str]) -> anyio.Event:
     return noticed
 
 
-async def test_a_file_saved_while_a_batch_is_handled_joins_it(
+async def test_files_saved_while_a_batch_is_handled_join_it(
     db: Database, board_spec: Board, root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A burst is one stream: a file saved while a batch is in hand is taken into it, chunk by
-    chunk, instead of waiting for a next batch that starts only once this one's slowest chunk is done."""
+    """A flood is one stream: a full chunk of files saved while a batch is in hand is taken into it,
+    instead of waiting for a next batch that starts only once this one's slowest chunk is done."""
     monkeypatch.setattr(service_module, "BATCH", 2)  # five files: three chunks, two in hand at once
     edited = [tpath(board_spec.master_title(i)) for i in range(1, 11, 2)]
-    late = tpath(board_spec.master_title(11))
+    late = [tpath(board_spec.master_title(i)) for i in (11, 13)]  # a full chunk
     async with running_service(db, root, poll_interval=3600) as svc:
         service = svc.handle._service  # noqa: SLF001
         batches: list[Batch] = []
@@ -798,15 +798,18 @@ async def test_a_file_saved_while_a_batch_is_handled_joins_it(
             batches.append(batch)
             await handle(batch)
 
-        async def save_once_late_is_noticed(*args: Any, **kwargs: Any) -> dict[str, Any]:
-            if not (root / late).read_bytes().startswith(b"<p>late"):
-                write(root / late, "<p>late</p>")
+        async def save_once_late_ones_are_noticed(*args: Any, **kwargs: Any) -> dict[str, Any]:
+            if not late_written:
+                late_written.append(True)
+                for rel in late:
+                    write(root / rel, f"<p>late {rel}</p>")
             with anyio.fail_after(TIMEOUT):
-                await late_noticed.wait()  # no chunk of the batch ends before the late file is queued
+                await late_noticed.wait()  # no chunk of the batch ends before they are queued
             return await save(*args, **kwargs)
 
+        late_written: list[bool] = []
         service.handle = recording  # type: ignore[method-assign]
-        service.store.save_templates = save_once_late_is_noticed  # type: ignore[method-assign]
+        service.store.save_templates = save_once_late_ones_are_noticed  # type: ignore[method-assign]
         svc.handle.pause()
         edited_noticed = _once_pending(service, set(edited))
         mark = svc.log.mark()
@@ -814,11 +817,11 @@ async def test_a_file_saved_while_a_batch_is_handled_joins_it(
             write(root / rel, f"<p>edited {rel}</p>")
         with anyio.fail_after(TIMEOUT):
             await edited_noticed.wait()
-        late_noticed = _once_pending(service, {late})
+        late_noticed = _once_pending(service, set(late))
         svc.handle.resume()
-        await svc.imported([*edited, late], since=mark)
-    assert [sorted(b.paths) for b in batches] == [sorted([*edited, late])]
-    assert (await shown(db, board_spec.master_title(11))).template == "<p>late</p>"
+        await svc.imported([*edited, *late], since=mark)
+    assert [sorted(b.paths) for b in batches] == [sorted([*edited, *late])]
+    assert (await shown(db, board_spec.master_title(13))).template == f"<p>late {late[1]}</p>"
 
 
 async def test_a_stop_during_the_start_up_backlog_waits_only_for_the_chunks_in_hand(

@@ -416,6 +416,18 @@ async def test_save_expecting_a_copy_that_was_renamed_meanwhile_writes_nothing(b
     assert (await store.templates_by_title(1, ["renamed_elsewhere"]))["renamed_elsewhere"].template == before.template
 
 
+async def test_save_expecting_a_copy_renamed_meanwhile_only_in_case_writes_nothing(
+    board: Database, store: MySQLStore
+) -> None:
+    """MySQL's collation matches titles whatever their case; PHP's cache does not: the save is not for it."""
+    title = overridden_title(SPEC)
+    before = (await store.templates_by_title(1, [title]))[title]
+    await sql(board, "UPDATE mybb_templates SET title = %s WHERE tid = %s", (title.upper(), before.tid))
+    saved = await store.save_templates(1, [(title, "decided on the old title")], now=NOW, expect={title: seen(before)})
+    assert title not in saved
+    assert [r[3] for r in await rows_titled(board, title.upper()) if r[1] == 1] == [before.template.encode()]
+
+
 async def test_save_expecting_a_copy_with_a_non_ascii_title_writes_it(board: Database, store: MySQLStore) -> None:
     title = "footer_grüße"
     await add_copy(board, title, "<p>alt</p>")

@@ -99,13 +99,19 @@ class Pending:
         self._wake = anyio.Event()
         return batch
 
-    def top_up(self, batch: Batch, joins: Callable[[str], bool]) -> list[str]:
-        """Move the paths added since ``batch`` was taken into it, so that a stream of changes
+    def top_up(self, batch: Batch, at_least: int, kept_out: Callable[[str], bool]) -> list[str]:
+        """Move the paths added since ``batch`` was taken into it, so that a flood of changes
         is handled as one stream, not in rounds that each wait for the slowest part of the
         last. All or none: none while a folder is pending, or when one of them is already
-        in the batch (a path gets one decision at a time) or does not ``join``; those wait
-        for the next batch."""
-        if self.prefixes or not self.paths.isdisjoint(batch.paths) or not all(map(joins, self.paths)):
+        in the batch (a path gets one decision at a time) or is ``kept_out``, or when
+        there are fewer than ``at_least`` (a service keeping up gains nothing by streaming,
+        and a next batch coalesces more saves); those wait for the next batch."""
+        if (
+            len(self.paths) < at_least
+            or self.prefixes
+            or not self.paths.isdisjoint(batch.paths)
+            or any(map(kept_out, self.paths))
+        ):
             return []
         more = self.take()
         batch.paths |= more.paths
@@ -353,7 +359,7 @@ class Service:
     async def handle_paths(self, batch: Batch) -> None:
         """The batch's files: decided with the rule and acted on in chunks handled two at a
         time, their rows looked up one chunk ahead (as a pass over a set does). Files
-        touched meanwhile join the batch (:meth:`Pending.top_up`) as long as it runs.
+        touched meanwhile join the batch (:meth:`Pending.top_up`) a full chunk at a time.
 
         Stylesheets go in one chunk of their own, never two at once: their imports
         rebuild theme lists. So they join no batch in hand.
@@ -368,7 +374,7 @@ class Service:
             while queue:
                 for start in range(0, len(queue), BATCH):
                     yield await self.entries_for(queue[start : start + BATCH])
-                queue = [] if self._status.paused else self.pending.top_up(batch, lambda p: not _is_stylesheet(p))
+                queue = [] if self._status.paused else self.pending.top_up(batch, BATCH, _is_stylesheet)
 
         # Each chunk is made when a worker has taken the last, so that a top-up gathers what
         # came while a chunk was handled, not a few paths at a time.

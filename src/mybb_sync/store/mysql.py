@@ -12,6 +12,7 @@ from pymysql.constants import SERVER_STATUS
 
 from ..config import Database, validate_prefix
 from ..errors import DatabaseUnavailable, MybbSyncError
+from . import Seen
 from .sql import SQLStore
 
 log = logging.getLogger(__name__)
@@ -58,10 +59,8 @@ class MySQLStore(SQLStore):
 
     _exact = "BINARY {}"
     _int = "UNSIGNED"
-    _rows = "{}"  # MySQL 8 takes VALUES only as VALUES ROW(...); a plain list works everywhere
     # Hashed as UTF-8 whatever the columns' charset (old boards: utf8, latin1), as Python hashes it.
     _md5 = "MD5(CONVERT(template USING utf8mb4))"
-    _title_text = "BINARY CONVERT(title USING utf8mb4)"
     _row_digest = (
         "CAST(CONV(SUBSTRING(MD5(CONCAT(tid, ':', sid, ':', dateline, ':', CONVERT(title USING utf8mb4), ':', "
         "CRC32(CONVERT(template USING utf8mb4)), ':', LENGTH(CONVERT(template USING utf8mb4)))), 1, 10), 16, 10) AS UNSIGNED)"
@@ -76,6 +75,14 @@ class MySQLStore(SQLStore):
     def __init__(self, pool: aiomysql.Pool, prefix: str) -> None:
         super().__init__(prefix)
         self._pool = pool
+
+    def _still_seen(self, copies: Sequence[tuple[str, Seen]]) -> tuple[str, list[Any]]:
+        """As one binary string per copy, ``tid:dateline:MD5:title`` (unambiguous: only the title
+        is free text, and it comes last): MariaDB binary-searches a list of constant strings, but
+        compares a list of row values one by one (500 copies: 9 ms against 5 for the whole query)."""
+        marks = ", ".join(["%s"] * len(copies))
+        key = f"BINARY CONCAT_WS(':', tid, dateline, {self._md5}, CONVERT(title USING utf8mb4))"
+        return f"{key} IN ({marks})", [f"{tid}:{dateline}:{digest}:{title}" for title, (tid, dateline, digest) in copies]
 
     @classmethod
     async def connect(cls, db: Database, prefix: str, *, maxsize: int = 4) -> MySQLStore:

@@ -53,8 +53,6 @@ class SQLStore(ABC):
     # row_digest() of each row, computed by the database (40 bits: SUM() over millions of rows fits 64 bits).
     _row_digest = "mybb_sync_row_digest(tid, sid, dateline, title, template)"
     _md5 = "mybb_sync_md5(template)"  # hex MD5 of the template's UTF-8 bytes (md5_hex() below)
-    _title_text = "title"  # the title exactly as a Python str parameter spells it (no collation)
-    _rows = "VALUES {}"  # a list of row values on the right of IN (SQLite before 3.37 wants VALUES)
     _index_exists = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = %s AND name = %s"
     _drop_index = "DROP INDEX {index}"
 
@@ -409,9 +407,9 @@ class SQLStore(ABC):
     def _still_seen(self, copies: Sequence[tuple[str, Seen]]) -> tuple[str, list[Any]]:
         """The condition (and its parameters) that a row is one of these copies, exactly as seen:
         (tid, dateline, MD5) under that exact title."""
-        rows = self._rows.format(", ".join(["(%s, %s, %s, %s)"] * len(copies)))
+        rows = ", ".join(["(%s, %s, %s, %s)"] * len(copies))
         return (
-            f"(tid, dateline, {self._md5}, {self._title_text}) IN ({rows})",
+            f"(tid, dateline, {self._md5}, title) IN (VALUES {rows})",  # SQLite before 3.37 wants VALUES
             [v for title, seen_ in copies for v in (*seen_, title)],
         )
 
@@ -485,10 +483,10 @@ class SQLStore(ABC):
         """
         table = self._t["templates"]
         marks = ", ".join(["%s"] * len(titles))
-        doubled = await self._fetch(
-            f"SELECT title, MAX(tid) FROM {table} WHERE sid = %s AND {self._exact_title} IN ({marks}) "
-            f"GROUP BY {self._exact_title} HAVING COUNT(*) > 1",
-            (sid, *titles),
+        doubled = await self._fetch(  # title IN first: the index on (sid, title) finds the rows
+            f"SELECT title, MAX(tid) FROM {table} WHERE sid = %s AND title IN ({marks}) "
+            f"AND {self._exact_title} IN ({marks}) GROUP BY {self._exact_title} HAVING COUNT(*) > 1",
+            (sid, *titles, *titles),
         )
         for title, top in doubled:
             await self._execute(
