@@ -30,6 +30,7 @@ from mybb_sync import php
 from mybb_sync import service as service_module
 from mybb_sync.config import Database, Settings
 from mybb_sync.poller import Poller
+from mybb_sync.reconcile import content_hash
 from mybb_sync.layout import Kind
 from mybb_sync.service import Batch, Service, offline_status, serve
 from mybb_sync.state import State
@@ -781,14 +782,12 @@ def _once_pending(service: Service, wanted: set[str]) -> anyio.Event:
     return noticed
 
 
-async def test_files_saved_while_a_batch_is_handled_join_it(
-    db: Database, board_spec: Board, root: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A flood is one stream: a full chunk of files saved while a batch is in hand is taken into it,
-    instead of waiting for a next batch that starts only once this one's slowest chunk is done."""
-    monkeypatch.setattr(service_module, "BATCH", 2)  # five files: three chunks, two in hand at once
+async def _batches_of_a_flood(db: Database, board_spec: Board, root: Path) -> tuple[list[str], list[str], list[list[str]]]:
+    """Five files saved while paused (three chunks of two, two in hand at once), then, once the
+    first save of their batch is under way, a full chunk of two more ("late"): the paths of
+    each batch the service handled, in order."""
     edited = [tpath(board_spec.master_title(i)) for i in range(1, 11, 2)]
-    late = [tpath(board_spec.master_title(i)) for i in (11, 13)]  # a full chunk
+    late = [tpath(board_spec.master_title(i)) for i in (11, 13)]
     async with running_service(db, root, poll_interval=3600) as svc:
         service = svc.handle._service  # noqa: SLF001
         batches: list[Batch] = []
@@ -820,8 +819,29 @@ async def test_files_saved_while_a_batch_is_handled_join_it(
         late_noticed = _once_pending(service, set(late))
         svc.handle.resume()
         await svc.imported([*edited, *late], since=mark)
-    assert [sorted(b.paths) for b in batches] == [sorted([*edited, *late])]
     assert (await shown(db, board_spec.master_title(13))).template == f"<p>late {late[1]}</p>"
+    return edited, late, [sorted(b.paths) for b in batches]
+
+
+async def test_files_saved_while_a_batch_is_handled_join_it(
+    db: Database, board_spec: Board, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flood is one stream: a full chunk of files saved while a batch is in hand is taken into it,
+    instead of waiting for a next batch that starts only once this one's slowest chunk is done."""
+    monkeypatch.setattr(service_module, "BATCH", 2)
+    edited, late, batches = await _batches_of_a_flood(db, board_spec, root)
+    assert batches == [sorted([*edited, *late])]
+
+
+async def test_a_batch_stops_taking_in_files_after_its_streaming_window(
+    db: Database, board_spec: Board, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flood must not hold up for long those waiting for the batch to end (wait_idle, resolve):
+    past its window, files saved meanwhile wait for the next batch."""
+    monkeypatch.setattr(service_module, "BATCH", 2)
+    monkeypatch.setattr(service_module, "STREAM_SECONDS", 0.0)
+    edited, late, batches = await _batches_of_a_flood(db, board_spec, root)
+    assert batches == [sorted(edited), sorted(late)]
 
 
 async def test_a_stop_during_the_start_up_backlog_waits_only_for_the_chunks_in_hand(
@@ -847,6 +867,12 @@ async def test_a_stop_during_the_start_up_backlog_waits_only_for_the_chunks_in_h
         tg.start_soon(serve, Settings(db=db, root=root, poll_interval=3600))
     stopped_with = [w.title for w in await audit(db, mark)]
     assert 0 < len(stopped_with) <= 4, stopped_with  # at most the two chunks in hand
+    state = State(root)
+    try:  # each row written has its new base recorded; the files not reached keep their old one
+        bases = {s.name: s.base for s in state.get([tpath(t) for t in titles]).values()}
+    finally:
+        state.close()
+    assert {t for t in titles if bases[t] == content_hash(Kind.TEMPLATE, f"<p>offline {t}</p>")} == set(stopped_with)
     monkeypatch.setattr(SQLStore, "save_templates", save)
     async with running_service(db, root, settle=False) as svc:
         await svc.barrier()

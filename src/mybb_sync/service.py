@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 
 RETRY_MIN, RETRY_MAX = 0.5, 30.0  # seconds between attempts while the database is away
 DELETE_GRACE = 2.0  # seconds a deleted file must stay gone before on_delete = revert acts
+STREAM_SECONDS = 2.0  # a batch takes in files touched meanwhile for this long, then ends
 
 
 @dataclass
@@ -171,7 +172,7 @@ class ServiceHandle:
         await self._service.request()
 
     def stop(self) -> None:
-        """Finish the batch in flight, then stop."""
+        """Finish the chunks of files in hand, then stop (the rest waits for the next start-up)."""
         self._scope.cancel()
 
     async def stopped(self) -> None:
@@ -359,13 +360,17 @@ class Service:
     async def handle_paths(self, batch: Batch) -> None:
         """The batch's files: decided with the rule and acted on in chunks handled two at a
         time, their rows looked up one chunk ahead (as a pass over a set does). Files
-        touched meanwhile join the batch (:meth:`Pending.top_up`) a full chunk at a time.
+        touched meanwhile join the batch (:meth:`Pending.top_up`) a full chunk at a time,
+        for at most ``STREAM_SECONDS``: a flood must not hold up for long those waiting for
+        the batch to end (``wait_idle``, ``resolve``, polls).
 
         Stylesheets go in one chunk of their own, never two at once: their imports
         rebuild theme lists. So they join no batch in hand.
         """
         sheets = sorted(p for p in batch.paths if _is_stylesheet(p))
         others = sorted(p for p in batch.paths if not _is_stylesheet(p))
+
+        streaming_until = time.monotonic() + STREAM_SECONDS
 
         async def chunks() -> AsyncIterator[list[Entry]]:
             if sheets:
@@ -374,7 +379,8 @@ class Service:
             while queue:
                 for start in range(0, len(queue), BATCH):
                     yield await self.entries_for(queue[start : start + BATCH])
-                queue = [] if self._status.paused else self.pending.top_up(batch, BATCH, _is_stylesheet)
+                streaming = not self._status.paused and time.monotonic() < streaming_until
+                queue = self.pending.top_up(batch, BATCH, _is_stylesheet) if streaming else []
 
         # Each chunk is made when a worker has taken the last, so that a top-up gathers what
         # came while a chunk was handled, not a few paths at a time.

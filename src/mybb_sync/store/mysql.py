@@ -81,7 +81,8 @@ class MySQLStore(SQLStore):
         is free text, and it comes last): MariaDB binary-searches a list of constant strings, but
         compares a list of row values one by one (500 copies: 9 ms against 5 for the whole query)."""
         marks = ", ".join(["%s"] * len(copies))
-        key = f"BINARY CONCAT_WS(':', tid, dateline, {self._md5}, CONVERT(title USING utf8mb4))"
+        # CONCAT, not CONCAT_WS: a NULL part makes the key NULL, which matches nothing.
+        key = f"BINARY CONCAT(tid, ':', dateline, ':', {self._md5}, ':', CONVERT(title USING utf8mb4))"
         return f"{key} IN ({marks})", [f"{tid}:{dateline}:{digest}:{title}" for title, (tid, dateline, digest) in copies]
 
     @classmethod
