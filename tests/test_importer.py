@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,10 @@ from mybb_sync.engine import Decision, Entry, Row
 from mybb_sync.importer import ForumCache, import_stylesheets, import_templates
 from mybb_sync.layout import Kind
 from mybb_sync.reconcile import Action, content_hash
-from mybb_sync.store import Store, TemplateRow
+from mybb_sync.store import Store, TemplateRow, open_store
 from mybb_sync.stylesheets import effective_stylesheets
-from mybb_sync.synthetic import INSTALL_TIME
+from mybb_sync.synthetic import INSTALL_TIME, Board
+from mybb_sync.testing import create_board, drop_board
 
 from conftest import raw_sql
 
@@ -117,3 +119,39 @@ async def test_an_import_decided_on_a_copy_whose_text_changed_within_its_second_
     done = await import_templates(store, [decision])
     assert (done.states, done.recheck) == ([], [decision.entry.path])
     assert (await store.templates_by_title(1, [copy.title]))[copy.title].template == "<p>plugin</p>"
+
+
+async def test_text_the_boards_charset_cannot_store_is_refused_and_the_rest_of_the_batch_lands(
+    server_db: Database,
+) -> None:
+    """An old board's utf8 (3-byte) tables would cut a save off at its first emoji."""
+    board = await create_board(replace(server_db, charset="utf8"), Board(masters=40))
+    try:
+        async with open_store(board, "mybb_") as store:
+            copy, kept = await disk_edit_of_a_set_copy(store)
+            other = [r async for batch in store.set_templates(1) for r in batch if r.sid == 1 and r != copy][0]
+            path = f"template_sets/Default Templates/ungrouped/{other.title}.html"
+            emoji = import_decision(path, Kind.TEMPLATE, 1, other.title, other, "<p>before 🙂 after</p>")
+            done = await import_templates(store, [kept, emoji])
+            assert [(d.entry.path, why) for d, why in done.refused] == [
+                (path, "holds '🙂' (U+1F642), which the database's charset utf8 cannot store")
+            ]
+            shown = await store.templates_by_title(1, [copy.title, other.title])
+            assert (shown[copy.title].template, shown[other.title]) == ("edited on disk", other)
+    finally:
+        await drop_board(board)
+
+
+async def test_a_name_the_boards_charset_cannot_store_is_refused(server_db: Database) -> None:
+    board = await create_board(replace(server_db, charset="latin1"), Board(masters=40))
+    try:
+        async with open_store(board, "mybb_") as store:
+            path = "template_sets/Default Templates/ungrouped/footer_中.html"
+            rows = await raw_sql(board, "SELECT COUNT(*) FROM mybb_templates")
+            done = await import_templates(store, [import_decision(path, Kind.TEMPLATE, 1, "footer_中", None, "<p/>")])
+            assert [why for _, why in done.refused] == [
+                "name holds '中' (U+4E2D), which the database's charset latin1 cannot store"
+            ]
+            assert await raw_sql(board, "SELECT COUNT(*) FROM mybb_templates") == rows
+    finally:
+        await drop_board(board)

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from mybb_sync.state import State
 from mybb_sync.store import open_store
 from mybb_sync.store.sql import SQLStore
 from mybb_sync.synthetic import Board
-from mybb_sync.testing import PrivateMariaDB
+from mybb_sync.testing import PrivateMariaDB, create_board, drop_board
 from service_helpers import (
     TIMEOUT,
     SET_SID,
@@ -276,6 +276,34 @@ async def test_invalid_content_never_reaches_the_database(db: Database, board_sp
         report = json.loads(status.stdout)
         assert report["running"] is True
         assert report["invalid"] >= len(cases)
+
+
+async def test_what_a_latin1_boards_charset_cannot_store_is_refused_and_the_rest_lands(
+    server_db: Database, board_spec: Board, root: Path
+) -> None:
+    """A name or text the connection's charset would mangle is refused per file; it does not hold
+    up the other files of its batch, nor every batch after it."""
+    db = await create_board(replace(server_db, charset="latin1"), board_spec)
+    try:
+        await install_audit(db)
+        fine, mangled = board_spec.master_title(OWN), board_spec.master_title(INHERITED)
+        new_name = tpath("footer_中")
+        async with running_service(db, root) as svc:
+            before = await shown(db, mangled)
+            mark = svc.log.mark()
+            write(root / new_name, "<p>new</p>")
+            write(root / tpath(mangled), "<p>中</p>")
+            write(root / tpath(fine), "<p>Grüße, 5 €</p>")
+            await svc.imported([tpath(fine)], since=mark)
+            for rel in (new_name, tpath(mangled)):
+                await svc.log.wait_for(lambda line, r=rel: line.startswith(f"refused {r}:"), since=mark)
+            await svc.barrier()
+            assert (await shown(db, fine)).template == "<p>Grüße, 5 €</p>"
+            assert await shown(db, mangled) == before
+            assert [(w.sid, w.title) for w in await audit(db)] == [(SET_SID, fine)]
+            assert "latin1 cannot store" in problems(root, "invalid")[new_name]
+    finally:
+        await drop_board(db)
 
 
 async def test_fixed_invalid_file_is_imported_and_no_longer_listed(db: Database, board_spec: Board, root: Path) -> None:

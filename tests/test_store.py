@@ -15,6 +15,7 @@ from mybb_sync.config import Database
 from mybb_sync.errors import ConfigError, DatabaseUnavailable, MybbSyncError
 from mybb_sync.store import TemplateRow, TemplateSet, md5_hex, open_store, row_digest, seen
 from mybb_sync.store.mysql import MySQLStore
+from mybb_sync.store.mysql import charset_refusal
 from mybb_sync.store.mysql import escape_string as mysql_escape
 from mybb_sync.stylesheets import StylesheetUpdate
 from mybb_sync.synthetic import GROUP_PREFIXES, INSTALL_TIME, Board
@@ -436,6 +437,24 @@ async def test_save_expecting_a_copy_with_a_non_ascii_title_writes_it(board: Dat
     assert (saved[title].tid, saved[title].template) == (before.tid, "<p>neu</p>")
 
 
+async def test_a_latin1_board_saves_a_copy_with_a_non_ascii_title_as_seen(
+    server_db: Database, mariadb: PrivateMariaDB | None
+) -> None:
+    """An old board's latin1 tables, read over a latin1 connection: the 'still as seen' check
+    must not compare the title's UTF-8 bytes with the parameter's latin1 bytes."""
+    board = await create_board(replace(server_db, charset="latin1"), SPEC)
+    try:
+        title = "footer_grüße"
+        await add_copy(board, title, "<p>alt</p>")
+        async with open_store(board, "mybb_") as store:
+            before = (await store.templates_by_title(1, [title]))[title]
+            saved = await store.save_templates(1, [(title, "<p>neu</p>")], now=NOW + 1, expect={title: seen(before)})
+            assert (saved[title].tid, saved[title].template) == (before.tid, "<p>neu</p>")
+        assert [r[3] for r in await rows_titled(board, title)] == ["<p>neu</p>".encode("latin1")]
+    finally:
+        await drop_board(board)
+
+
 async def test_save_expecting_no_copy_when_one_was_created_meanwhile_writes_nothing(
     board: Database, store: MySQLStore
 ) -> None:
@@ -814,3 +833,26 @@ async def test_every_special_character_round_trips_through_a_save(board: Databas
     saved = (await store.save_templates(1, [(title, text)], now=NOW))[title]
     assert saved.template == text
     assert (await rows_titled(board, title))[-1][3] == text.encode()
+
+
+# --- what a connection's charset can carry (MySQL) ----------------------------------------
+
+
+@pytest.mark.parametrize("charset", ["utf8mb4", "utf8", "utf8mb3", "latin1"])
+def test_every_charset_carries_plain_text_and_windows_1252(charset: str) -> None:
+    assert charset_refusal(charset, "<p>café – 5 €</p>") is None
+
+
+def test_utf8mb4_carries_emoji() -> None:
+    assert charset_refusal("utf8mb4", "<p>🙂</p>") is None
+
+
+@pytest.mark.parametrize("charset", ["utf8", "utf8mb3"])
+def test_mysqls_utf8_refuses_a_four_byte_character_naming_it(charset: str) -> None:
+    assert charset_refusal(charset, "<p>ok 中 🙂</p>") == (
+        f"holds '🙂' (U+1F642), which the database's charset {charset} cannot store"
+    )
+
+
+def test_latin1_refuses_what_windows_1252_lacks_naming_it() -> None:
+    assert charset_refusal("latin1", "<p>€ 中</p>") == "holds '中' (U+4E2D), which the database's charset latin1 cannot store"

@@ -49,8 +49,9 @@ class Imported:
     stored: list[TemplateRow] = field(default_factory=list)  # template rows holding exactly what was written
 
 
-def refusal(decision: Decision) -> str | None:
-    """Why a file may not be imported, or None. Checks MyBB's limits on names too."""
+def refusal(store: Store, decision: Decision) -> str | None:
+    """Why a file may not be imported, or None. Checks MyBB's limits on names, and what the
+    database's charset can hold, too."""
     if decision.invalid is not None:
         return decision.invalid
     if decision.disk_text is None:
@@ -58,7 +59,9 @@ def refusal(decision: Decision) -> str | None:
     entry = decision.entry
     if entry.kind is Kind.TEMPLATE and len(entry.name) > MAX_TITLE_CHARS:
         return f"template title is {len(entry.name)} characters (MyBB allows {MAX_TITLE_CHARS})"
-    return None
+    if (why := store.refusal(entry.name)) is not None:
+        return f"name {why}"
+    return store.refusal(decision.disk_text)
 
 
 async def import_templates(store: Store, decisions: Sequence[Decision]) -> Imported:
@@ -66,7 +69,7 @@ async def import_templates(store: Store, decisions: Sequence[Decision]) -> Impor
     refused: list[tuple[Decision, str]] = []
     groups: dict[int, list[Decision]] = defaultdict(list)
     for d in decisions:
-        why = refusal(d)
+        why = refusal(store, d)
         if why is not None:
             refused.append((d, why))
         else:
@@ -175,7 +178,7 @@ async def import_stylesheets(store: Store, cache: ForumCache | None, decisions: 
     refused: list[tuple[Decision, str]] = []
     recheck: list[str] = []
     for d in decisions:
-        why = refusal(d)
+        why = refusal(store, d)
         if why is None and cache is None:
             why = "stylesheet imports need --mybb-root (the forum would keep serving its old cache file)"
         if why is None and d.entry.owner == MASTER_THEME_TID:

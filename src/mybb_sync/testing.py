@@ -133,7 +133,8 @@ async def _connect(db: Database, name: str | None = None) -> aiomysql.Connection
 
 
 async def create_board(server: Database, board: Board, prefix: str = "mybb_", name: str | None = None) -> Database:
-    """Create a fresh database holding ``board``: a new database on a MySQL server, or a new SQLite file."""
+    """Create a fresh database holding ``board``: a new database on a MySQL server (its tables in
+    ``server.charset``, as an old board's may be latin1), or a new SQLite file."""
     if server.scheme == "sqlite":
         assert server.path is not None
         return await create_sqlite_board(server.path, board, prefix)
@@ -141,9 +142,9 @@ async def create_board(server: Database, board: Board, prefix: str = "mybb_", na
     conn = await _connect(server)
     try:
         async with conn.cursor() as cur:
-            await cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+            await cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET {server.charset}")
             await cur.execute(f"USE `{name}`")
-            for ddl in mysql_ddl(prefix):
+            for ddl in mysql_ddl(prefix, server.charset):
                 await cur.execute(ddl)
             await install_board(cur.execute, cur.executemany, board, prefix)
     finally:

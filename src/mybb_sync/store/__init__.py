@@ -94,6 +94,10 @@ class TableMarker:
 class Store(Protocol):
     """What mybb-sync needs from a forum database."""
 
+    def refusal(self, text: str) -> str | None:
+        """Why the database cannot store ``text`` (a name or content) intact, or None."""
+        ...
+
     async def template_sets(self) -> list[TemplateSet]: ...
 
     async def template_group_prefixes(self) -> frozenset[str]: ...

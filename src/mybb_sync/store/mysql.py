@@ -12,7 +12,7 @@ from pymysql.constants import SERVER_STATUS
 
 from ..config import Database, validate_prefix
 from ..errors import DatabaseUnavailable, MybbSyncError
-from . import Seen
+from . import Seen, md5_hex
 from .sql import SQLStore
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,28 @@ class Cursor(aiomysql.Cursor):
         return super()._escape_args(args, conn)
 
 
+def charset_refusal(charset: str, text: str) -> str | None:
+    """Why a MySQL connection in ``charset`` cannot carry ``text`` intact, or None.
+
+    MySQL's ``utf8`` (utf8mb3) has no 4-byte characters (emoji) and ``latin1``
+    is Windows-1252: what they cannot hold is cut off or turned into ``?`` by a
+    non-strict server, so such text must never be sent.
+    """
+    if charset == "utf8mb4":
+        return None
+    if charset == "latin1":
+        try:
+            text.encode("cp1252")
+            return None
+        except UnicodeEncodeError as exc:
+            bad = text[exc.start]
+    else:
+        bad = next((c for c in text if ord(c) > 0xFFFF), "")
+        if not bad:
+            return None
+    return f"holds {bad!r} (U+{ord(bad):04X}), which the database's charset {charset} cannot store"
+
+
 class MySQLStore(SQLStore):
     """A forum database on MySQL or MariaDB."""
 
@@ -72,18 +94,25 @@ class MySQLStore(SQLStore):
     )
     _drop_index = "DROP INDEX {index} ON {table}"
 
-    def __init__(self, pool: aiomysql.Pool, prefix: str) -> None:
+    def __init__(self, pool: aiomysql.Pool, prefix: str, charset: str = "utf8mb4") -> None:
         super().__init__(prefix)
         self._pool = pool
+        self._charset = charset
+
+    def refusal(self, text: str) -> str | None:
+        return charset_refusal(self._charset, text)
 
     def _still_seen(self, copies: Sequence[tuple[str, Seen]]) -> tuple[str, list[Any]]:
-        """As one binary string per copy, ``tid:dateline:MD5:title`` (unambiguous: only the title
-        is free text, and it comes last): MariaDB binary-searches a list of constant strings, but
-        compares a list of row values one by one (500 copies: 9 ms against 5 for the whole query)."""
+        """As one ASCII string per copy, ``tid:dateline:MD5 of text:MD5 of title``: MariaDB
+        binary-searches a list of constant strings, but compares a list of row values one by one
+        (500 copies: 9 ms against 5 for the whole query). The title goes in as its MD5 of UTF-8,
+        like the text: its own bytes would be the connection's charset (latin1 on old boards)."""
         marks = ", ".join(["%s"] * len(copies))
         # CONCAT, not CONCAT_WS: a NULL part makes the key NULL, which matches nothing.
-        key = f"BINARY CONCAT(tid, ':', dateline, ':', {self._md5}, ':', CONVERT(title USING utf8mb4))"
-        return f"{key} IN ({marks})", [f"{tid}:{dateline}:{digest}:{title}" for title, (tid, dateline, digest) in copies]
+        key = f"BINARY CONCAT(tid, ':', dateline, ':', {self._md5}, ':', MD5(CONVERT(title USING utf8mb4)))"
+        return f"{key} IN ({marks})", [
+            f"{tid}:{dateline}:{digest}:{md5_hex(title)}" for title, (tid, dateline, digest) in copies
+        ]
 
     @classmethod
     async def connect(cls, db: Database, prefix: str, *, maxsize: int = 4) -> MySQLStore:
@@ -108,7 +137,7 @@ class MySQLStore(SQLStore):
             pool = await aiomysql.create_pool(**kwargs)
         except Exception as exc:  # noqa: BLE001 - every driver failure becomes one clear line
             raise DatabaseUnavailable(f"cannot connect to {db.redacted()}: {_reason(exc)}") from None
-        return cls(pool, prefix)
+        return cls(pool, prefix, db.charset)
 
     async def close(self) -> None:
         self._pool.close()

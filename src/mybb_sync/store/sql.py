@@ -10,7 +10,7 @@ each write is followed by a read-back of what was stored.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 from .. import php
@@ -65,6 +65,15 @@ class SQLStore(ABC):
         self._t = {name: f"`{p}{name}`" for name in TABLES}
         self._poll_index = f"{p}mybb_sync_dateline"
         self._version_code: str | None = None
+
+    def refusal(self, text: str) -> str | None:
+        """SQLite stores any text."""
+        return None
+
+    def _storable(self, titles: Iterable[str]) -> set[str]:
+        """The titles a row can have: one the charset cannot hold is in no row, and could not
+        even be sent in a query."""
+        return {t for t in titles if self.refusal(t) is None}
 
     @abstractmethod
     async def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
@@ -218,7 +227,7 @@ class SQLStore(ABC):
 
         ``columns`` must start with ``tid, sid, title``.
         """
-        wanted = set(titles)
+        wanted = self._storable(titles)
         t = self._t["templates"]
         out: list[tuple[Any, ...]] = []
         for chunk in _chunks(sorted(wanted), lambda t: len(t) * 4 + 8):
@@ -497,7 +506,7 @@ class SQLStore(ABC):
         if sid <= 0:
             raise MybbSyncError("only a template set's own copies can be reverted")
         deleted = 0
-        for chunk in _chunks(list(titles), lambda t: len(t) * 4 + 8):
+        for chunk in _chunks(sorted(self._storable(titles)), lambda t: len(t) * 4 + 8):
             marks = ", ".join(["%s"] * len(chunk))
             affected, _ = await self._execute(
                 f"DELETE FROM {self._t['templates']} WHERE sid = %s AND {self._exact_title} IN ({marks})", (sid, *chunk)
