@@ -67,7 +67,7 @@ class SQLStore(ABC):
         self._version_code: str | None = None
 
     def refusal(self, text: str) -> str | None:
-        """SQLite stores any text."""
+        """Why the database cannot store ``text`` intact: never on SQLite; MySQL narrows it to its charset."""
         return None
 
     def _storable(self, titles: Iterable[str]) -> set[str]:
