@@ -45,6 +45,7 @@ from service_helpers import (
     audit,
     audit_mark,
     cli,
+    connect,
     cli_env,
     cli_service,
     control,
@@ -731,6 +732,48 @@ async def test_sigterm_with_a_rescan_still_queued_exits(db: Database, root: Path
         svc.signal(signal.SIGTERM)
         await svc.log.wait_for(lambda line: "SIGTERM" in line, since=mark)
         assert await svc.wait(timeout=5) == 0
+
+
+async def _writes_waiting_for_a_lock(db: Database) -> list[str]:
+    rows = await sql(db, "SHOW FULL PROCESSLIST")
+    return [r[7] for r in rows if r[7] and r[7].startswith(("UPDATE", "INSERT")) and "Waiting for table" in (r[6] or "")]
+
+
+async def test_sigterm_while_a_write_waits_for_a_table_lock_exits_in_time_and_the_next_start_writes_it_once(
+    db: Database, board_spec: Board, root: Path, tmp_path: Path
+) -> None:
+    """MyISAM makes a write wait for a table lock (LOCK TABLES, a long report's SELECT) for up to
+    lock_wait_timeout, a day by default: a stop interrupts the write (KILL QUERY) instead."""
+    if db.scheme != "mysql":
+        pytest.skip("a table lock held by another session is MariaDB's; SQLite's writer waits at most its busy timeout")
+    title = board_spec.master_title(OWN)
+    before = (await shown(db, title)).template
+    async with cli_service(db, root, tmp_path) as svc:
+        locker = await connect(db)
+        try:
+            async with locker.cursor() as cur:
+                await cur.execute("LOCK TABLES mybb_templates READ")
+            mark = svc.log.mark()
+            write(root / tpath(title), "<p>saved while the table is locked</p>")
+            with anyio.fail_after(TIMEOUT):
+                while not await _writes_waiting_for_a_lock(db):  # no event for "a statement waits": look
+                    await anyio.sleep(0.02)
+            stopped = time.monotonic()
+            svc.signal(signal.SIGTERM)
+            assert await svc.wait(timeout=5) == 0
+            assert time.monotonic() - stopped < 5
+            assert any("interrupting it" in line for line in svc.log.since(mark))
+            assert await _writes_waiting_for_a_lock(db) == []  # killed: nothing left to run once the lock goes
+        finally:
+            async with locker.cursor() as cur:
+                await cur.execute("UNLOCK TABLES")
+            locker.close()
+    assert (await shown(db, title)).template == before
+    mark = await audit_mark(db)
+    async with cli_service(db, root, tmp_path):  # its start-up reconcile is done once it is watching
+        pass
+    assert (await shown(db, title)).template == "<p>saved while the table is locked</p>"
+    assert [(w.title, w.template) for w in await audit(db, mark)] == [(title, "<p>saved while the table is locked</p>")]
 
 
 # -- bursts ---------------------------------------------------------------------------------------

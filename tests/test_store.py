@@ -22,6 +22,7 @@ from mybb_sync.synthetic import GROUP_PREFIXES, INSTALL_TIME, Board
 from mybb_sync.testing import PrivateMariaDB, create_board, drop_board
 
 from conftest import golden, raw_sql
+from service_helpers import connect
 
 pytestmark = pytest.mark.anyio
 
@@ -777,6 +778,42 @@ async def test_store_raises_database_unavailable_when_the_server_is_stopped(
     finally:
         mariadb.start()
     assert await store.template_sets()  # and it recovers once the server is back
+
+
+async def test_interrupt_ends_a_write_waiting_for_a_table_lock_as_an_outage_not_a_refusal(
+    board: Database, store: MySQLStore
+) -> None:
+    """What a stop does to a write that waits for a lock held elsewhere: KILL QUERY. The write
+    fails as DatabaseUnavailable (kept pending and retried), not as a refusal of the file."""
+    if board.scheme != "mysql":
+        pytest.skip("a table lock held by another session is MariaDB's; SQLite has nothing to interrupt")
+    title = SPEC.master_title(0)
+    before = await rows_titled(board, title)
+    locker = await connect(board)
+    failures: list[Exception] = []
+
+    async def save() -> None:
+        try:
+            await store.save_templates(1, [(title, "<p>never written</p>")], NOW)
+        except MybbSyncError as exc:
+            failures.append(exc)
+
+    try:
+        async with locker.cursor() as cur:
+            await cur.execute("LOCK TABLES mybb_templates READ")
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(save)
+                while not [r for r in await sql(board, "SHOW FULL PROCESSLIST") if "Waiting for table" in (r[6] or "")]:
+                    await anyio.sleep(0.02)  # no event for "a statement waits": look at the process list
+                await store.interrupt()
+    finally:
+        async with locker.cursor() as cur:
+            await cur.execute("UNLOCK TABLES")
+        locker.close()
+    assert [type(e) for e in failures] == [DatabaseUnavailable]
+    assert "interrupted" in str(failures[0])
+    assert await rows_titled(board, title) == before
 
 
 async def test_a_missing_sqlite_file_is_unavailable_in_one_line(tmp_path: Any) -> None:

@@ -36,7 +36,7 @@ from .engine import (
     states_after_writes,
     with_row,
 )
-from .errors import UnsafeName, reported_error
+from .errors import DatabaseUnavailable, MybbSyncError, UnsafeName, reported_error
 from .importer import Imported
 from .layout import GLOBAL_SID, Kind, under
 from .reconcile import Action, content_hash
@@ -47,6 +47,8 @@ from .stylesheets import effective_stylesheets
 log = logging.getLogger(__name__)
 
 BATCH = 500
+STOP_GRACE = 2.5  # seconds a stop waits for the writes in hand before interrupting them
+STOP_ABANDON = 1.0  # then seconds it waits for the interrupted writes before abandoning them
 T = TypeVar("T")
 Progress = Callable[[int, int], None]  # (done, total so far)
 
@@ -115,6 +117,7 @@ class TwoWay:
 
     importer: Callable[[Sequence[Decision]], Awaitable[Imported]]
     on_deleted: Callable[[Sequence[Decision]], Awaitable[list[str]]]  # returns the paths it reverted
+    interrupt: Callable[[], Awaitable[None]]  # aborts their statements in flight (Store.interrupt)
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,62 @@ async def in_parallel(
         if error is None:
             raise
         raise error
+
+
+async def finish_within(
+    work: Callable[[], Awaitable[T]],
+    interrupt: Callable[[], Awaitable[None]] | None,
+    grace: float = STOP_GRACE,
+    abandon: float = STOP_ABANDON,
+) -> T:
+    """Run ``work`` shielded from cancellation, but not for ever.
+
+    Once cancelled (a stop), it gets ``grace`` seconds to finish; then ``interrupt``
+    aborts its statements (a write waiting for a lock held elsewhere would keep a
+    SIGTERM waiting for as long as the lock is held), and after ``abandon`` more
+    seconds it is cancelled anyway. After a stop the cancellation goes on once the
+    work is over. What it left undone, the next start finds: the state store keeps
+    the old bases and the intents.
+    """
+    outcome: list[T] = []
+    failure: list[Exception] = []
+    finished = anyio.Event()
+    shield = anyio.CancelScope(shield=True)
+
+    async def guard() -> None:
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():  # a stop, or the work is over
+            with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(grace):
+                    await finished.wait()
+                if not finished.is_set():
+                    log.warning("stopping: a database write still runs after %.1fs (a lock held elsewhere?): interrupting it", grace)
+                    with anyio.move_on_after(abandon):
+                        if interrupt is not None:
+                            try:
+                                await interrupt()
+                            except MybbSyncError as exc:
+                                log.warning("could not interrupt it: %s", exc)
+                        await finished.wait()
+                    shield.cancel()  # no-op if it finished
+            raise
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(guard)
+        with shield:
+            try:
+                outcome.append(await work())
+            except Exception as exc:  # raised once the guard is gone, not as a group
+                failure.append(exc)
+            finally:
+                finished.set()
+        tg.cancel_scope.cancel()
+    if failure:
+        raise failure[0]
+    if not outcome:
+        raise DatabaseUnavailable(f"stopping: a write still ran {grace + abandon:.1f}s after the stop; abandoned it")
+    return outcome[0]
 
 
 class Exporter:
@@ -366,11 +425,13 @@ class Exporter:
         """Carry out decisions: write files, import (two-way only), record state and problems.
 
         Returns True if every file ended agreed with its row (imports included) and none was
-        removed, forgotten or left for later. Shielded: a cancelled pass stops between
-        batches, never inside one, so no row is written without its new base recorded.
+        removed, forgotten or left for later. Shielded (:func:`finish_within`): a cancelled
+        pass stops between batches, not inside one, so no row is written without its new
+        base recorded, unless the database holds a write past the stop's grace period.
         """
-        with anyio.CancelScope(shield=True):
-            return await self._apply(decisions, report, force, two_way)
+        return await finish_within(
+            lambda: self._apply(decisions, report, force, two_way), two_way.interrupt if two_way else None
+        )
 
     async def _apply(
         self, decisions: Sequence[Decision], report: ExportReport, force: bool, two_way: TwoWay | None

@@ -452,7 +452,7 @@ class Service:
         return await anyio.to_thread.run_sync(self.state.files_of_rows, Kind.TEMPLATE, tids)
 
     def _two_way(self) -> TwoWay:
-        return TwoWay(importer=self._import, on_deleted=self._on_deleted)
+        return TwoWay(importer=self._import, on_deleted=self._on_deleted, interrupt=self.store.interrupt)
 
     async def _on_deleted(self, decisions: Sequence[Decision]) -> list[str]:
         """``on_delete = revert``: a set copy's file deleted (and still gone after a grace

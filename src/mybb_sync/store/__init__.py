@@ -186,6 +186,10 @@ class Store(Protocol):
         """Set copies older than their master: (sid, title, copy version, master version)."""
         ...
 
+    async def interrupt(self) -> None:
+        """Abort the statements in flight: a stop must not wait for a lock held elsewhere."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiomysql
@@ -20,6 +21,9 @@ log = logging.getLogger(__name__)
 
 # pymysql error codes meaning "the server is not there (any more)".
 _GONE = {2002, 2003, 2005, 2006, 2013, 2014, 2045, 2055, 1040, 1053, 1077, 1927}
+# A statement KILLed (by our stop, or by an administrator): not the file's fault, so it is
+# retried like an outage instead of being reported as refused.
+_INTERRUPTED = 1317
 
 
 def _unavailable(exc: BaseException) -> bool:
@@ -27,7 +31,7 @@ def _unavailable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, pymysql.err.OperationalError | pymysql.err.InterfaceError):
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-        return code is None or code in _GONE
+        return code is None or code in _GONE or code == _INTERRUPTED
     return False
 
 
@@ -99,10 +103,12 @@ class MySQLStore(SQLStore):
     )
     _drop_index = "DROP INDEX {index} ON {table}"
 
-    def __init__(self, pool: aiomysql.Pool, prefix: str, charset: str = "utf8mb4") -> None:
+    def __init__(self, pool: aiomysql.Pool, prefix: str, charset: str, connect_args: dict[str, Any]) -> None:
         super().__init__(prefix)
         self._pool = pool
         self._charset = charset
+        self._connect_args = connect_args  # the pool's, for a connection of its own (interrupt)
+        self._busy: set[aiomysql.Connection] = set()  # connections with a statement in flight
 
     def refusal(self, text: str) -> str | None:
         return charset_refusal(self._charset, text)
@@ -128,10 +134,7 @@ class MySQLStore(SQLStore):
             db=db.name,
             charset=db.charset,
             autocommit=True,
-            minsize=1,
-            maxsize=maxsize,
             connect_timeout=5,
-            pool_recycle=3600,
             cursorclass=Cursor,
         )
         if db.unix_socket:
@@ -139,30 +142,60 @@ class MySQLStore(SQLStore):
         else:
             kwargs.update(host=db.host, port=db.port)
         try:
-            pool = await aiomysql.create_pool(**kwargs)
+            pool = await aiomysql.create_pool(minsize=1, maxsize=maxsize, pool_recycle=3600, **kwargs)
         except Exception as exc:  # noqa: BLE001 - every driver failure becomes one clear line
             raise DatabaseUnavailable(f"cannot connect to {db.redacted()}: {_reason(exc)}") from None
-        return cls(pool, prefix, db.charset)
+        return cls(pool, prefix, db.charset, kwargs)
 
     async def close(self) -> None:
         self._pool.close()
         await self._pool.wait_closed()
 
-    async def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    async def interrupt(self) -> None:
+        """``KILL QUERY`` each statement in flight, from a connection of its own (the pool's may
+        all be busy). A write waiting for a table lock (MyISAM's wait is a day by default) ends
+        at once, and is retried like an outage (one killed while running may have written some
+        rows, MyISAM has no rollback: the retry finds those equal)."""
+        ids = sorted(conn.thread_id() for conn in self._busy)
+        if not ids:
+            return
+        try:
+            conn = await aiomysql.connect(**self._connect_args)
+        except Exception as exc:
+            raise _translate(exc) from exc
+        try:
+            async with conn.cursor() as cur:
+                for thread_id in ids:
+                    try:
+                        await cur.execute("KILL QUERY %s", (thread_id,))
+                    except pymysql.err.MySQLError as exc:  # the statement ended meanwhile
+                        log.debug("KILL QUERY %d: %s", thread_id, _reason(exc))
+        finally:
+            conn.close()
+
+    @asynccontextmanager
+    async def _cursor(self) -> AsyncIterator[Cursor]:
+        """A cursor on a pooled connection, known as busy while in use (see :meth:`interrupt`);
+        every driver failure leaves it as one of ours."""
         try:
             async with self._pool.acquire() as conn, conn.cursor() as cur:
-                await cur.execute(sql, args)
-                return list(await cur.fetchall())
+                self._busy.add(conn)
+                try:
+                    yield cur
+                finally:
+                    self._busy.discard(conn)
         except Exception as exc:
             raise _translate(exc) from exc
 
+    async def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        async with self._cursor() as cur:
+            await cur.execute(sql, args)
+            return list(await cur.fetchall())
+
     async def _execute(self, sql: str, args: Sequence[Any] = ()) -> tuple[int, int]:
-        try:
-            async with self._pool.acquire() as conn, conn.cursor() as cur:
-                affected = await cur.execute(sql, args)
-                return affected, cur.lastrowid
-        except Exception as exc:
-            raise _translate(exc) from exc
+        async with self._cursor() as cur:
+            affected = await cur.execute(sql, args)
+            return affected, cur.lastrowid
 
     def _first_insert_id(self, last_id: int, rows: int) -> int:
         """MySQL's LAST_INSERT_ID() is the id of a multi-row INSERT's first row."""
@@ -206,5 +239,6 @@ def _translate(exc: BaseException) -> MybbSyncError:
     if isinstance(exc, MybbSyncError):
         return exc
     if _unavailable(exc):
-        return DatabaseUnavailable(f"database unavailable: {_reason(exc)}")
+        what = "database write interrupted" if exc.args and exc.args[0] == _INTERRUPTED else "database unavailable"
+        return DatabaseUnavailable(f"{what}: {_reason(exc)}")
     return MybbSyncError(f"database error: {_reason(exc)}")

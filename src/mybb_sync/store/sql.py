@@ -94,6 +94,9 @@ class SQLStore(ABC):
         whole seconds), so the caller should look closer anyway.
         """
 
+    async def interrupt(self) -> None:
+        """Nothing on SQLite: a statement there waits at most the busy timeout."""
+
     @abstractmethod
     async def close(self) -> None: ...
 
