@@ -142,6 +142,26 @@ async def test_text_the_boards_charset_cannot_store_is_refused_and_the_rest_of_t
         await drop_board(board)
 
 
+async def test_text_its_columns_cannot_store_is_refused_over_a_wider_connection(server_db: Database) -> None:
+    """Tables made latin1 long ago, config.php later set to utf8mb4: the connection carries 中,
+    the column would store '?' for it."""
+    tables = await create_board(replace(server_db, charset="latin1"), Board(masters=40))
+    try:
+        async with open_store(replace(tables, charset="utf8mb4"), "mybb_") as store:
+            copy, kept = await disk_edit_of_a_set_copy(store)
+            other = [r async for batch in store.set_templates(1) for r in batch if r.sid == 1 and r != copy][0]
+            path = f"template_sets/Default Templates/ungrouped/{other.title}.html"
+            han = import_decision(path, Kind.TEMPLATE, 1, other.title, other, "<p>中</p>")
+            done = await import_templates(store, [kept, han])  # one statement: MySQL would store '?' for it
+            assert [(d.entry.path, why) for d, why in done.refused] == [
+                (path, "holds '中' (U+4E2D), which the database's charset latin1 cannot store")
+            ]
+            shown = await store.templates_by_title(1, [copy.title, other.title])
+            assert (shown[copy.title].template, shown[other.title]) == ("edited on disk", other)
+    finally:
+        await drop_board(tables)
+
+
 async def test_a_name_the_boards_charset_cannot_store_is_refused(server_db: Database) -> None:
     board = await create_board(replace(server_db, charset="latin1"), Board(masters=40))
     try:

@@ -893,3 +893,18 @@ def test_mysqls_utf8_refuses_a_four_byte_character_naming_it(charset: str) -> No
 
 def test_latin1_refuses_what_windows_1252_lacks_naming_it() -> None:
     assert charset_refusal("latin1", "<p>€ 中</p>") == "holds '中' (U+4E2D), which the database's charset latin1 cannot store"
+
+
+def test_a_cyrillic_boards_cp1251_carries_cyrillic_and_refuses_the_rest() -> None:
+    assert charset_refusal("cp1251", "<p>Привет</p>") is None
+    assert charset_refusal("cp1251", "<p>Привет é</p>") == "holds 'é' (U+00E9), which the database's charset cp1251 cannot store"
+
+
+@pytest.mark.parametrize("charset", ["utf16", "utf32", "binary"])
+def test_unicode_charsets_carry_everything(charset: str) -> None:
+    assert charset_refusal(charset, "<p>中 🙂</p>") is None
+
+
+def test_a_charset_of_unknown_repertoire_carries_only_ascii() -> None:
+    assert charset_refusal("armscii8", "<p>plain</p>") is None
+    assert charset_refusal("armscii8", "<p>é</p>") == "holds 'é' (U+00E9), which the database's charset armscii8 cannot store"

@@ -60,28 +60,39 @@ class Cursor(aiomysql.Cursor):
 
 
 _FOUR_BYTE = re.compile("[\U00010000-\U0010FFFF]")  # what UTF-8 needs 4 bytes for: beyond utf8mb3
+_ALL_OF_UNICODE = frozenset({"utf8mb4", "utf16", "utf16le", "utf32", "binary"})
+_NO_FOUR_BYTE = frozenset({"utf8", "utf8mb3", "ucs2"})
+# Python's codec for a MySQL charset narrower than Unicode (MySQL's latin1 is Windows-1252);
+# a charset in none of these is taken as ASCII: refusing is safe, a '?' in the forum is not.
+_CODECS = {
+    "latin1": "cp1252", "ascii": "ascii", "latin2": "iso8859_2", "latin5": "iso8859_9", "latin7": "iso8859_13",
+    "greek": "iso8859_7", "hebrew": "iso8859_8", "cp1250": "cp1250", "cp1251": "cp1251", "cp1256": "cp1256",
+    "cp1257": "cp1257", "cp850": "cp850", "cp852": "cp852", "cp866": "cp866", "koi8r": "koi8_r", "koi8u": "koi8_u",
+    "macroman": "mac_roman", "tis620": "tis_620", "sjis": "shift_jis", "cp932": "cp932", "ujis": "euc_jp",
+    "eucjpms": "euc_jp", "euckr": "euc_kr", "gb2312": "gb2312", "gbk": "gbk", "big5": "big5",
+}  # fmt: skip
 
 
 def charset_refusal(charset: str, text: str) -> str | None:
-    """Why a MySQL connection in ``charset`` cannot carry ``text`` intact, or None.
+    """Why MySQL's ``charset`` (a connection's or a column's) cannot carry ``text`` intact, or None.
 
     MySQL's ``utf8`` (utf8mb3) has no 4-byte characters (emoji) and ``latin1``
-    is Windows-1252: what they cannot hold is cut off or turned into ``?`` by a
-    non-strict server, so such text must never be sent.
+    is Windows-1252: what a charset cannot hold is cut off or turned into ``?``
+    by a non-strict server, so such text must never be sent.
     """
-    if charset == "utf8mb4":
+    if charset in _ALL_OF_UNICODE:
         return None
-    if charset == "latin1":
-        try:
-            text.encode("cp1252")
-            return None
-        except UnicodeEncodeError as exc:
-            bad = text[exc.start]
-    else:
+    if charset in _NO_FOUR_BYTE:
         found = _FOUR_BYTE.search(text)  # in C: a Python loop took 4.6 ms per 64 KB, this 0.6
         if found is None:
             return None
         bad = found.group()
+    else:
+        try:
+            text.encode(_CODECS.get(charset, "ascii"))
+            return None
+        except UnicodeEncodeError as exc:
+            bad = text[exc.start]
     return f"holds {bad!r} (U+{ord(bad):04X}), which the database's charset {charset} cannot store"
 
 
@@ -103,15 +114,27 @@ class MySQLStore(SQLStore):
     )
     _drop_index = "DROP INDEX {index} ON {table}"
 
-    def __init__(self, pool: aiomysql.Pool, prefix: str, charset: str, connect_args: dict[str, Any]) -> None:
+    def __init__(self, pool: aiomysql.Pool, prefix: str, connect_args: dict[str, Any]) -> None:
         super().__init__(prefix)
         self._pool = pool
-        self._charset = charset
         self._connect_args = connect_args  # the pool's, for a connection of its own (interrupt)
         self._busy: set[aiomysql.Connection] = set()  # connections with a statement in flight
+        self._charsets: tuple[str, ...] = (connect_args["charset"],)  # and the columns' (connect)
 
     def refusal(self, text: str) -> str | None:
-        return charset_refusal(self._charset, text)
+        return next((why for charset in self._charsets if (why := charset_refusal(charset, text))), None)
+
+    async def _learn_column_charsets(self) -> None:
+        """Add the charsets of the columns text is written to: an old board's tables may be
+        narrower than its connection (made latin1, config.php later set to utf8)."""
+        tables = [self._t[name].strip("`") for name in ("templates", "themestylesheets")]
+        rows = await self._fetch(
+            "SELECT DISTINCT CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+            "AND TABLE_NAME IN (%s, %s) AND COLUMN_NAME IN ('title', 'template', 'name', 'stylesheet') "
+            "AND CHARACTER_SET_NAME IS NOT NULL",
+            tables,
+        )
+        self._charsets = tuple(dict.fromkeys([*self._charsets, *sorted(r[0] for r in rows)]))
 
     def _still_seen(self, copies: Sequence[tuple[str, Seen]]) -> tuple[str, list[Any]]:
         """As one ASCII string per copy, ``tid:dateline:MD5 of text:MD5 of title``: MariaDB
@@ -145,7 +168,13 @@ class MySQLStore(SQLStore):
             pool = await aiomysql.create_pool(minsize=1, maxsize=maxsize, pool_recycle=3600, **kwargs)
         except Exception as exc:  # noqa: BLE001 - every driver failure becomes one clear line
             raise DatabaseUnavailable(f"cannot connect to {db.redacted()}: {_reason(exc)}") from None
-        return cls(pool, prefix, db.charset, kwargs)
+        store = cls(pool, prefix, kwargs)
+        try:
+            await store._learn_column_charsets()
+        except Exception:
+            await store.close()
+            raise
+        return store
 
     async def close(self) -> None:
         self._pool.close()
