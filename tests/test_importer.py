@@ -121,45 +121,40 @@ async def test_an_import_decided_on_a_copy_whose_text_changed_within_its_second_
     assert (await store.templates_by_title(1, [copy.title]))[copy.title].template == "<p>plugin</p>"
 
 
-async def test_text_the_boards_charset_cannot_store_is_refused_and_the_rest_of_the_batch_lands(
-    server_db: Database,
-) -> None:
-    """An old board's utf8 (3-byte) tables would cut a save off at its first emoji."""
-    board = await create_board(replace(server_db, charset="utf8"), Board(masters=40))
+async def refused_beside_an_edit(tables: Database, connection: str, text: str) -> list[str]:
+    """On a board whose tables are in ``tables.charset``, over a ``connection`` charset: import
+    ``text`` into one set copy and a plain edit into another, in one batch. Returns why the
+    first was refused, once checked that the edit landed and the first copy kept its row."""
+    board = await create_board(tables, Board(masters=40))
     try:
-        async with open_store(board, "mybb_") as store:
+        async with open_store(replace(board, charset=connection), "mybb_") as store:
             copy, kept = await disk_edit_of_a_set_copy(store)
             other = [r async for batch in store.set_templates(1) for r in batch if r.sid == 1 and r != copy][0]
             path = f"template_sets/Default Templates/ungrouped/{other.title}.html"
-            emoji = import_decision(path, Kind.TEMPLATE, 1, other.title, other, "<p>before 🙂 after</p>")
-            done = await import_templates(store, [kept, emoji])
-            assert [(d.entry.path, why) for d, why in done.refused] == [
-                (path, "holds '🙂' (U+1F642), which the database's charset utf8 cannot store")
-            ]
+            done = await import_templates(store, [kept, import_decision(path, Kind.TEMPLATE, 1, other.title, other, text)])
             shown = await store.templates_by_title(1, [copy.title, other.title])
             assert (shown[copy.title].template, shown[other.title]) == ("edited on disk", other)
+            assert [d.entry.path for d, _ in done.refused] == [path]
+            return [why for _, why in done.refused]
     finally:
         await drop_board(board)
 
 
+async def test_text_the_boards_charset_cannot_store_is_refused_and_the_rest_of_the_batch_lands(
+    server_db: Database,
+) -> None:
+    """An old board's utf8 (3-byte) tables would cut a save off at its first emoji."""
+    assert await refused_beside_an_edit(replace(server_db, charset="utf8"), "utf8", "<p>before 🙂 after</p>") == [
+        "holds '🙂' (U+1F642), which the database's charset utf8 cannot store"
+    ]
+
+
 async def test_text_its_columns_cannot_store_is_refused_over_a_wider_connection(server_db: Database) -> None:
     """Tables made latin1 long ago, config.php later set to utf8mb4: the connection carries 中,
-    the column would store '?' for it."""
-    tables = await create_board(replace(server_db, charset="latin1"), Board(masters=40))
-    try:
-        async with open_store(replace(tables, charset="utf8mb4"), "mybb_") as store:
-            copy, kept = await disk_edit_of_a_set_copy(store)
-            other = [r async for batch in store.set_templates(1) for r in batch if r.sid == 1 and r != copy][0]
-            path = f"template_sets/Default Templates/ungrouped/{other.title}.html"
-            han = import_decision(path, Kind.TEMPLATE, 1, other.title, other, "<p>中</p>")
-            done = await import_templates(store, [kept, han])  # one statement: MySQL would store '?' for it
-            assert [(d.entry.path, why) for d, why in done.refused] == [
-                (path, "holds '中' (U+4E2D), which the database's charset latin1 cannot store")
-            ]
-            shown = await store.templates_by_title(1, [copy.title, other.title])
-            assert (shown[copy.title].template, shown[other.title]) == ("edited on disk", other)
-    finally:
-        await drop_board(tables)
+    the column cannot (MySQL would refuse the batch's statement, or store '?' when not strict)."""
+    assert await refused_beside_an_edit(replace(server_db, charset="latin1"), "utf8mb4", "<p>中</p>") == [
+        "holds '中' (U+4E2D), which the database's charset latin1 cannot store"
+    ]
 
 
 async def test_a_name_the_boards_charset_cannot_store_is_refused(server_db: Database) -> None:
