@@ -758,10 +758,8 @@ async def test_sigterm_while_a_write_waits_for_a_table_lock_exits_in_time_and_th
             with anyio.fail_after(TIMEOUT):
                 while not await _writes_waiting_for_a_lock(db):  # no event for "a statement waits": look
                     await anyio.sleep(0.02)
-            stopped = time.monotonic()
             svc.signal(signal.SIGTERM)
             assert await svc.wait(timeout=5) == 0
-            assert time.monotonic() - stopped < 5
             assert any("interrupting it" in line for line in svc.log.since(mark))
             assert await _writes_waiting_for_a_lock(db) == []  # killed: nothing left to run once the lock goes
         finally:

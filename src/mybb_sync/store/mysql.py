@@ -181,26 +181,36 @@ class MySQLStore(SQLStore):
         await self._pool.wait_closed()
 
     async def interrupt(self) -> None:
-        """``KILL QUERY`` each statement in flight, from a connection of its own (the pool's may
-        all be busy). A write waiting for a table lock (MyISAM's wait is a day by default) ends
-        at once, and is retried like an outage (one killed while running may have written some
+        """End each statement in flight, from a connection of its own (the pool's may all be
+        busy). A write waiting for a table lock (MyISAM's wait is a day by default) ends at
+        once, and is retried like an outage (one ended while running may have written some
         rows, MyISAM has no rollback: the retry finds those equal)."""
-        ids = sorted(conn.thread_id() for conn in self._busy)
-        if not ids:
-            return
         try:
             conn = await aiomysql.connect(**self._connect_args)
         except Exception as exc:
             raise _translate(exc) from exc
         try:
+            ids = sorted(c.thread_id() for c in self._busy)  # once connected: what runs now
             async with conn.cursor() as cur:
-                for thread_id in ids:
+                if ids and "MariaDB" in conn.get_server_info():
+                    # KILL QUERY ID ends that statement only, never one its connection began since.
+                    marks = ", ".join(["%s"] * len(ids))
+                    await cur.execute(
+                        f"SELECT QUERY_ID FROM information_schema.PROCESSLIST WHERE ID IN ({marks}) AND COMMAND = 'Query'",
+                        ids,
+                    )
+                    kills = [("KILL QUERY ID %s", query_id) for (query_id,) in await cur.fetchall()]
+                else:
+                    kills = [("KILL QUERY %s", thread_id) for thread_id in ids]
+                for statement, ident in kills:
                     try:
-                        await cur.execute("KILL QUERY %s", (thread_id,))
-                    except pymysql.err.MySQLError as exc:  # the statement ended meanwhile
-                        log.debug("KILL QUERY %d: %s", thread_id, _reason(exc))
+                        await cur.execute(statement, (ident,))
+                    except pymysql.err.MySQLError as exc:  # it ended meanwhile
+                        log.debug("%s: %s", statement % ident, _reason(exc))
+        except Exception as exc:
+            raise _translate(exc) from exc
         finally:
-            conn.close()
+            await conn.ensure_closed()
 
     @asynccontextmanager
     async def _cursor(self) -> AsyncIterator[Cursor]:
@@ -268,6 +278,6 @@ def _translate(exc: BaseException) -> MybbSyncError:
     if isinstance(exc, MybbSyncError):
         return exc
     if _unavailable(exc):
-        what = "database write interrupted" if exc.args and exc.args[0] == _INTERRUPTED else "database unavailable"
+        what = "database statement interrupted" if exc.args and exc.args[0] == _INTERRUPTED else "database unavailable"
         return DatabaseUnavailable(f"{what}: {_reason(exc)}")
     return MybbSyncError(f"database error: {_reason(exc)}")
