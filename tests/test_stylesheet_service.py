@@ -9,6 +9,9 @@ import pytest
 
 from mybb_sync import layout, php
 from mybb_sync.config import Database
+from mybb_sync.layout import Kind
+from mybb_sync.reconcile import content_hash
+from mybb_sync.state import State
 from mybb_sync.store import open_store
 from mybb_sync.stylesheets import build_stylesheet_list, cache_css, default_theme_cache, minify_css
 from mybb_sync.synthetic import Board
@@ -107,6 +110,30 @@ async def test_editing_an_own_stylesheet_rewrites_its_cache_files_and_lastmodifi
     # As in the captured Admin CP save of an own sheet: themes and default_theme byte-identical.
     assert await theme_lists(board) == before_themes
     assert await default_theme(board) == before_default
+
+
+async def test_a_stylesheet_whose_row_landed_but_not_its_cache_file_is_published_at_the_next_start(
+    board: Database, root: Path, forum: Path
+) -> None:
+    """Stopped (a SIGKILL, an outage, an abandoned write) between the row and the cache file: the
+    row holds our own write, yet the forum still serves the old file. The next look, finding
+    the row equal to the intent recorded before the write, must finish the save."""
+    rel = sheet_path("Default", "color_blue.css")
+    text = ".thead {\n\tbackground: #123456;\n}\n"
+    async with running_service(board, root, mybb_root=forum):
+        pass
+    write(root / rel, text)
+    state = State(root)
+    try:
+        state.record_intents({rel: content_hash(Kind.STYLESHEET, text)})
+    finally:
+        state.close()
+    await raw_sql(board, "UPDATE mybb_themestylesheets SET stylesheet = %s WHERE tid = 2 AND name = 'color_blue.css'", (text,))
+    async with running_service(board, root, mybb_root=forum):
+        pass
+    assert (forum / "cache/themes/theme2/color_blue.css").read_bytes() == cache_css(text, 2)
+    assert (forum / "cache/themes/theme2/color_blue.min.css").read_bytes() == b".thead{background:#123456}"
+    assert [s[2] for s in await sheets(board, "color_blue.css")] == [text]
 
 
 async def test_an_imported_stylesheet_is_not_echoed_back(board: Database, root: Path, forum: Path) -> None:

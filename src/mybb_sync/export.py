@@ -447,8 +447,13 @@ class Exporter:
         for d in decisions:
             action = d.action
             if action is Action.NOTHING and d.intent_landed and d.db_hash is not None:
-                report.unchanged += 1
-                settled.append(agreed_state(d.entry, d.db_hash, d.disk_stat, d.seen_ns))
+                if d.entry.kind is Kind.STYLESHEET and two_way is not None and d.disk_text is not None:
+                    # Its row landed, but maybe not the forum's cache files and theme lists
+                    # written after it: the save is done again, whole.
+                    imports.append(d)
+                else:
+                    report.unchanged += 1
+                    settled.append(agreed_state(d.entry, d.db_hash, d.disk_stat, d.seen_ns))
             elif action is Action.NOTHING:
                 report.unchanged += 1
                 if d.state is not None and d.disk_stat is not None and (
