@@ -4,7 +4,8 @@ A seeded, bounded run drives ``mybb-sync watch`` (a real subprocess) against a
 private MariaDB with a random mix of file edits in every editor save pattern,
 bursts, new files, deletes, directory renames, Admin-CP-style database edits
 (often to the same templates: conflicts), full exports, SIGKILL of the
-service, stopping MariaDB, and inotify queue overflows. Then it drains the
+service, SIGTERM (half the time while another session's table lock holds its
+writes back), stopping MariaDB, and inotify queue overflows. Then it drains the
 service and checks the invariants; a violation names the seed to replay::
 
     python tests/soak.py --minutes 30 --seed 7
@@ -36,6 +37,7 @@ from mybb_sync.service import offline_service, offline_status
 from mybb_sync.store import open_store
 from mybb_sync.synthetic import Board
 from mybb_sync.testing import PrivateMariaDB, create_board
+from service_helpers import connect
 
 SET_DIR = "template_sets/Default Templates"
 QUEUE_KNOB = Path("/proc/sys/fs/inotify/max_queued_events")
@@ -266,6 +268,34 @@ class Soak:
                 self.edit_file(self.rng.choice(self.templates()))
             await self.service.start()
 
+    async def stop_service(self) -> None:
+        """SIGTERM right after some edits, half the time while another session's LOCK TABLES
+        holds the service's writes back (MyISAM would let them wait a day): either way it must
+        exit 0 within 5 s, and the next start must write what it left."""
+        if not self.service.running or not self.db_up:
+            return
+        locked = self.rng.random() < 0.5
+        locker = await connect(self.database) if locked else None
+        try:
+            if locker is not None:
+                async with locker.cursor() as cur:
+                    await cur.execute("LOCK TABLES mybb_templates READ")
+            for _ in range(self.rng.randint(1, 20)):
+                self.edit_file(self.rng.choice(self.templates()))
+            await anyio.sleep(self.rng.choice([0, 0.05, 0.2]))  # the deliberate random moment
+            started = time.monotonic()
+            code = await self.service.kill(signal.SIGTERM)
+            took = time.monotonic() - started
+            if code != 0 or took > 5:
+                self.summary.violations.append(f"SIGTERM{' under a table lock' if locked else ''}: exit {code} after {took:.1f}s")
+            self.summary.faults["sigterm-locked" if locked else "sigterm"] += 1
+        finally:
+            if locker is not None:
+                async with locker.cursor() as cur:
+                    await cur.execute("UNLOCK TABLES")
+                locker.close()
+        await self.service.start()
+
     async def restart_database(self) -> None:
         await anyio.to_thread.run_sync(self.server.stop)
         self.db_up = False
@@ -349,6 +379,8 @@ class Soak:
             await self.restart_database()
         elif roll < 0.89:
             await self.overflow()
+        elif roll < 0.90:
+            await self.stop_service()
         # Pacing of the load itself (not synchronisation): a human-ish mix of quick and slow edits.
         await anyio.sleep(self.rng.choice([0, 0, 0.01, 0.05, 0.2]))
 
