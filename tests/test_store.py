@@ -13,9 +13,9 @@ import pytest
 from mybb_sync import php
 from mybb_sync.config import Database
 from mybb_sync.errors import ConfigError, DatabaseUnavailable, MybbSyncError
-from mybb_sync.store import TemplateRow, TemplateSet, md5_hex, open_store, row_digest, seen
+from mybb_sync.store import Column, TemplateRow, TemplateSet, md5_hex, open_store, row_digest, seen
 from mybb_sync.store.mysql import MySQLStore
-from mybb_sync.store.mysql import charset_refusal
+from mybb_sync.store.mysql import _CODECS, charset_refusal
 from mybb_sync.store.mysql import escape_string as mysql_escape
 from mybb_sync.stylesheets import StylesheetUpdate
 from mybb_sync.synthetic import GROUP_PREFIXES, INSTALL_TIME, Board
@@ -452,6 +452,24 @@ async def test_a_latin1_board_saves_a_copy_with_a_non_ascii_title_as_seen(
             saved = await store.save_templates(1, [(title, "<p>neu</p>")], now=NOW + 1, expect={title: seen(before)})
             assert (saved[title].tid, saved[title].template) == (before.tid, "<p>neu</p>")
         assert [r[3] for r in await rows_titled(board, title)] == ["<p>neu</p>".encode("latin1")]
+    finally:
+        await drop_board(board)
+
+
+async def test_each_column_is_checked_against_its_own_charset(server_db: Database) -> None:
+    """The Admin CP converts tables one at a time: utf8mb4 templates beside latin1 stylesheets.
+    A template's title or text in 中 is fine (and its row found), a stylesheet's is refused."""
+    board = await create_board(server_db, SPEC)
+    try:
+        await sql(board, "ALTER TABLE mybb_themestylesheets CONVERT TO CHARACTER SET latin1")
+        await add_copy(board, "中_x", "<p>中</p>")
+        async with open_store(board, "mybb_") as store:
+            assert store.refusal("中_x", Column.TEMPLATE_TITLE) is None
+            assert store.refusal("<p>中</p>", Column.TEMPLATE_TEXT) is None
+            assert store.refusal("<p>中</p>", Column.STYLESHEET_TEXT) == (
+                "holds '中' (U+4E2D), which the database's charset latin1 cannot store"
+            )
+            assert (await store.templates_by_title(1, ["中_x"]))["中_x"].template == "<p>中</p>"
     finally:
         await drop_board(board)
 
@@ -896,6 +914,21 @@ def test_mysqls_utf8_refuses_a_four_byte_character_naming_it(charset: str) -> No
 
 def test_latin1_refuses_what_windows_1252_lacks_naming_it() -> None:
     assert charset_refusal("latin1", "<p>€ 中</p>") == "holds '中' (U+4E2D), which the database's charset latin1 cannot store"
+
+
+@pytest.mark.filterwarnings("ignore:Cannot convert")  # the server's word for each '?' it made
+@pytest.mark.parametrize("charset", sorted(_CODECS))
+async def test_each_charset_lets_through_only_what_mariadb_can_store(server_db: Database, charset: str) -> None:
+    """Every character of the Basic Multilingual Plane that charset_refusal lets through for
+    ``charset`` survives the server's own conversion (it stores a few more that Python's
+    codec lacks: refusing those is the safe side), and each exception listed is needed."""
+    text = "".join(chr(cp) for cp in range(1, 0x10000) if not 0xD800 <= cp <= 0xDFFF)
+    [(back,)] = await sql(server_db, f"SELECT CONVERT(CONVERT(%s USING {charset}) USING utf8mb4)", (text,))
+    assert len(back) == len(text)  # each character that cannot be stored becomes one '?'
+    stored = {c for c, b in zip(text, back) if c == b}
+    allowed = {c for c in text if charset_refusal(charset, c) is None}
+    assert allowed - stored == set()
+    assert set(_CODECS[charset][1]) & stored == set()
 
 
 def test_a_cyrillic_boards_cp1251_carries_cyrillic_and_refuses_the_rest() -> None:

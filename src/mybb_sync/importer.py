@@ -25,7 +25,7 @@ from .layout import GLOBAL_SID, Kind
 from .reconcile import content_hash
 from .state import FileState
 from .errors import DatabaseUnavailable, MybbSyncError
-from .store import MASTER_THEME_TID, MAX_TITLE_CHARS, Seen, Store, TemplateRow, seen
+from .store import MASTER_THEME_TID, MAX_TITLE_CHARS, Column, Seen, Store, TemplateRow, seen
 from .stylesheets import (
     SavePlan,
     Stylesheet,
@@ -59,9 +59,10 @@ def refusal(store: Store, decision: Decision) -> str | None:
     entry = decision.entry
     if entry.kind is Kind.TEMPLATE and len(entry.name) > MAX_TITLE_CHARS:
         return f"template title is {len(entry.name)} characters (MyBB allows {MAX_TITLE_CHARS})"
-    if (why := store.refusal(entry.name)) is not None:
+    name, text = Column.of(entry.kind)
+    if (why := store.refusal(entry.name, name)) is not None:
         return f"name {why}"
-    return store.refusal(decision.disk_text)
+    return store.refusal(decision.disk_text, text)
 
 
 async def import_templates(store: Store, decisions: Sequence[Decision]) -> Imported:

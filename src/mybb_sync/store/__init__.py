@@ -11,16 +11,34 @@ import zlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from enum import Enum
 from typing import Protocol
 
 from ..config import Database
-from ..layout import MASTER_SID
+from ..layout import MASTER_SID, Kind
 from ..stylesheets import Stylesheet, StylesheetUpdate, Theme, ThemeUpdate
 
 MAX_TEMPLATE_BYTES = 65_535  # templates.template is TEXT
 MAX_TITLE_CHARS = 120
 MAX_STYLESHEET_NAME_CHARS = 30
 MASTER_THEME_TID = 1  # "MyBB Master Style": the Admin CP refuses to edit it
+
+
+class Column(Enum):
+    """A text column mybb-sync writes: (table, column). On MySQL each may have a charset of its
+    own (MyBB's Admin CP converts tables one at a time)."""
+
+    TEMPLATE_TITLE = ("templates", "title")
+    TEMPLATE_TEXT = ("templates", "template")
+    STYLESHEET_NAME = ("themestylesheets", "name")
+    STYLESHEET_TEXT = ("themestylesheets", "stylesheet")
+
+    @staticmethod
+    def of(kind: Kind) -> tuple[Column, Column]:
+        """The (name, text) columns of a kind of file."""
+        if kind is Kind.TEMPLATE:
+            return Column.TEMPLATE_TITLE, Column.TEMPLATE_TEXT
+        return Column.STYLESHEET_NAME, Column.STYLESHEET_TEXT
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +112,8 @@ class TableMarker:
 class Store(Protocol):
     """What mybb-sync needs from a forum database."""
 
-    def refusal(self, text: str) -> str | None:
-        """Why the database cannot store ``text`` (a name or content) intact, or None."""
+    def refusal(self, text: str, column: Column) -> str | None:
+        """Why ``column`` cannot store ``text`` (a name or content) intact, or None."""
         ...
 
     async def template_sets(self) -> list[TemplateSet]: ...

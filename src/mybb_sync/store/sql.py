@@ -18,7 +18,7 @@ from ..config import validate_prefix
 from ..errors import MybbSyncError
 from ..layout import GLOBAL_SID, MASTER_SID
 from ..stylesheets import Stylesheet, StylesheetUpdate, Theme, ThemeUpdate
-from . import Digest, Seen, TableMarker, TemplateRow, TemplateSet, md5_hex
+from . import Column, Digest, Seen, TableMarker, TemplateRow, TemplateSet, md5_hex
 
 _TEMPLATE_COLS = "tid, sid, title, template, version, status, dateline"
 MAX_STATEMENT_BYTES = 4 * 1024 * 1024  # well under MariaDB's default max_allowed_packet (16 MiB)
@@ -66,14 +66,14 @@ class SQLStore(ABC):
         self._poll_index = f"{p}mybb_sync_dateline"
         self._version_code: str | None = None
 
-    def refusal(self, text: str) -> str | None:
-        """Why the database cannot store ``text`` intact: never on SQLite; MySQL narrows it to its charset."""
+    def refusal(self, text: str, column: Column) -> str | None:
+        """Why ``column`` cannot store ``text`` intact: never on SQLite; MySQL narrows it to charsets."""
         return None
 
     def _storable(self, titles: Iterable[str]) -> set[str]:
-        """The titles a row can have: one the charset cannot hold is in no row, and could not
-        even be sent in a query."""
-        return {t for t in titles if self.refusal(t) is None}
+        """The template titles a row can have: one the charsets cannot hold is in no row, and
+        could not even be sent in a query."""
+        return {t for t in titles if self.refusal(t, Column.TEMPLATE_TITLE) is None}
 
     @abstractmethod
     async def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
