@@ -3,6 +3,7 @@ exactly as an Admin CP save would (the pure rules are golden-tested in test_styl
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,8 @@ from mybb_sync.store import open_store
 from mybb_sync.stylesheets import build_stylesheet_list, cache_css, default_theme_cache, minify_css
 from mybb_sync.synthetic import Board
 from conftest import raw_sql
-from service_helpers import running_service, write
+from mybb_sync.service import offline_status
+from service_helpers import cli, db_url, running_service, write
 
 pytestmark = pytest.mark.anyio
 
@@ -112,28 +114,70 @@ async def test_editing_an_own_stylesheet_rewrites_its_cache_files_and_lastmodifi
     assert await default_theme(board) == before_default
 
 
+LANDED = sheet_path("Default", "color_blue.css")
+LANDED_TEXT = ".thead {\n\tbackground: #123456;\n}\n"
+
+
+async def a_save_cut_short_after_its_row(board: Database, root: Path, forum: Path) -> None:
+    """As if stopped (a SIGKILL, an outage, an abandoned write) between a stylesheet's row and
+    its cache file: the file edited, the intent recorded, the row written, nothing else."""
+    async with running_service(board, root, mybb_root=forum):
+        pass
+    write(root / LANDED, LANDED_TEXT)
+    with closing(State(root)) as state:
+        state.record_intents({LANDED: content_hash(Kind.STYLESHEET, LANDED_TEXT)})
+    await raw_sql(
+        board, "UPDATE mybb_themestylesheets SET stylesheet = %s WHERE tid = 2 AND name = 'color_blue.css'", (LANDED_TEXT,)
+    )
+
+
+def intents(root: Path) -> dict[str, str]:
+    with closing(State(root)) as state:
+        return state.intents([LANDED])
+
+
 async def test_a_stylesheet_whose_row_landed_but_not_its_cache_file_is_published_at_the_next_start(
     board: Database, root: Path, forum: Path
 ) -> None:
-    """Stopped (a SIGKILL, an outage, an abandoned write) between the row and the cache file: the
-    row holds our own write, yet the forum still serves the old file. The next look, finding
-    the row equal to the intent recorded before the write, must finish the save."""
-    rel = sheet_path("Default", "color_blue.css")
-    text = ".thead {\n\tbackground: #123456;\n}\n"
+    """The row equal to the intent recorded before the write proves the row ours; the save
+    is finished, once."""
+    await a_save_cut_short_after_its_row(board, root, forum)
     async with running_service(board, root, mybb_root=forum):
         pass
-    write(root / rel, text)
-    state = State(root)
-    try:
-        state.record_intents({rel: content_hash(Kind.STYLESHEET, text)})
-    finally:
-        state.close()
-    await raw_sql(board, "UPDATE mybb_themestylesheets SET stylesheet = %s WHERE tid = 2 AND name = 'color_blue.css'", (text,))
-    async with running_service(board, root, mybb_root=forum):
-        pass
-    assert (forum / "cache/themes/theme2/color_blue.css").read_bytes() == cache_css(text, 2)
+    assert (forum / "cache/themes/theme2/color_blue.css").read_bytes() == cache_css(LANDED_TEXT, 2)
     assert (forum / "cache/themes/theme2/color_blue.min.css").read_bytes() == b".thead{background:#123456}"
-    assert [s[2] for s in await sheets(board, "color_blue.css")] == [text]
+    assert [s[2] for s in await sheets(board, "color_blue.css")] == [LANDED_TEXT]
+    assert intents(root) == {}
+    rows = await sheets(board, "color_blue.css")
+    async with running_service(board, root, mybb_root=forum):
+        pass
+    assert await sheets(board, "color_blue.css") == rows  # done once, not at every start
+
+
+async def test_a_landed_stylesheet_the_service_cannot_publish_is_settled_not_retried(
+    board: Database, root: Path
+) -> None:
+    """Without --mybb-root the save cannot be finished: said once, then settled (its row is ours)."""
+    forum = root.parent / "unused-forum"
+    (forum / "cache" / "themes").mkdir(parents=True)
+    await a_save_cut_short_after_its_row(board, root, forum)
+    async with running_service(board, root) as svc:
+        assert any("cannot finish the save of " + LANDED in line for line in svc.log.lines)
+    assert intents(root) == {}
+    assert LANDED not in {p["path"] for p in offline_status(root)["problems"]}
+    async with running_service(board, root) as svc:
+        assert not any(LANDED in line for line in svc.log.lines)
+
+
+async def test_a_one_way_export_leaves_a_landed_stylesheet_to_the_service(
+    board: Database, root: Path, forum: Path, tmp_path: Path
+) -> None:
+    await a_save_cut_short_after_its_row(board, root, forum)
+    await cli("export", "--db", db_url(board), "--root", str(root), cwd=tmp_path)
+    assert intents(root) != {}
+    async with running_service(board, root, mybb_root=forum):
+        pass
+    assert (forum / "cache/themes/theme2/color_blue.css").read_bytes() == cache_css(LANDED_TEXT, 2)
 
 
 async def test_an_imported_stylesheet_is_not_echoed_back(board: Database, root: Path, forum: Path) -> None:

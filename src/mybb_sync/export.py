@@ -447,13 +447,16 @@ class Exporter:
         for d in decisions:
             action = d.action
             if action is Action.NOTHING and d.intent_landed and d.db_hash is not None:
-                if d.entry.kind is Kind.STYLESHEET and two_way is not None and d.disk_text is not None:
-                    # Its row landed, but maybe not the forum's cache files and theme lists
-                    # written after it: the save is done again, whole.
+                # A stylesheet's row landed, but maybe not the forum's cache files and theme
+                # lists written after it: the service does the save again, whole (a one-way
+                # export leaves it, and its intent, to the service).
+                republish = d.entry.kind is Kind.STYLESHEET and d.disk_text is not None
+                if republish and two_way is not None:
                     imports.append(d)
                 else:
                     report.unchanged += 1
-                    settled.append(agreed_state(d.entry, d.db_hash, d.disk_stat, d.seen_ns))
+                    if not republish:
+                        settled.append(agreed_state(d.entry, d.db_hash, d.disk_stat, d.seen_ns))
             elif action is Action.NOTHING:
                 report.unchanged += 1
                 if d.state is not None and d.disk_stat is not None and (
@@ -494,6 +497,10 @@ class Exporter:
             report.recheck += done.recheck
             rechecked += done.recheck
             for d, why in done.refused:
+                if d.intent_landed and d.db_hash is not None:  # its row is ours already: settled
+                    settled.append(agreed_state(d.entry, d.db_hash, d.disk_stat, d.seen_ns))
+                    log.warning("cannot finish the save of %s: %s (its row is saved)", d.entry.path, why)
+                    continue
                 report.refused.append(f"{d.entry.path}: {why}")
                 problems.append(Problem(d.entry.path, ProblemKind.INVALID, why, now))
                 log.warning("refused %s: %s (the database keeps its content)", d.entry.path, why)
