@@ -350,6 +350,13 @@ async def audit_mark(db: Database) -> int:
     return int(rows[0][0])
 
 
+async def writes_waiting_for_a_lock(db: Database) -> list[str]:
+    """The UPDATEs and INSERTs the server has waiting for a table lock (MariaDB has no event
+    for "a statement waits": callers look at the process list until one does)."""
+    rows = await sql(db, "SHOW FULL PROCESSLIST")
+    return [r[7] for r in rows if (r[7] or "").startswith(("UPDATE", "INSERT")) and "Waiting for table" in (r[6] or "")]
+
+
 # -- the command line ------------------------------------------------------------
 
 

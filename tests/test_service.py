@@ -63,6 +63,7 @@ from service_helpers import (
     wait_file,
     wait_imported,
     write,
+    writes_waiting_for_a_lock,
 )
 
 pytestmark = pytest.mark.anyio
@@ -734,11 +735,6 @@ async def test_sigterm_with_a_rescan_still_queued_exits(db: Database, root: Path
         assert await svc.wait(timeout=5) == 0
 
 
-async def _writes_waiting_for_a_lock(db: Database) -> list[str]:
-    rows = await sql(db, "SHOW FULL PROCESSLIST")
-    return [r[7] for r in rows if r[7] and r[7].startswith(("UPDATE", "INSERT")) and "Waiting for table" in (r[6] or "")]
-
-
 async def test_sigterm_while_a_write_waits_for_a_table_lock_exits_in_time_and_the_next_start_writes_it_once(
     db: Database, board_spec: Board, root: Path, tmp_path: Path
 ) -> None:
@@ -756,12 +752,12 @@ async def test_sigterm_while_a_write_waits_for_a_table_lock_exits_in_time_and_th
             mark = svc.log.mark()
             write(root / tpath(title), "<p>saved while the table is locked</p>")
             with anyio.fail_after(TIMEOUT):
-                while not await _writes_waiting_for_a_lock(db):  # no event for "a statement waits": look
+                while not await writes_waiting_for_a_lock(db):
                     await anyio.sleep(0.02)
             svc.signal(signal.SIGTERM)
             assert await svc.wait(timeout=5) == 0
             assert any("interrupting it" in line for line in svc.log.since(mark))
-            assert await _writes_waiting_for_a_lock(db) == []  # killed: nothing left to run once the lock goes
+            assert await writes_waiting_for_a_lock(db) == []  # killed: nothing left to run once the lock goes
         finally:
             async with locker.cursor() as cur:
                 await cur.execute("UNLOCK TABLES")

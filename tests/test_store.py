@@ -22,7 +22,7 @@ from mybb_sync.synthetic import GROUP_PREFIXES, INSTALL_TIME, Board
 from mybb_sync.testing import PrivateMariaDB, create_board, drop_board
 
 from conftest import golden, raw_sql
-from service_helpers import connect
+from service_helpers import connect, writes_waiting_for_a_lock
 
 pytestmark = pytest.mark.anyio
 
@@ -822,11 +822,8 @@ async def test_interrupt_ends_a_write_waiting_for_a_table_lock_as_an_outage_not_
         with anyio.fail_after(30):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(save)
-                while not [
-                    r for r in await sql(board, "SHOW FULL PROCESSLIST")
-                    if (r[7] or "").startswith(("UPDATE", "INSERT")) and "Waiting for table" in (r[6] or "")
-                ]:
-                    await anyio.sleep(0.02)  # no event for "a statement waits": look at the process list
+                while not await writes_waiting_for_a_lock(board):
+                    await anyio.sleep(0.02)
                 await store.interrupt()
     finally:
         async with locker.cursor() as cur:

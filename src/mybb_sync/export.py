@@ -233,6 +233,20 @@ async def finish_within(
     finished = anyio.Event()
     shield = anyio.CancelScope(shield=True)
 
+    async def end_overdue() -> None:
+        """The work outlived the grace period: interrupt it, then cancel it if still running."""
+        log.warning("stopping: a database write still runs after %.1fs (a lock held elsewhere?): interrupting it", grace)
+        try:
+            with anyio.move_on_after(abandon):
+                if interrupt is not None:
+                    try:
+                        await interrupt()
+                    except Exception as exc:  # noqa: BLE001 - the deadline matters more
+                        log.warning("could not interrupt it: %s", exc)
+                await finished.wait()
+        finally:
+            shield.cancel()  # nothing if it finished
+
     async def guard() -> None:
         try:
             await anyio.sleep_forever()
@@ -241,17 +255,7 @@ async def finish_within(
                 with anyio.move_on_after(grace):
                     await finished.wait()
                 if not finished.is_set():
-                    log.warning("stopping: a database write still runs after %.1fs (a lock held elsewhere?): interrupting it", grace)
-                    try:
-                        with anyio.move_on_after(abandon):
-                            if interrupt is not None:
-                                try:
-                                    await interrupt()
-                                except Exception as exc:  # noqa: BLE001 - the deadline matters more
-                                    log.warning("could not interrupt it: %s", exc)
-                            await finished.wait()
-                    finally:
-                        shield.cancel()  # nothing if it finished
+                    await end_overdue()
             raise
 
     async with anyio.create_task_group() as tg:

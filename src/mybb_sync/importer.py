@@ -59,10 +59,10 @@ def refusal(store: Store, decision: Decision) -> str | None:
     entry = decision.entry
     if entry.kind is Kind.TEMPLATE and len(entry.name) > MAX_TITLE_CHARS:
         return f"template title is {len(entry.name)} characters (MyBB allows {MAX_TITLE_CHARS})"
-    name, text = Column.of(entry.kind)
-    if (why := store.refusal(entry.name, name)) is not None:
+    name_column, text_column = Column.of(entry.kind)
+    if (why := store.refusal(entry.name, name_column)) is not None:
         return f"name {why}"
-    return store.refusal(decision.disk_text, text)
+    return store.refusal(decision.disk_text, text_column)
 
 
 async def import_templates(store: Store, decisions: Sequence[Decision]) -> Imported:
