@@ -25,9 +25,10 @@ from .catalog import Catalog, load_catalog
 from .config import Settings, load_settings
 from .errors import ConfigError, MybbSyncError, reported_error
 from .export import Exporter, Scope, walk_files
-from .layout import GLOBAL_DIR, GLOBAL_SID, SETS_DIR, STYLES_DIR
+from .layout import GLOBAL_DIR, GLOBAL_SID, MASTER_SID, SETS_DIR, STYLES_DIR
 from .reconcile import unified_diff
 from .progress import ProgressBar
+from .security import unsafe_templates
 from .control import call
 from .service import ServiceHandle, offline_service, offline_status, serve
 from .state import RootLock, State
@@ -100,6 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
     change.add_argument("--drop", action="store_true", help="remove it again")
     index.add_argument("--json", action="store_true", help="print a machine-readable answer")
     _common(index)
+
+    check = sub.add_parser(
+        "check",
+        help="list stored templates that fail MyBB's security check (exit 1 if any)",
+        description="Tools > System Health > Check Templates: every stored template (any set, masters "
+        "included) that the Admin CP's check_template() would refuse, with its set and title. "
+        "Exit 0 when none, 1 when any.",
+    )
+    check.add_argument("--json", action="store_true", help="print a machine-readable list")
+    _common(check)
 
     resolve = sub.add_parser("resolve", help="settle a conflict by taking the file's or the database's version")
     resolve.add_argument("path", help="the file, inside the sync root")
@@ -365,6 +376,31 @@ async def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def set_name(sets: dict[int, str], sid: int) -> str:
+    """A set as the Admin CP names it: masters and global templates have no set row."""
+    return {MASTER_SID: "Master Templates", GLOBAL_SID: "Global Templates"}.get(sid) or sets.get(sid, f"set {sid}")
+
+
+async def cmd_check(args: argparse.Namespace) -> int:
+    """Exit 1 when a stored template fails the check, like the Admin CP's list."""
+    settings = _settings(args)
+    async with open_store(settings.require_db(), settings.prefix) as store:
+        sets = {s.sid: s.title for s in await store.template_sets()}
+        found = await unsafe_templates(store.every_template())
+    items = [
+        {"tid": row.tid, "sid": row.sid, "set": set_name(sets, row.sid), "title": row.title,
+         "threat": verdict.threat.name.lower(), "reason": str(verdict)}
+        for row, verdict in found
+    ]  # fmt: skip
+    if args.json:
+        print(json.dumps(items, indent=2))
+    else:
+        for item in items:
+            print(f"{item['set']}: {item['title']}: {item['reason']}")
+        print(f"{len(items)} template(s) fail the security check" if items else "no template fails the security check")
+    return 1 if items else 0
+
+
 async def _outdated(settings: Settings, as_json: bool) -> int:
     async with open_store(settings.require_db(), settings.prefix) as store:
         sets = {s.sid: s.title for s in await store.template_sets()}
@@ -433,6 +469,7 @@ COMMANDS: dict[str, Any] = {
     "resolve": cmd_resolve,
     "diff": cmd_diff,
     "index": cmd_index,
+    "check": cmd_check,
     "demo": cmd_demo,
 }
 

@@ -23,6 +23,7 @@ from .atomic import ABSENT, Root, Write, Written, write_batch
 from .engine import Decision, Row, agreed_state
 from .layout import GLOBAL_SID, Kind
 from .reconcile import content_hash
+from .security import check_template
 from .state import FileState
 from .errors import DatabaseUnavailable, MybbSyncError
 from .store import MASTER_THEME_TID, MAX_TITLE_CHARS, Column, Seen, Store, TemplateRow, seen
@@ -59,6 +60,8 @@ def refusal(store: Store, decision: Decision) -> str | None:
     entry = decision.entry
     if entry.kind is Kind.TEMPLATE and len(entry.name) > MAX_TITLE_CHARS:
         return f"template title is {len(entry.name)} characters (MyBB allows {MAX_TITLE_CHARS})"
+    if entry.kind is Kind.TEMPLATE and (unsafe := check_template(decision.disk_text)) is not None:
+        return str(unsafe)
     name_column, text_column = Column.of(entry.kind)
     if (why := store.refusal(entry.name, name_column)) is not None:
         return f"name {why}"

@@ -51,6 +51,7 @@ from .export import BATCH, ExportReport, Exporter, Scope, TwoWay, in_parallel, s
 from .importer import ForumCache, Imported, import_stylesheets, import_templates
 from .layout import GLOBAL_SID, Kind, under
 from .reconcile import Action
+from .security import unsafe_templates
 from .poller import Poller, RecentWrites
 from .state import RootLock, State
 from .store import Store, open_store, seen
@@ -599,6 +600,22 @@ async def serve(settings: Settings, *, task_status: anyio.abc.TaskStatus[Service
         lock.release()
 
 
+async def warn_unsafe_templates(store: Store) -> None:
+    """Say once at start which stored templates the Admin CP's security check refuses: a plugin
+    or an old edit may have put them there, and the forum runs them through eval()."""
+    try:
+        found = await unsafe_templates(store.every_template())
+    except DatabaseUnavailable as exc:
+        log.warning("could not check the stored templates for security problems: %s", exc)
+        return
+    if found:
+        named = ", ".join(f"{row.title!r} (sid {row.sid})" for row, _ in found[:5])
+        more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+        log.warning(
+            "%d stored template(s) fail MyBB's security check: %s%s (see 'mybb-sync check')", len(found), named, more
+        )
+
+
 async def _run(settings: Settings, store: Store, root: Root, state: State, task_status: anyio.abc.TaskStatus[ServiceHandle]) -> None:
     service = Service(settings, store, root, state)
     await anyio.to_thread.run_sync(sweep_temps, root)
@@ -622,6 +639,7 @@ async def _run(settings: Settings, store: Store, root: Root, state: State, task_
                 await tg.start(serve_control, root.path, service.control)
                 await service.request(prefixes=[""])  # start-up: reconcile (or export into an empty root)
                 tg.start_soon(poller.run, service)
+                tg.start_soon(warn_unsafe_templates, store)
                 if interval:
                     tg.start_soon(service.rescan_every, interval)
                 log.info("watching %s (%d folders)", root.path, watcher.watch_count)

@@ -129,6 +129,10 @@ class Store(Protocol):
         """
         ...
 
+    def every_template(self, batch: int = 500) -> AsyncIterator[list[TemplateRow]]:
+        """Every stored template row (masters, global templates and every set's copies)."""
+        ...
+
     async def shown_digest(self, sid: int) -> Digest:
         """The digest of the rows set ``sid`` shows (its copies, the masters it does not override)."""
         ...

@@ -17,6 +17,7 @@ from .. import php
 from ..config import validate_prefix
 from ..errors import MybbSyncError
 from ..layout import GLOBAL_SID, MASTER_SID
+from ..security import check_template
 from ..stylesheets import Stylesheet, StylesheetUpdate, Theme, ThemeUpdate
 from . import Column, Digest, Seen, TableMarker, TemplateRow, TemplateSet, md5_hex
 
@@ -175,6 +176,20 @@ class SQLStore(ABC):
             ]
             if out:
                 yield out
+            if len(rows) < batch:
+                return
+            last = int(rows[-1][0])
+
+    async def every_template(self, batch: int = 500) -> AsyncIterator[list[TemplateRow]]:
+        """Stream every row of the templates table (masters and every set), by ``tid``."""
+        table = self._t["templates"]
+        last = 0
+        while True:
+            rows = await self._fetch(
+                f"SELECT {_TEMPLATE_COLS} FROM {table} WHERE tid > %s ORDER BY tid LIMIT %s", (last, batch)
+            )
+            if rows:
+                yield [_template_row(r) for r in rows]
             if len(rows) < batch:
                 return
             last = int(rows[-1][0])
@@ -379,6 +394,9 @@ class SQLStore(ABC):
         may_insert: bool,
     ) -> dict[str, TemplateRow]:
         latest = {title: php.rtrim(text) for title, text in texts}
+        for title, text in latest.items():  # the last line of defence: callers refuse these first
+            if (unsafe := check_template(text)) is not None:
+                raise MybbSyncError(f"template {title!r} {unsafe}")
         if expect is None:
             copies = await self._copies(sid, list(latest))
         else:
