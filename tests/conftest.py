@@ -23,7 +23,7 @@ from mybb_sync.store import Store, open_store
 from mybb_sync.synthetic import Board
 from mybb_sync.testing import PrivateMariaDB, create_board, drop_board
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "mybb-fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "mybb"
 
 
 @pytest.fixture
@@ -32,15 +32,15 @@ def anyio_backend() -> str:
 
 
 def golden(*parts: str) -> Path:
-    """A path in ``../shared/mybb-fixtures``; skips, saying why, in a clone without it."""
-    if not FIXTURES.is_dir():
-        pytest.skip(f"golden data absent: {FIXTURES} (../shared/mybb-fixtures is not in this clone)")
-    return FIXTURES.joinpath(*parts)
+    """A path in ``tests/fixtures/mybb``: what the real Admin CP of MyBB 1.8.37 wrote."""
+    path = FIXTURES.joinpath(*parts)
+    assert path.exists(), f"golden data missing: {path}"
+    return path
 
 
 @pytest.fixture(scope="session")
 def mybb_fixtures() -> Path:
-    """The golden captures of the real Admin CP beside the checkout; a user's clone does not have them."""
+    """The golden captures of the real Admin CP, shipped in ``tests/fixtures/mybb``."""
     return golden()
 
 
