@@ -163,6 +163,9 @@ def _too_complex(data: bytes) -> Verdict | None:
     chain that fails after segments that match in several ways (spaces that
     ``\\s*`` or the key class may take) backtracks through every combination.
     """
+    segments = data.count(b"[") + data.count(b"->") + data.count(b"::")
+    if segments <= MAX_CHAIN_SEGMENTS and _AMBIGUOUS.search(data) is None:
+        return None  # no chain can be that long, and none can fail slowly: most templates
     last_close = data.rfind(b"}")
     start = data.find(_OPEN)
     while start != -1 and start < last_close:
@@ -178,6 +181,7 @@ def _too_complex(data: bytes) -> Verdict | None:
     return None
 
 
+_AMBIGUOUS = re.compile(rb"\[" + _WS)  # only whitespace after "[" can be matched in several ways
 _KEY_RUN = re.compile(rb"\[(" + _WS + rb"*)\$*['\"]?(" + _K + rb"*)")
 _BRACKETS = re.compile(rb"\[(" + _WS + rb"*)([^\]]*)\](" + _WS + rb"*)")
 
