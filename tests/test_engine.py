@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mybb_sync.atomic import Root
-from mybb_sync.engine import Entry, plan
+from mybb_sync.engine import Entry, _invalid, plan
 from mybb_sync.layout import Kind
 from mybb_sync.reconcile import Action, content_hash
 from mybb_sync.state import FileState, State
@@ -51,3 +51,12 @@ def test_recording_agreement_clears_the_intent(root: Path) -> None:
     state.record_intents({PATH: "h"})
     state.put(state.get([PATH]).values())
     assert state.intents([PATH]) == {}
+
+
+def test_a_utf16_file_is_refused_as_utf16_not_as_a_nul_byte() -> None:
+    for data in ("<div>hello</div>".encode("utf-16"), "<div>hello</div>".encode("utf-16-le")):
+        assert _invalid(Kind.TEMPLATE, data, None) == "is UTF-16 (MyBB stores UTF-8: save it as UTF-8)"
+
+
+def test_a_stray_nul_in_utf8_text_is_still_a_nul_byte() -> None:
+    assert _invalid(Kind.TEMPLATE, b"<div>\x00</div>", None) == "contains a NUL byte"

@@ -81,7 +81,7 @@ def _invalid(kind: Kind, data: bytes, text: str | None) -> str | None:
     if not data.strip(b" \t\r\n\x0b\x00"):
         return "is empty (or only whitespace)"
     if b"\x00" in data:
-        return "contains a NUL byte"
+        return "is UTF-16 (MyBB stores UTF-8: save it as UTF-8)" if _utf16(data) else "contains a NUL byte"
     if len(data) > max_bytes(kind):
         return f"is {len(data)} bytes, over the {max_bytes(kind)}-byte limit"
     if text is None:
@@ -90,6 +90,14 @@ def _invalid(kind: Kind, data: bytes, text: str | None) -> str | None:
         except UnicodeDecodeError as exc:
             return f"is not valid UTF-8 (byte {exc.start})"
     return None
+
+
+def _utf16(data: bytes) -> bool:
+    """UTF-16 by its byte-order mark, or by the NULs every other byte that mostly-ASCII text has."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return True
+    half = len(data) // 2
+    return half > 0 and max(data[0::2].count(0), data[1::2].count(0)) >= half * 0.9
 
 
 def plan(root: Root, state: State, entries: Sequence[Entry], *, read_all: bool = False) -> list[Decision]:

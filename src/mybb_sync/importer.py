@@ -109,7 +109,14 @@ async def import_templates(store: Store, decisions: Sequence[Decision]) -> Impor
                 d.entry.path, "global" if sid == GLOBAL_SID else f"set {sid}", d.entry.name,
                 len(row.template.encode("utf-8")), elapsed_ms / len(group),
             )  # fmt: skip
+            _note_bom(d)
     return Imported(states, refused, recheck, _database_errors(refused), stored)
+
+
+def _note_bom(d: Decision) -> None:
+    """MyBB stores and serves a byte-order mark as it is: imported, but said."""
+    if d.disk_text is not None and d.disk_text.startswith("\ufeff"):
+        log.warning("%s starts with a UTF-8 byte-order mark: imported with it (MyBB serves it as is; save without BOM to drop it)", d.entry.path)
 
 
 def _still_shown(row: Row | None, themes: Sequence[Theme], sheets: Sequence[Stylesheet], tid: int, name: str) -> bool:
@@ -230,4 +237,5 @@ async def import_stylesheets(store: Store, cache: ForumCache | None, decisions: 
             "imported %s -> theme %d %r (%d bytes, %.1f ms)",
             d.entry.path, tid, name, len(d.disk_text.encode("utf-8")), (time.perf_counter() - started) * 1000,
         )  # fmt: skip
+        _note_bom(d)
     return Imported(states, refused, recheck, _database_errors(refused))
