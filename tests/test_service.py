@@ -308,6 +308,17 @@ async def test_what_a_latin1_boards_charset_cannot_store_is_refused_and_the_rest
         await drop_board(db)
 
 
+async def test_a_byte_order_mark_is_imported_with_a_warning(db: Database, board_spec: Board, root: Path) -> None:
+    title = board_spec.master_title(OWN)
+    rel = tpath(title)
+    async with running_service(db, root) as svc:
+        mark = svc.log.mark()
+        write(root / rel, b"\xef\xbb\xbf<div>bom</div>")
+        await svc.imported([rel], since=mark)
+        await svc.log.wait_for(lambda line: line.startswith(f"{rel} starts with a UTF-8 byte-order mark"), since=mark)
+        assert (await shown(db, title)).template == "\ufeff<div>bom</div>"
+
+
 async def test_fixed_invalid_file_is_imported_and_no_longer_listed(db: Database, board_spec: Board, root: Path) -> None:
     """Refused while empty, imported once fixed: its "invalid" problem goes away with it."""
     title = board_spec.master_title(OWN)
