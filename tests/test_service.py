@@ -1022,6 +1022,27 @@ async def test_database_edit_is_exported_while_watching(db: Database, board_spec
         assert len(await audit(db, mark)) == 1  # ours; the export is not echoed back into the database
 
 
+async def test_an_admin_cp_save_written_to_its_file_gets_an_info_line(db: Database, board_spec: Board, root: Path) -> None:
+    title = board_spec.master_title(OWN)
+    rel = tpath(title)
+    async with running_service(db, root, poll_interval=0.2) as svc:
+        mark = svc.log.mark()
+        await set_template(db, SET_SID, title, "<p>saved in the admin cp</p>", int(time.time()))
+        await svc.log.wait_for(lambda line: line.startswith(f"exported {rel} ("), since=mark, timeout=10)
+
+
+async def test_json_logs_carry_fields_and_every_line_is_json(db: Database, board_spec: Board, root: Path) -> None:
+    title = board_spec.master_title(OWN)
+    rel = tpath(title)
+    async with cli_service(db, root, root.parent, "--log-format", "json") as svc:
+        mark = svc.log.mark()
+        write(root / rel, "<p>json</p>")
+        line = await svc.log.wait_for(lambda l: f'"imported {rel}' in l, since=mark)
+    fields = json.loads(line)
+    assert (fields["event"], fields["path"], fields["set"], fields["bytes"]) == ("imported", rel, SET_SID, len("<p>json</p>"))
+    assert all(json.loads(l) for l in svc.log.lines if l.strip())
+
+
 async def test_index_command_adds_reports_and_drops_the_poll_index(db: Database, root: Path) -> None:
     url = db_url(db)
 

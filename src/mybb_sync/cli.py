@@ -19,7 +19,7 @@ from typing import Any
 
 import anyio
 
-from . import __version__
+from . import __version__, logs
 from .atomic import Root, read_files, sweep_temps
 from .catalog import Catalog, load_catalog
 from .config import Settings, load_settings
@@ -183,7 +183,7 @@ async def cmd_export(args: argparse.Namespace) -> int:
 async def cmd_watch(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings.log_format == "json":
-        _json_logs()
+        logs.use_json()
     await run_until_signalled(settings)
     return 0
 
@@ -415,39 +415,6 @@ async def _outdated(settings: Settings, as_json: bool) -> int:
     return 0
 
 
-class _TextFormatter(logging.Formatter):
-    """The default ``asctime``, its seconds formatted once per second: the service logs a line per
-    import, and a burst imports thousands a second."""
-
-    _second: int | None = None
-    _stamp = ""
-
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        second = int(record.created)
-        if second != self._second:
-            self._second, self._stamp = second, time.strftime(self.default_time_format, self.converter(second))
-        return self.default_msec_format % (self._stamp, record.msecs)
-
-
-def _cheap_log_records() -> None:
-    """Leave out of log records what no format here shows (the logging HOWTO's "Optimization"):
-    the caller's file and line, thread, process and multiprocessing names."""
-    logging._srcfile = None  # type: ignore[attr-defined]
-    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(
-            {"time": record.created, "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
-        )
-
-
-def _json_logs() -> None:
-    for h in logging.getLogger().handlers:
-        h.setFormatter(_JsonFormatter())
-
-
 def cmd_bench(argv: Sequence[str]) -> int:
     """The harness lives in the repository's bench/, beside src/ (it is not installed)."""
     checkout = Path(__file__).resolve().parents[2]
@@ -478,10 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     words = list(argv if argv is not None else sys.argv[1:])
     debug = "--debug" in words
-    _cheap_log_records()
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_TextFormatter("%(asctime)s mybb-sync %(levelname)s %(message)s"))
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler])
+    logs.setup(debug)
     try:
         if words[:1] == ["bench"]:
             return cmd_bench(words[1:])

@@ -491,7 +491,7 @@ class Exporter:
             else:
                 report.conflicts.append(d.entry.path)
                 problems.append(Problem(d.entry.path, ProblemKind.CONFLICT, _conflict_detail(d), now))
-                log.warning("conflict: %s: %s", d.entry.path, _conflict_detail(d))
+                log.warning("conflict: %s: %s", d.entry.path, _conflict_detail(d), extra={"event": "conflict", "path": d.entry.path})
         if imports and two_way is not None:
             intents = {d.entry.path: d.disk_hash for d in imports if d.disk_text is not None and d.disk_hash}
             await anyio.to_thread.run_sync(self.state.record_intents, intents, limiter=self.limiter)
@@ -507,7 +507,10 @@ class Exporter:
                     continue
                 report.refused.append(f"{d.entry.path}: {why}")
                 problems.append(Problem(d.entry.path, ProblemKind.INVALID, why, now))
-                log.warning("refused %s: %s (the database keeps its content)", d.entry.path, why)
+                log.warning(
+                    "refused %s: %s (the database keeps its content)", d.entry.path, why,
+                    extra={"event": "refused", "path": d.entry.path},
+                )  # fmt: skip
         if deleted and two_way is not None:
             reverted = await two_way.on_deleted(deleted)
             forget += reverted
@@ -528,6 +531,8 @@ class Exporter:
                 else:
                     report.errors.append(f"{r.path}: {r.reason}")
                     problems.append(Problem(r.path, ProblemKind.ERROR, r.reason, now))
+        if two_way is not None:
+            _log_exported(ok)
         report.written += len(ok)
         report.bytes += sum(r.stat.size for r in ok)
         report.fresh += [r.path for r in ok if r.stat.mtime_ns + self.root.racy_ns >= r.seen_ns]
@@ -588,3 +593,16 @@ def walk_files(root: Root, folder: str) -> list[str]:
             elif entry.is_file(follow_symlinks=False) and not layout.is_ignored_name(entry.name, root.temp_suffix):
                 out.append(child)
     return out
+
+
+PER_FILE_LINES = 100
+
+
+def _log_exported(written: Sequence[Written]) -> None:
+    """The service's database -> file writes, a line each as imports get (a chunk of a full
+    start-up export gets one line: a line per file would be 100,000 lines)."""
+    if len(written) > PER_FILE_LINES:
+        log.info("exported %d files", len(written), extra={"event": "exported", "bytes": sum(w.stat.size for w in written)})
+        return
+    for w in written:
+        log.info("exported %s (%d bytes)", w.path, w.stat.size, extra={"event": "exported", "path": w.path, "bytes": w.stat.size})

@@ -104,10 +104,11 @@ async def import_templates(store: Store, decisions: Sequence[Decision]) -> Impor
                 continue
             states.append(agreed_state(d.entry, d.disk_hash, d.disk_stat, d.seen_ns, row))
             stored.append(row)
+            size, ms = len(row.template.encode("utf-8")), elapsed_ms / len(group)
             log.info(
                 "imported %s -> %s %r (%d bytes, %.1f ms)",
-                d.entry.path, "global" if sid == GLOBAL_SID else f"set {sid}", d.entry.name,
-                len(row.template.encode("utf-8")), elapsed_ms / len(group),
+                d.entry.path, "global" if sid == GLOBAL_SID else f"set {sid}", d.entry.name, size, ms,
+                extra={"event": "imported", "path": d.entry.path, "set": sid, "title": d.entry.name, "bytes": size, "ms": round(ms, 2)},
             )  # fmt: skip
             _note_bom(d)
     return Imported(states, refused, recheck, _database_errors(refused), stored)
@@ -233,9 +234,10 @@ async def import_stylesheets(store: Store, cache: ForumCache | None, decisions: 
         states.append(agreed_state(d.entry, d.disk_hash, d.disk_stat, d.seen_ns, row))
         if row is None or content_hash(Kind.STYLESHEET, row.stylesheet) != d.disk_hash:
             recheck.append(d.entry.path)
+        size, ms = len(d.disk_text.encode("utf-8")), (time.perf_counter() - started) * 1000
         log.info(
-            "imported %s -> theme %d %r (%d bytes, %.1f ms)",
-            d.entry.path, tid, name, len(d.disk_text.encode("utf-8")), (time.perf_counter() - started) * 1000,
+            "imported %s -> theme %d %r (%d bytes, %.1f ms)", d.entry.path, tid, name, size, ms,
+            extra={"event": "imported", "path": d.entry.path, "theme": tid, "title": name, "bytes": size, "ms": round(ms, 2)},
         )  # fmt: skip
         _note_bom(d)
     return Imported(states, refused, recheck, _database_errors(refused))
