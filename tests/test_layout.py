@@ -165,6 +165,14 @@ def test_an_unsafe_set_title_makes_the_template_path_unsafe() -> None:
         template_path("é" * 200, "x")
 
 
+def test_an_empty_template_title_is_unsafe_not_a_dotfile_that_never_parses_back() -> None:
+    """It was exported as %2Ehtml, which parses to no title: an orphan on every export."""
+    with pytest.raises(UnsafeName, match="empty template title"):
+        template_path("S", "")
+    with pytest.raises(UnsafeName, match="empty template title"):
+        template_path(None, "")
+
+
 def test_an_empty_stylesheet_name_is_unsafe() -> None:
     with pytest.raises(UnsafeName):
         stylesheet_path("Default", "")

@@ -121,6 +121,8 @@ def is_ignored_name(filename: str, temp_suffix: str) -> bool:
 
 def template_path(set_title: str | None, title: str, group: str = UNGROUPED) -> str:
     """Relative path of a template of a set (``set_title``) or a global one (``None``)."""
+    if not title:  # ".html" would be a dotfile, and no file name parses back to an empty title
+        raise UnsafeName("an empty template title cannot be a file name")
     filename = escape_part(title + TEMPLATE_EXT)
     if set_title is None:
         return f"{GLOBAL_DIR}/{filename}"
