@@ -74,3 +74,24 @@ async def test_a_second_save_stamped_with_an_already_seen_second_is_noticed(boar
     second, _ = await poller.poll(target)  # type: ignore[arg-type]
     assert tpath(title) in first
     assert tpath(title) in second
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_sigterm_on_a_sqlite_board_leaves_no_driver_thread_traceback(board: Database, root: Path) -> None:
+    """aiosqlite's worker thread printed "RuntimeError: Event loop is closed" after about one
+    SIGTERM in three: a stop during start-up cancelled the store's close, and the loop ended
+    with the driver's thread still holding a query's result for it."""
+    argv = [*CLI, "watch", "--db", db_url(board), "--root", str(root)]
+    for _ in range(6):
+        async with await anyio.open_process(argv) as proc:
+            assert proc.stderr is not None
+            output = b""
+            async for chunk in proc.stderr:  # the first log line: the start-up pass is under way
+                output += chunk
+                break
+            proc.send_signal(signal.SIGTERM)
+            async for chunk in proc.stderr:
+                output += chunk
+            with anyio.fail_after(5):
+                assert await proc.wait() == 0
+        assert b"Traceback" not in output and b"Event loop is closed" not in output, output.decode()

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
+import anyio
+
 from ..config import Database
 from ..layout import MASTER_SID, Kind
 from ..stylesheets import Stylesheet, StylesheetUpdate, Theme, ThemeUpdate
@@ -231,4 +233,5 @@ async def open_store(db: Database, prefix: str) -> AsyncIterator[Store]:
     try:
         yield store
     finally:
-        await store.close()
+        with anyio.CancelScope(shield=True):  # a stop must not leave the driver's thread behind the loop
+            await store.close()
