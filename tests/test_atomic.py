@@ -289,6 +289,30 @@ def test_reads_never_follow_symlinks(sync_root: Root, outside: Path) -> None:
     assert stat_files(sync_root, paths) == dict.fromkeys(paths)
 
 
+def test_a_hard_linked_file_is_never_read(sync_root: Root, outside: Path) -> None:
+    """A second name for a file elsewhere is as much a way out of the root as a symlink."""
+    os.link(outside / "secret.html", sync_root.path / "linked.html")
+    (sync_root.path / "plain.html").write_bytes(b"mine")
+    linked, plain = read_files(sync_root, ["linked.html", "plain.html"], max_bytes=1 << 20)
+    assert linked.data is None and linked.stat == stat_of(os.lstat(sync_root.path / "linked.html"))
+    assert linked.error == "has 2 hard links (never read: a hard link can point outside the sync root)"
+    assert plain == FileRead("plain.html", b"mine", stat_of(os.lstat(sync_root.path / "plain.html")))
+
+
+@pytest.mark.parametrize("count", [1, SYNCFS_THRESHOLD + 1], ids=["small", "large"])
+def test_a_write_over_a_hard_linked_name_leaves_the_other_link_untouched(
+    sync_root: Root, outside: Path, count: int
+) -> None:
+    secret = outside / "secret.html"
+    os.link(secret, sync_root.path / "linked.html")
+    expect = stat_of(os.lstat(sync_root.path / "linked.html"))
+    writes = [Write("linked.html", b"db text", expect)] + [Write(f"f{i}.html", b"x", ABSENT) for i in range(count - 1)]
+    assert all(isinstance(r, Written) for r in write_batch(sync_root, writes))
+    assert (sync_root.path / "linked.html").read_bytes() == b"db text"
+    assert os.lstat(sync_root.path / "linked.html").st_nlink == 1
+    assert secret.read_bytes() == b"outside secret" and os.lstat(secret).st_nlink == 1
+
+
 def test_removals_and_sweeps_never_follow_symlinks(sync_root: Root, outside: Path) -> None:
     os.symlink(outside, sync_root.path / "linked_dir")
     secret = stat_of(os.lstat(outside / "secret.html"))

@@ -12,7 +12,16 @@ same data before any rename but costs one flush instead of one per file
 
 Every path is opened component by component from the root with
 ``O_NOFOLLOW``: a symlink anywhere below the root is never followed, so no
-read or write can land outside it.
+read or write can land outside it. A file with more than one hard link is
+never read either (the other link may be anywhere); a write replaces its
+directory entry, so it never reaches the other link.
+
+Modes are those of any program run under the process umask (read once, at
+import): a new file is 0o666 and a new folder 0o777 less the umask. A file
+replaced keeps the mode of the file it replaces and, where we may give it
+(our own group, or any as root), its group; in a setgid folder a new file
+or folder takes the folder's group from the kernel. Each is set on the
+temp's fd before its rename: the file never appears with other bits.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import logging
 import os
 import re
 import secrets
+import stat
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -45,6 +55,31 @@ try:
     _syncfs = ctypes.CDLL(None, use_errno=True).syncfs
 except (OSError, AttributeError):  # not Linux/glibc: fall back to fsync per file
     _syncfs = None
+
+
+def read_umask(status: str = "/proc/self/status") -> int:
+    """The process umask, read without changing it where the kernel shows it (Linux 4.7+).
+
+    ``os.umask`` can only be read by setting it, and a file another thread
+    creates meanwhile gets the stand-in: the fallback is for import time,
+    before any worker thread runs.
+    """
+    try:
+        with open(status, "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8) & 0o777
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask & 0o777
+
+
+UMASK = read_umask()
+FILE_MODE = 0o666 & ~UMASK  # a new file's mode (a replaced one keeps its own)
+DIR_MODE = 0o777 & ~UMASK  # a new folder's mode (plus the setgid bit the kernel may give it)
+Attrs = tuple[int, int | None]  # (permission bits, group or None: as the kernel gave it) of a temp
 
 
 class Absent:
@@ -82,7 +117,7 @@ class NotWritten:
 
 
 Result = Written | NotWritten
-Staged = list["tuple[Write, str, FileStat] | NotWritten"]
+Staged = list["tuple[Write, str, FileStat, Attrs] | NotWritten"]
 
 
 def stat_of(st: os.stat_result) -> FileStat:
@@ -153,12 +188,16 @@ class _Dirs:
         except FileNotFoundError:
             if not self._create:
                 raise
+            made = False
             try:
-                os.mkdir(name, 0o755, dir_fd=parent_fd)
+                os.mkdir(name, DIR_MODE, dir_fd=parent_fd)
                 self.created_in.add(parent)
+                made = True
             except FileExistsError:
                 pass
             fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+            if made:
+                _fix_dir_mode(fd)
         self._fds[directory] = fd
         return fd
 
@@ -172,9 +211,45 @@ class _Dirs:
         self._fds.clear()
 
 
+def _fix_dir_mode(fd: int) -> None:
+    """A folder we made gets DIR_MODE even if another thread had the umask changed meanwhile
+    (the kernel's setgid bit is kept: it is only touched when the bits are wrong)."""
+    mode = stat.S_IMODE(os.fstat(fd).st_mode)
+    if mode & 0o777 != DIR_MODE:
+        os.fchmod(fd, (mode & ~0o777) | DIR_MODE)
+
+
 def _split(path: str) -> tuple[str, str]:
     directory, _, name = path.rpartition("/")
     return directory, name
+
+
+def _attrs_of(st: os.stat_result | None) -> Attrs:
+    """What a temp replacing a file with this lstat gets: its permission bits and group;
+    for no regular file there, the umask's mode and the kernel's group."""
+    if st is None or not stat.S_ISREG(st.st_mode):
+        return FILE_MODE, None
+    return stat.S_IMODE(st.st_mode) & 0o777, st.st_gid
+
+
+def _lstat(dirs: _Dirs, path: str) -> os.stat_result | None:
+    directory, name = _split(path)
+    try:
+        return os.stat(name, dir_fd=dirs.fd(directory), follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def _apply(fd: int, attrs: Attrs) -> None:
+    """Give the temp at ``fd`` these attributes (the group is left as the kernel gave it
+    where we may not give it: a group we are not in, unless we are root)."""
+    mode, gid = attrs
+    if gid is not None and os.fstat(fd).st_gid != gid:
+        try:
+            os.fchown(fd, -1, gid)
+        except PermissionError:
+            pass
+    os.fchmod(fd, mode)  # after the chown, which may clear bits
 
 
 def _write_temps(root: Root, dirs: _Dirs, writes: Sequence[Write], fsync_each: bool) -> Staged:
@@ -184,8 +259,10 @@ def _write_temps(root: Root, dirs: _Dirs, writes: Sequence[Write], fsync_each: b
         temp = root.temp_name(name)
         try:
             dfd = dirs.fd(directory)
-            fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dfd)
+            attrs = _attrs_of(_lstat(dirs, w.path))
+            fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
             try:
+                _apply(fd, attrs)
                 view = memoryview(w.data)
                 while view:
                     view = view[os.write(fd, view) :]
@@ -194,7 +271,7 @@ def _write_temps(root: Root, dirs: _Dirs, writes: Sequence[Write], fsync_each: b
                 st = stat_of(os.fstat(fd))
             finally:
                 os.close(fd)
-            out.append((w, temp, st))
+            out.append((w, temp, st, attrs))
         except OSError as exc:
             _unlink_quietly(dirs, directory, temp)
             out.append(NotWritten(w.path, f"cannot write: {exc.strerror or exc}", changed=False))
@@ -210,17 +287,30 @@ def _unlink_quietly(dirs: _Dirs, directory: str, name: str) -> None:
 
 def _current(dirs: _Dirs, path: str) -> FileStat | Absent | str:
     """The target's stat now, ABSENT, or a string saying why it is not a plain file."""
-    directory, name = _split(path)
-    try:
-        st = os.stat(name, dir_fd=dirs.fd(directory), follow_symlinks=False)
-    except FileNotFoundError:
+    return _judge_target(_lstat(dirs, path))
+
+
+def _judge_target(st: os.stat_result | None) -> FileStat | Absent | str:
+    if st is None:
         return ABSENT
-    if not os.path.stat.S_ISREG(st.st_mode):
+    if not stat.S_ISREG(st.st_mode):
         return "not a regular file"
     return stat_of(st)
 
 
-def _rename_all(dirs: _Dirs, staged: Sequence[tuple[Write, str, FileStat]]) -> list[Result]:
+def _reapply(dirs: _Dirs, directory: str, temp: str, st: FileStat, attrs: Attrs) -> None:
+    """The target's mode or group changed since its temp was made: give the temp the new ones."""
+    fd = os.open(temp, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dirs.fd(directory))
+    try:
+        if os.fstat(fd).st_ino != st.ino:
+            raise OSError(errno.ESTALE, "the temp file was replaced")
+        _apply(fd, attrs)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _rename_all(dirs: _Dirs, staged: Sequence[tuple[Write, str, FileStat, Attrs]]) -> list[Result]:
     """Phase 2: each temp renamed over its target, unless the target changed meanwhile.
 
     A written file's stat counts as taken just before its rename: until then
@@ -229,14 +319,17 @@ def _rename_all(dirs: _Dirs, staged: Sequence[tuple[Write, str, FileStat]]) -> l
     next pass trust the stat of a file it wrote without reading it.
     """
     out: list[Result] = []
-    for w, temp, st in staged:
+    for w, temp, st, attrs in staged:
         directory, name = _split(w.path)
-        now = _current(dirs, w.path)
+        target = _lstat(dirs, w.path)
+        now = _judge_target(target)
         if w.expect is not None and now != w.expect:
             _unlink_quietly(dirs, directory, temp)
             out.append(NotWritten(w.path, "changed on disk while being written", changed=True))
             continue
         try:
+            if isinstance(now, FileStat) and _attrs_of(target) != attrs:
+                _reapply(dirs, directory, temp, st, _attrs_of(target))
             dfd = dirs.fd(directory)
             seen_ns = time.time_ns()
             os.rename(temp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
@@ -389,7 +482,8 @@ class FileRead:
 def read_files(root: Root, paths: Sequence[str], max_bytes: int) -> list[FileRead]:
     """Read files without following symlinks (blocking; run in a worker thread).
 
-    A file larger than ``max_bytes`` is not read: its error says so.
+    A file larger than ``max_bytes``, or with more than one hard link, is not
+    read: its error says so.
     """
     dirs = _Dirs(root, create=False)
     out: list[FileRead] = []
@@ -410,8 +504,12 @@ def read_files(root: Root, paths: Sequence[str], max_bytes: int) -> list[FileRea
                 continue
             try:
                 st = os.fstat(fd)
-                if not os.path.stat.S_ISREG(st.st_mode):
+                if not stat.S_ISREG(st.st_mode):
                     out.append(FileRead(path, None, stat_of(st), "not a regular file"))
+                    continue
+                if st.st_nlink > 1:
+                    why = f"has {st.st_nlink} hard links (never read: a hard link can point outside the sync root)"
+                    out.append(FileRead(path, None, stat_of(st), why))
                     continue
                 if st.st_size > max_bytes:
                     out.append(FileRead(path, None, stat_of(st), f"{st.st_size} bytes is over the {max_bytes}-byte limit"))
