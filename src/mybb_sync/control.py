@@ -3,7 +3,8 @@
 A running service answers the same operations its :class:`ServiceHandle`
 offers; the CLI's ``status``, ``pause``, ``resume``, ``rescan`` and
 ``resolve`` talk to it, and fall back to working offline when no service
-listens.
+listens. The client talks only to a socket of its own user, served by a
+process of its own user (or root): another user's answers are never trusted.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
+import socket
+import stat
+import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,9 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from .errors import MybbSyncError
 from .layout import STATE_DIR
+from .statedir import not_yours, permission_error, socket_folder, state_dir, user_name, you
 
 log = logging.getLogger(__name__)
 
@@ -29,21 +34,26 @@ Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 SUN_PATH_MAX = 107  # bytes in sockaddr_un.sun_path, less the final NUL
+_UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
-def socket_path(root: Path) -> Path:
-    """``<root>/.mybb-sync/control.sock``, or, when that path is too long for a unix
-    socket, a name derived from the root in ``$XDG_RUNTIME_DIR`` (or the temp dir)."""
+def socket_path(root: Path, *, create: bool = False) -> Path:
+    """``<root>/.mybb-sync/control.sock``, or, when that path is too long for a unix socket,
+    ``<digest of the root>.sock`` in our private :func:`~.statedir.socket_folder` (made when
+    ``create``). Never a name another user could take first."""
     path = root / STATE_DIR / "control.sock"
     if len(os.fsencode(path)) <= SUN_PATH_MAX:
         return path
     digest = hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:20]
-    return Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"mybb-sync-{digest}.sock"
+    path = socket_folder(create=create) / f"{digest}.sock"
+    if len(os.fsencode(path)) > SUN_PATH_MAX:
+        raise MybbSyncError(f"{path} is too long for a unix socket: set XDG_RUNTIME_DIR or TMPDIR to a shorter folder")
+    return path
 
 
 async def serve_control(root: Path, handler: Handler, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
     """Answer requests until cancelled; the socket file is private to the owner."""
-    path = socket_path(root)
+    path = socket_path(root, create=True)
     path.unlink(missing_ok=True)
     old = os.umask(0o177)
     try:
@@ -82,13 +92,38 @@ async def _read_line(stream: anyio.abc.ByteReceiveStream) -> bytes:
 
 
 async def call(root: Path, request: dict[str, Any], timeout: float = 600.0) -> dict[str, Any] | None:
-    """Send one request to the service of ``root``; None when no service is listening."""
+    """Send one request to the service of ``root``; None when no service is listening.
+
+    Refuses (one line) a state folder or socket folder another user could
+    have prepared, a socket that is not ours, and a listener that is
+    neither us nor root (``SO_PEERCRED``): its answer could be forged.
+    """
+    if state_dir(root, create=False) is None:
+        return None  # never synced here: no service either
     path = socket_path(root)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        raise permission_error(path, "look at") from None
+    if st.st_uid != os.geteuid():
+        raise MybbSyncError(f"{not_yours(path, st.st_uid)}: refusing to talk to it")
+    if not stat.S_ISSOCK(st.st_mode):
+        raise MybbSyncError(f"{path} is not a socket: remove it")
     try:
         stream = await anyio.connect_unix(path)
     except (FileNotFoundError, ConnectionRefusedError):
         return None
+    except PermissionError:
+        raise permission_error(path, "connect to") from None
     async with stream:
+        raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+        pid, uid, _ = _UCRED.unpack(raw.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
+        if uid not in (os.geteuid(), 0):
+            raise MybbSyncError(
+                f"{path} is served by user {user_name(uid)} (pid {pid}), not by you ({you()}): refusing to talk to it"
+            )
         await stream.send(json.dumps(request).encode() + b"\n")
         with anyio.fail_after(timeout):
             try:

@@ -31,7 +31,7 @@ import socket
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ from .reconcile import Action
 from .security import unsafe_templates
 from .poller import Poller, RecentWrites
 from .state import RootLock, State
+from .statedir import StateDirGuard, state_dir
 from .store import Store, open_store, seen
 from .stylesheets import effective_stylesheets
 from .watch import Rescan, Touched, Watcher
@@ -553,18 +554,21 @@ async def offline_service(settings: Settings, *, read_only: bool = False) -> Asy
     lock = RootLock(root.path)
     if not read_only and not lock.acquire():
         raise MybbSyncError(f"a mybb-sync process holds {root.path} but does not answer on its control socket")
-    state = State(root.path)
     try:
-        async with open_store(settings.require_db(), settings.prefix) as store:
-            yield Service(settings, store, root, state)
+        state = State(root.path)
+        try:
+            async with open_store(settings.require_db(), settings.prefix) as store:
+                yield Service(settings, store, root, state)
+        finally:
+            state.close()
     finally:
-        state.close()
         lock.release()
 
 
 def offline_status(root: Path) -> dict[str, Any]:
     """Counts from the state store alone (works with no service and no database)."""
-    if not (root / layout.STATE_DIR / "state.sqlite").exists():
+    directory = state_dir(root, create=False)
+    if directory is None or not (directory / "state.sqlite").exists():
         raise MybbSyncError(f"{root} has never been synced (no {layout.STATE_DIR}/state.sqlite)")
     state = State(root)
     try:
@@ -587,17 +591,31 @@ def offline_status(root: Path) -> dict[str, Any]:
 async def serve(settings: Settings, *, task_status: anyio.abc.TaskStatus[ServiceHandle] = anyio.TASK_STATUS_IGNORED) -> None:
     """Run the service until cancelled; ``task_status.started()`` hands back a :class:`ServiceHandle`."""
     root = Root(settings.require_root(), settings.temp_suffix)
-    root.path.mkdir(parents=True, exist_ok=True)
-    lock = RootLock(root.path)
+    lock = RootLock(root.path)  # makes the root if need be
     if not lock.acquire():
-        raise MybbSyncError(f"another mybb-sync process is already syncing {root.path}")
-    state = State(root.path)
+        holder = lock.holder()
+        raise MybbSyncError(f"another mybb-sync process is already syncing {root.path}" + (f" ({holder} holds its lock)" if holder else ""))
+    finished = anyio.Event()
     try:
-        async with open_store(settings.require_db(), settings.prefix) as store:
-            await _run(settings, store, root, state, task_status)
+        with ExitStack() as cleanup:
+            cleanup.callback(lock.release)
+            guard = StateDirGuard(root.path)  # before the state folder is checked: no removal goes unseen
+            cleanup.callback(guard.close)
+            state = State(root.path)
+            cleanup.callback(state.close)
+            guard.arm()
+            async with open_store(settings.require_db(), settings.prefix) as store:
+                await _run(settings, store, root, state, guard, finished, task_status)
     finally:
-        state.close()
-        lock.release()
+        # Last, once all is closed: the task that waits in ServiceHandle.stopped() and then cancels
+        # this one (the CLI does) must not cut the closing short, nor swallow the error it raises.
+        finished.set()
+
+
+async def _stop_when_removed(guard: StateDirGuard) -> None:
+    """The state folder was deleted or moved away: stop with one error. Running on would write
+    a state no later start reads (and ``status`` could no longer reach the service)."""
+    raise await guard.wait()
 
 
 async def warn_unsafe_templates(store: Store) -> None:
@@ -616,8 +634,12 @@ async def warn_unsafe_templates(store: Store) -> None:
         )
 
 
-async def _run(settings: Settings, store: Store, root: Root, state: State, task_status: anyio.abc.TaskStatus[ServiceHandle]) -> None:
+async def _run(
+    settings: Settings, store: Store, root: Root, state: State, guard: StateDirGuard, finished: anyio.Event,
+    task_status: anyio.abc.TaskStatus[ServiceHandle],
+) -> None:  # fmt: skip
     service = Service(settings, store, root, state)
+    service.finished = finished
     await anyio.to_thread.run_sync(sweep_temps, root)
     interval = settings.rescan_interval
     remote = remote_filesystem(root.path)
@@ -634,6 +656,7 @@ async def _run(settings: Settings, store: Store, root: Root, state: State, task_
         with anyio.CancelScope() as scope:
             async with anyio.create_task_group() as tg:
                 service._tg = tg
+                tg.start_soon(_stop_when_removed, guard)
                 tg.start_soon(service.read_events, watcher)
                 tg.start_soon(service.reconcile_forever)
                 await tg.start(serve_control, root.path, service.control)
@@ -648,4 +671,3 @@ async def _run(settings: Settings, store: Store, root: Root, state: State, task_
     finally:
         sd_notify("STOPPING=1")
         watcher.close()
-        service.finished.set()

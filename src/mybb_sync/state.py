@@ -10,7 +10,9 @@ threads, a batch per transaction.
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import logging
 import os
 import sqlite3
 import threading
@@ -21,8 +23,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
-from .layout import STATE_DIR, Kind
+from .errors import MybbSyncError
+from .layout import Kind
+from .statedir import permission_error, state_dir, user_name, you
 from .store import Digest
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2  # 2: files.row_digest
 # A file whose mtime is this close to the moment its stat was recorded may
@@ -150,16 +156,25 @@ class State:
     """The per-root state database (SQLite, WAL)."""
 
     def __init__(self, root: Path) -> None:
-        directory = root / STATE_DIR
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory = state_dir(root, create=True)  # ours, a real folder, closed to others' writes
+        assert directory is not None
         self.path = directory / "state.sqlite"
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            self._upgrade()
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        except sqlite3.OperationalError as exc:
+            raise MybbSyncError(f"cannot open {self.path}: {exc}{_whose(self.path)}") from None
+        try:
+            with self._lock:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(_SCHEMA)
+                self._upgrade()
+        except BaseException as exc:
+            self._db.close()
+            if isinstance(exc, sqlite3.OperationalError):  # not ours to write, a read-only filesystem, ...
+                raise MybbSyncError(f"cannot open {self.path}: {exc}{_whose(self.path)}") from None
+            raise
 
     def _up_to_date(self) -> bool:
         recorded = self._db.execute("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'schema'").fetchone()
@@ -349,19 +364,46 @@ class State:
 
 
 class RootLock:
-    """An exclusive ``flock`` on ``.mybb-sync/lock``: one writer per sync root.
+    """An exclusive ``flock`` on the root folder itself: one writer per sync root.
 
-    The kernel drops it when the holder dies, so a SIGKILLed run never leaves
-    a stale lock behind.
+    On the folder, not on a file in ``.mybb-sync``: deleting the state folder
+    under a running service (which then stops) frees nothing a second one
+    could take. The kernel drops it when the holder dies, so a SIGKILLed run
+    never leaves a stale lock behind. A filesystem that cannot lock a folder
+    (NFS emulates ``flock`` with byte-range locks) gets ``.mybb-sync/lock``.
     """
 
     def __init__(self, root: Path) -> None:
-        self.path = root / STATE_DIR / "lock"
+        self.path = root
         self._fd: int | None = None
 
     def acquire(self) -> bool:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except PermissionError:
+            raise permission_error(self.path, "create") from None
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except PermissionError:
+            raise permission_error(self.path, "open") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in (errno.EBADF, errno.ENOLCK, errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+            return self._acquire_file(exc)
+        self._fd = fd
+        return True
+
+    def _acquire_file(self, why: OSError) -> bool:
+        directory = state_dir(self.path, create=True)
+        assert directory is not None
+        log.warning("cannot lock the folder %s (%s): locking %s/lock instead", self.path, why.strerror, directory)
+        fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -374,3 +416,28 @@ class RootLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+    def holder(self) -> str | None:
+        """``pid N of user X``: who holds the lock on the root folder (from /proc/locks), if that can
+        be told. Anyone who may read the folder can lock it; this names them."""
+        try:
+            st = os.stat(self.path)
+            key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+            with open("/proc/locks") as locks:
+                for line in locks:
+                    fields = line.split()
+                    if "FLOCK" in fields and "->" not in fields and key in fields:
+                        pid = int(fields[fields.index(key) - 1])
+                        return f"pid {pid} of user {user_name(os.stat(f'/proc/{pid}').st_uid)}"
+        except (OSError, ValueError):
+            pass
+        return None
+
+
+def _whose(path: Path) -> str:
+    """`` (it belongs to user X; you are Y)`` when ``path`` is not ours."""
+    try:
+        owner = os.stat(path).st_uid
+    except OSError:
+        return ""
+    return "" if owner == os.geteuid() else f" (it belongs to user {user_name(owner)}; you are {you()})"
