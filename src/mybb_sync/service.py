@@ -26,8 +26,6 @@ round trips, as one stream rather than in rounds.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -53,10 +51,11 @@ from .layout import GLOBAL_SID, Kind, under
 from .reconcile import Action
 from .security import unsafe_templates
 from .poller import Poller, RecentWrites
-from .state import RootLock, State
+from .state import ProblemKind, RootLock, State
 from .statedir import StateDirGuard, state_dir
 from .store import Store, open_store, seen
 from .stylesheets import effective_stylesheets
+from .systemd import Notifier, status_line
 from .watch import Rescan, Touched, Watcher
 
 log = logging.getLogger(__name__)
@@ -209,6 +208,15 @@ class Service:
         self._status.pending = len(self.pending.paths) + len(self.pending.prefixes)
         self._status.running = True
         return self._status
+
+    async def status_line(self, *, starting: bool) -> str:
+        """What systemd shows for the service (``STATUS=``)."""
+        status = self.status()
+        tracked, problems = await anyio.to_thread.run_sync(self.state.counts)
+        return status_line(
+            starting=starting, files=tracked, pending=status.pending, conflicts=problems.get(ProblemKind.CONFLICT, 0),
+            database_up=status.database_up, paused=status.paused,
+        )  # fmt: skip
 
     def pause(self) -> None:
         if not self._status.paused:
@@ -530,20 +538,6 @@ def _is_stylesheet(path: str) -> bool:
     return path.startswith(layout.STYLES_DIR + "/")
 
 
-def sd_notify(message: str) -> None:
-    """Tell systemd (``Type=notify``) about our state, when it asked via $NOTIFY_SOCKET."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return
-    if address.startswith("@"):
-        address = "\0" + address[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.sendto(message.encode(), address)
-        except OSError as exc:
-            log.debug("sd_notify failed: %s", exc)
-
-
 @asynccontextmanager
 async def offline_service(settings: Settings, *, read_only: bool = False) -> AsyncIterator[Service]:
     """A service object without watcher, for one-off operations while no service runs.
@@ -650,6 +644,7 @@ async def _run(
         log.warning("no --mybb-root: stylesheet edits will not be imported (the forum would keep its old cache files); templates sync as usual")
     watcher = Watcher(root.path, root.temp_suffix)
     poller = Poller(store, settings.poll_interval)
+    notifier, ready = Notifier(), anyio.Event()
     try:
         watcher.add_tree()  # before the start-up pass, so nothing made during it is missed
         await poller.baseline()  # likewise for the database
@@ -660,14 +655,17 @@ async def _run(
                 tg.start_soon(service.read_events, watcher)
                 tg.start_soon(service.reconcile_forever)
                 await tg.start(serve_control, root.path, service.control)
+                tg.start_soon(notifier.keep_alive, lambda: service.status_line(starting=not ready.is_set()), ready)
                 await service.request(prefixes=[""])  # start-up: reconcile (or export into an empty root)
                 tg.start_soon(poller.run, service)
                 tg.start_soon(warn_unsafe_templates, store)
                 if interval:
                     tg.start_soon(service.rescan_every, interval)
+                ready.set()
+                line = await service.status_line(starting=False)  # before "watching": nothing waits between
                 log.info("watching %s (%d folders)", root.path, watcher.watch_count)
-                sd_notify("READY=1\nSTATUS=watching")
+                notifier.send(f"READY=1\nSTATUS={line}")
                 task_status.started(ServiceHandle(service, scope))
     finally:
-        sd_notify("STOPPING=1")
+        notifier.send("STOPPING=1")
         watcher.close()

@@ -347,6 +347,13 @@ class State:
             rows = self._db.execute(sql + " ORDER BY path", args).fetchall()
         return [Problem(r[0], ProblemKind(r[1]), r[2], r[3]) for r in rows]
 
+    def counts(self) -> tuple[int, dict[ProblemKind, int]]:
+        """(files tracked, problems by kind), counted by SQLite rather than read out."""
+        with self._lock:
+            (tracked,) = self._db.execute("SELECT COUNT(*) FROM files").fetchone()
+            rows = self._db.execute("SELECT kind, COUNT(*) FROM problems GROUP BY kind").fetchall()
+        return tracked, {ProblemKind(kind): n for kind, n in rows}
+
     # -- meta ----------------------------------------------------------------
 
     def meta(self, key: str) -> str | None:
