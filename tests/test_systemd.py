@@ -24,6 +24,10 @@ def test_the_status_line_says_what_the_service_is_doing() -> None:
         == "watching 5 files; database unavailable; paused; 3 pending; 2 conflicts"
     )
     assert status_line(starting=True, files=0, pending=1, conflicts=0, database_up=True, paused=False) == "starting: first reconcile; 1 pending"
+    assert (
+        status_line(starting=False, files=5, pending=1, conflicts=0, database_up=True, paused=False, disk_up=False)
+        == "watching 5 files; cannot write files; 1 pending"
+    )
 
 
 def test_the_watchdog_is_pinged_at_half_its_timeout() -> None:

@@ -114,6 +114,7 @@ class NotWritten:
     path: str
     reason: str
     changed: bool  # True: the target changed under us (a conflict, not an error)
+    errno: int | None = None  # the error that stopped the write (a full or read-only disk), if any
 
 
 Result = Written | NotWritten
@@ -274,7 +275,7 @@ def _write_temps(root: Root, dirs: _Dirs, writes: Sequence[Write], fsync_each: b
             out.append((w, temp, st, attrs))
         except OSError as exc:
             _unlink_quietly(dirs, directory, temp)
-            out.append(NotWritten(w.path, f"cannot write: {exc.strerror or exc}", changed=False))
+            out.append(NotWritten(w.path, f"cannot write: {exc.strerror or exc}", changed=False, errno=exc.errno))
     return out
 
 
@@ -335,7 +336,7 @@ def _rename_all(dirs: _Dirs, staged: Sequence[tuple[Write, str, FileStat, Attrs]
             os.rename(temp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
         except OSError as exc:
             _unlink_quietly(dirs, directory, temp)
-            out.append(NotWritten(w.path, f"cannot rename: {exc.strerror or exc}", changed=False))
+            out.append(NotWritten(w.path, f"cannot rename: {exc.strerror or exc}", changed=False, errno=exc.errno))
             continue
         out.append(Written(w.path, st, seen_ns))
     return out
@@ -378,7 +379,11 @@ def _commit(root: Root, staged: Staged, fsync_dirs: bool) -> list[Result]:
         dirs.close()
 
 
-def _abandon(root: Root, staged: Staged, reason: str) -> list[Result]:
+def _unflushed(path: str, exc: OSError) -> NotWritten:
+    return NotWritten(path, f"cannot flush to disk: {exc.strerror or exc}", changed=False, errno=exc.errno)
+
+
+def _abandon(root: Root, staged: Staged, exc: OSError) -> list[Result]:
     """A flush failed: remove the temps, keep every old file, report each write."""
     dirs = _Dirs(root, create=False)
     try:
@@ -389,7 +394,7 @@ def _abandon(root: Root, staged: Staged, reason: str) -> list[Result]:
                 continue
             write, temp = s[0], s[1]
             _unlink_quietly(dirs, _split(write.path)[0], temp)
-            out.append(NotWritten(write.path, reason, changed=False))
+            out.append(_unflushed(write.path, exc))
         return out
     finally:
         dirs.close()
@@ -409,7 +414,7 @@ def write_batch(root: Root, writes: Sequence[Write]) -> list[Result]:
         try:
             _flush(root)
         except OSError as exc:
-            return _abandon(root, staged, f"cannot flush to disk: {exc.strerror or exc}")
+            return _abandon(root, staged, exc)
     results = _commit(root, staged, fsync_dirs=not bulk)
     return _settle(root, results) if bulk else results
 
@@ -419,8 +424,7 @@ def _settle(root: Root, results: list[Result]) -> list[Result]:
     try:
         _flush(root)
     except OSError as exc:
-        reason = f"cannot flush to disk: {exc.strerror or exc}"
-        return [NotWritten(r.path, reason, changed=False) if isinstance(r, Written) else r for r in results]
+        return [_unflushed(r.path, exc) if isinstance(r, Written) else r for r in results]
     return results
 
 
@@ -459,8 +463,7 @@ async def _write_files(root: Root, writes: Sequence[Write], limiter: anyio.Capac
         try:
             await anyio.to_thread.run_sync(_flush, root, limiter=limiter)
         except OSError as exc:
-            reason = f"cannot flush to disk: {exc.strerror or exc}"
-            return [r for part in staged for r in await anyio.to_thread.run_sync(_abandon, root, part, reason)]
+            return [r for part in staged for r in await anyio.to_thread.run_sync(_abandon, root, part, exc)]
     async with anyio.create_task_group() as tg:
         for i in range(len(chunks)):
             tg.start_soon(commit, i)

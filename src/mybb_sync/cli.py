@@ -458,15 +458,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         error = reported_error(exc) if isinstance(exc, BaseExceptionGroup) else exc
         if error is None:
             raise
-        if debug:
-            log.exception("failed")
-        print(f"mybb-sync: error: {error}", file=sys.stderr)
-        return error.exit_code
+        return _failed(str(error), error.exit_code, debug, as_json="--json" in words)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # stdout closed early (piped into head): not an error worth a traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # a full disk, a read-only folder, a permission: one line, not a traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        return _failed(f"{exc.strerror or exc}{where}", 1, debug, as_json="--json" in words)
+
+
+def _failed(message: str, code: int, debug: bool, *, as_json: bool) -> int:
+    """One line on stderr (and, for ``--json``, an error object on stdout); the exit code."""
+    if debug:
+        log.exception("failed")
+    print(f"mybb-sync: error: {message}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"error": message, "exit_code": code}))
+    return code
 
 
 if __name__ == "__main__":

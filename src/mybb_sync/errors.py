@@ -21,8 +21,10 @@ class UnsafeName(MybbSyncError):
     """A database name that cannot become a path inside the sync root."""
 
 
-class InvalidContent(MybbSyncError):
-    """File content that must never reach the database (empty, not UTF-8, NUL, too long)."""
+class DiskUnavailable(MybbSyncError):
+    """The sync root or the state store cannot be written (full, read-only, no permission).
+
+    The service keeps what is pending and retries, as for a database outage."""
 
 
 def reported_error(group: BaseExceptionGroup) -> MybbSyncError | None:

@@ -10,6 +10,7 @@ it is reported as a conflict.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -37,7 +38,7 @@ from .engine import (
     states_after_writes,
     with_row,
 )
-from .errors import UnsafeName, reported_error
+from .errors import DiskUnavailable, UnsafeName, reported_error
 from .importer import Imported
 from .layout import GLOBAL_SID, Kind, under
 from .reconcile import Action, content_hash
@@ -522,12 +523,15 @@ class Exporter:
             ]
         results = await write_files(self.root, writes, self.limiter) if writes else []
         ok = [r for r in results if isinstance(r, Written)]
+        unwritable: list[NotWritten] = []
         for r in results:
             if isinstance(r, NotWritten):
                 if r.changed:
                     report.conflicts.append(r.path)
                     report.recheck.append(r.path)
                     problems.append(Problem(r.path, ProblemKind.CONFLICT, r.reason, now))
+                elif two_way is not None and r.errno in DISK_ERRNOS:
+                    unwritable.append(r)  # the service waits for the disk: kept pending, not a problem
                 else:
                     report.errors.append(f"{r.path}: {r.reason}")
                     problems.append(Problem(r.path, ProblemKind.ERROR, r.reason, now))
@@ -546,6 +550,10 @@ class Exporter:
             self.state.report(problems)
 
         await anyio.to_thread.run_sync(record, limiter=self.limiter)
+        if unwritable:
+            first = unwritable[0]
+            why = os.strerror(first.errno) if first.errno is not None else first.reason
+            raise DiskUnavailable(f"cannot write {self.root.path}: {why} ({len(unwritable)} file(s) waiting, e.g. {first.path})")
         return not (problems or rechecked or deleted or removals or forget)
 
     def _orphans(self, catalog: Catalog, scope: Scope, exported: set[str]) -> list[str]:
@@ -596,6 +604,8 @@ def walk_files(root: Root, folder: str) -> list[str]:
 
 
 PER_FILE_LINES = 100
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO})
+"""Write errors of the disk rather than of one file: the service retries them until they pass."""
 
 
 def _log_exported(written: Sequence[Written]) -> None:

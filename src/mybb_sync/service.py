@@ -44,7 +44,7 @@ from .catalog import Catalog, load_catalog
 from .config import Settings
 from .control import serve_control
 from .engine import Decision, Entry, plan
-from .errors import DatabaseUnavailable, MybbSyncError
+from .errors import DatabaseUnavailable, DiskUnavailable, MybbSyncError
 from .export import BATCH, ExportReport, Exporter, Scope, TwoWay, in_parallel, scope_folders, walk_files
 from .importer import ForumCache, Imported, import_stylesheets, import_templates
 from .layout import GLOBAL_SID, Kind, under
@@ -139,6 +139,7 @@ class Status:
     last_export: float | None = None
     last_errors: list[str] = field(default_factory=list)
     database_up: bool = True
+    disk_up: bool = True  # False while the root or the state store cannot be written
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -201,6 +202,7 @@ class Service:
         self.finished = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
         self._progress = anyio.Event()  # set (and replaced) after each handled batch
+        self._outage: type[MybbSyncError] | None = None  # the outage the last batch met, if any
 
     # -- control -------------------------------------------------------------
 
@@ -215,7 +217,7 @@ class Service:
         tracked, problems = await anyio.to_thread.run_sync(self.state.counts)
         return status_line(
             starting=starting, files=tracked, pending=status.pending, conflicts=problems.get(ProblemKind.CONFLICT, 0),
-            database_up=status.database_up, paused=status.paused,
+            database_up=status.database_up, disk_up=status.disk_up, paused=status.paused,
         )  # fmt: skip
 
     def pause(self) -> None:
@@ -260,23 +262,30 @@ class Service:
                 async with self._writer:
                     await self.handle(batch)
             except MybbSyncError as exc:
-                # The database is away, or refused a write (permissions, a crashed MyISAM
-                # table, a trigger): nothing is dropped, the batch is retried with back-off.
+                # The database is away or refused a write (permissions, a crashed MyISAM table,
+                # a trigger), or the disk is full or read-only: nothing is dropped, the batch is
+                # retried with back-off, and an outage is said once, when it starts.
                 self.pending.add(sorted(batch.paths), sorted(batch.prefixes))
                 self._note_error(str(exc))
                 count = len(batch.paths) + len(batch.prefixes)
-                if not isinstance(exc, DatabaseUnavailable):
+                outage = type(exc) if isinstance(exc, DatabaseUnavailable | DiskUnavailable) else None
+                if outage is None:
                     log.error("%s; %d change(s) kept pending, retrying", exc, count)
-                elif self._status.database_up:
-                    log.warning("%s; %d change(s) kept pending, retrying", exc, count)
-                self._status.database_up = not isinstance(exc, DatabaseUnavailable)
+                elif outage is not self._outage:
+                    log.warning("%s; %d change(s) kept pending, retrying", exc, count, extra={"pending": count})
+                self._outage = outage
+                self._status.database_up = outage is not DatabaseUnavailable
+                self._status.disk_up = outage is not DiskUnavailable
                 await anyio.sleep(delay)  # back-off between attempts, not synchronisation
                 delay = min(delay * 2, RETRY_MAX)
                 continue
-            if not self._status.database_up:
+            if self._outage is DatabaseUnavailable:
                 log.info("database is back; pending changes applied")
+            elif self._outage is DiskUnavailable:
+                log.info("writing to %s works again; pending changes applied", self.root.path)
+            self._outage = None
             delay = RETRY_MIN
-            self._status.database_up = True
+            self._status.database_up = self._status.disk_up = True
             self._handled = batch.seq
             self._progress.set()
             self._progress = anyio.Event()

@@ -23,7 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
-from .errors import MybbSyncError
+from .errors import DiskUnavailable, MybbSyncError
 from .layout import Kind
 from .statedir import permission_error, state_dir, user_name, you
 from .store import Digest
@@ -152,6 +152,26 @@ def _row(r: tuple) -> FileState:
     return FileState(r[0], Kind(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], stat, r[11], r[12])
 
 
+_DISK_ERRORS = {3, 8, 10, 13, 14}  # SQLITE_PERM, _READONLY, _IOERR, _FULL, _CANTOPEN
+
+
+class _Guarded:
+    """The state store's lock, which also turns SQLite's disk errors into :class:`DiskUnavailable`:
+    a full or read-only disk is an outage the service waits out, not a crash."""
+
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.Lock()
+        self._path = path
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        self._lock.release()
+        if isinstance(exc, sqlite3.DatabaseError) and getattr(exc, "sqlite_errorcode", 0) & 0xFF in _DISK_ERRORS:
+            raise DiskUnavailable(f"cannot write the state store {self._path}: {exc}") from exc
+
+
 class State:
     """The per-root state database (SQLite, WAL)."""
 
@@ -159,7 +179,7 @@ class State:
         directory = state_dir(root, create=True)  # ours, a real folder, closed to others' writes
         assert directory is not None
         self.path = directory / "state.sqlite"
-        self._lock = threading.Lock()
+        self._lock = _Guarded(self.path)
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         except sqlite3.OperationalError as exc:

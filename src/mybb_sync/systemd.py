@@ -68,12 +68,16 @@ class Notifier:
             await anyio.sleep(self.period)  # a timer, not synchronisation
 
 
-def status_line(*, starting: bool, files: int, pending: int, conflicts: int, database_up: bool, paused: bool) -> str:
+def status_line(
+    *, starting: bool, files: int, pending: int, conflicts: int, database_up: bool, paused: bool, disk_up: bool = True
+) -> str:
     """The one line ``systemctl status`` shows for the service."""
     head = "starting: first reconcile" if starting else f"watching {files} files"
     parts = [head]
     if not database_up:
         parts.append("database unavailable")
+    if not disk_up:
+        parts.append("cannot write files")
     if paused:
         parts.append("paused")
     if pending:
