@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import anyio
+import anyio.abc
 import pytest
 
 from mybb_sync.config import Database
@@ -95,3 +96,44 @@ async def test_sigterm_on_a_sqlite_board_leaves_no_driver_thread_traceback(board
             with anyio.fail_after(5):
                 assert await proc.wait() == 0
         assert b"Traceback" not in output and b"Event loop is closed" not in output, output.decode()
+
+
+async def _lines_until(proc: anyio.abc.Process, wanted: str, seen: list[str], timeout: float = 30) -> None:
+    """Read the child's stderr into ``seen`` until a line contains ``wanted``."""
+    assert proc.stderr is not None
+    buffer = b""
+    with anyio.fail_after(timeout):
+        while not any(wanted in line for line in seen):
+            buffer += await proc.stderr.receive()
+            *lines, rest = buffer.split(b"\n")
+            seen += [line.decode(errors="replace") for line in lines]
+            buffer = rest
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_database_missing_at_start_is_waited_for_then_synced(board: Database, root: Path, tmp_path: Path) -> None:
+    later = tmp_path / "later.sqlite"
+    argv = [*CLI, "watch", "--db", f"sqlite:///{later}", "--root", str(root)]
+    seen: list[str] = []
+    async with await anyio.open_process(argv) as proc:
+        await _lines_until(proc, "waiting for the database at", seen)
+        assert board.path is not None
+        board.path.rename(later)  # the database appears
+        await _lines_until(proc, "watching", seen)
+        proc.send_signal(signal.SIGTERM)
+        with anyio.fail_after(5):
+            assert await proc.wait() == 0
+    assert sum("waiting for the database" in line for line in seen) == 1  # said once
+    assert (root / "template_sets").is_dir()
+
+
+async def test_sigterm_while_waiting_for_the_database_stops_at_once(tmp_path: Path, root: Path) -> None:
+    argv = [*CLI, "watch", "--db", "mysql://root@127.0.0.1:1/nothing", "--root", str(root)]
+    seen: list[str] = []
+    async with await anyio.open_process(argv) as proc:
+        await _lines_until(proc, "waiting for the database at mysql://root@127.0.0.1:1/nothing", seen)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        with anyio.fail_after(5):
+            assert await proc.wait() == 0
+    assert time.monotonic() - started < 2

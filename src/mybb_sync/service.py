@@ -607,7 +607,7 @@ async def serve(settings: Settings, *, task_status: anyio.abc.TaskStatus[Service
             state = State(root.path)
             cleanup.callback(state.close)
             guard.arm()
-            async with open_store(settings.require_db(), settings.prefix) as store:
+            async with open_store(settings.require_db(), settings.prefix, wait=True) as store:
                 await _run(settings, store, root, state, guard, finished, task_status)
     finally:
         # Last, once all is closed: the task that waits in ServiceHandle.stopped() and then cancels

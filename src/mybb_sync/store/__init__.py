@@ -7,6 +7,7 @@ from the configured database URL.
 from __future__ import annotations
 
 import hashlib
+import logging
 import zlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -17,8 +18,12 @@ from typing import Protocol
 import anyio
 
 from ..config import Database
+from ..errors import DatabaseUnavailable
 from ..layout import MASTER_SID, Kind
 from ..stylesheets import Stylesheet, StylesheetUpdate, Theme, ThemeUpdate
+
+log = logging.getLogger(__name__)
+CONNECT_RETRY_MIN, CONNECT_RETRY_MAX = 0.5, 30.0  # seconds between connection attempts at start
 
 MAX_TEMPLATE_BYTES = 65_535  # templates.template is TEXT
 MAX_TITLE_CHARS = 120
@@ -217,19 +222,39 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
 
-@asynccontextmanager
-async def open_store(db: Database, prefix: str) -> AsyncIterator[Store]:
-    """Connect to the configured database; closes it on exit."""
-    store: Store
+async def _connect(db: Database, prefix: str) -> Store:
     if db.scheme == "sqlite":
         from .sqlite import SQLiteStore
 
         assert db.path is not None
-        store = await SQLiteStore.connect(db.path, prefix)
-    else:
-        from .mysql import MySQLStore
+        return await SQLiteStore.connect(db.path, prefix)
+    from .mysql import MySQLStore
 
-        store = await MySQLStore.connect(db, prefix)
+    return await MySQLStore.connect(db, prefix)
+
+
+async def _connect_when_up(db: Database, prefix: str) -> Store:
+    """Connect, waiting with back-off while the database is unreachable (said once)."""
+    delay = CONNECT_RETRY_MIN
+    while True:
+        try:
+            store = await _connect(db, prefix)
+        except DatabaseUnavailable as exc:
+            if delay == CONNECT_RETRY_MIN:
+                log.warning("waiting for the database at %s: %s; retrying", db.redacted(), exc)
+            await anyio.sleep(delay)  # back-off between attempts, not synchronisation
+            delay = min(delay * 2, CONNECT_RETRY_MAX)
+            continue
+        if delay != CONNECT_RETRY_MIN:
+            log.info("connected to the database at %s", db.redacted())
+        return store
+
+
+@asynccontextmanager
+async def open_store(db: Database, prefix: str, *, wait: bool = False) -> AsyncIterator[Store]:
+    """Connect to the configured database; closes it on exit. With ``wait``, an unreachable
+    database is waited for (the service's start) instead of failing at once (a command's)."""
+    store = await (_connect_when_up(db, prefix) if wait else _connect(db, prefix))
     try:
         yield store
     finally:
