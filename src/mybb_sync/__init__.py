@@ -1,4 +1,12 @@
-"""mybb-sync: keep a MyBB forum's templates and stylesheets and a folder of files in two-way sync."""
+"""mybb-sync: keep a MyBB forum's templates and stylesheets and a folder of files in two-way sync.
+
+The public API is what this module exports: run the service in your own
+anyio task group with :func:`serve`, steer it through the
+:class:`ServiceHandle` it hands back, and build its :class:`Settings` by
+hand or with :func:`load_settings` (flags > environment > TOML, as the
+command line does). Every error it raises is a :class:`MybbSyncError`
+with a one-line message. Everything else is internal and may change.
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 
@@ -7,4 +15,22 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0"
 
-__all__ = ["__version__"]
+# After __version__: the modules below read it.
+from .config import Database, Settings, load_settings  # noqa: E402
+from .errors import ConfigError, DatabaseUnavailable, DiskUnavailable, MybbSyncError, UnsafeName  # noqa: E402
+from .service import ServiceHandle, Status, serve  # noqa: E402
+
+__all__ = [
+    "ConfigError",
+    "Database",
+    "DatabaseUnavailable",
+    "DiskUnavailable",
+    "MybbSyncError",
+    "ServiceHandle",
+    "Settings",
+    "Status",
+    "UnsafeName",
+    "__version__",
+    "load_settings",
+    "serve",
+]
