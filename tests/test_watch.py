@@ -123,6 +123,64 @@ async def test_modify_alone_is_not_reported(root: Path, watcher: Watcher) -> Non
     await reader.touched("open.html")  # the close is reported
 
 
+async def test_a_file_is_being_written_from_its_first_write_to_its_close(root: Path, watcher: Watcher) -> None:
+    """IN_MODIFY puts it in ``writing`` (not in the news); a reader's close does not take it out,
+    the writer's IN_CLOSE_WRITE does (and is the news)."""
+    target = root / "open.html"
+    target.write_text("before")
+    watcher.add_tree()
+    reader = Reader(watcher)
+    fd = os.open(target, os.O_WRONLY | os.O_TRUNC)
+    try:
+        os.write(fd, b"<b>HALF")
+        news = await reader.sentinel(root)
+        assert "open.html" not in touched_paths(news)
+        assert watcher.writing == {"open.html"}
+        assert target.read_text() == "<b>HALF"  # a reader opens and closes it (IN_CLOSE_NOWRITE)
+        await reader.sentinel(root)
+        assert watcher.writing == {"open.html"}
+        os.write(fd, b" and the rest</b>")
+    finally:
+        os.close(fd)
+    await reader.touched("open.html")
+    assert watcher.writing == set()
+
+
+async def test_what_ends_a_write_and_what_carries_it_to_another_name(root: Path, watcher: Watcher, tmp_path: Path) -> None:
+    """Deleted, moved out (alone or with its folder), replaced by a rename: no longer written
+    there. Renamed inside the root, alone or with its folder: written on under the new name."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    names = ["deleted", "moved-out", "replaced", "renamed"]
+    (root / "dir").mkdir()
+    (root / "moving").mkdir()
+    paths = {name: root / f"{name}.html" for name in names[:4]}
+    paths["in-dir-moved-out"] = root / "dir" / "f.html"
+    paths["in-dir-renamed"] = root / "moving" / "g.html"
+    for path in paths.values():
+        path.write_text("before")
+    (root / "newcomer.html").write_text("moved over a file being written")
+    watcher.add_tree()
+    reader = Reader(watcher)
+    fds = [os.open(path, os.O_WRONLY) for path in paths.values()]
+    try:
+        for fd in fds:
+            os.write(fd, b"half")
+        await reader.sentinel(root)
+        assert watcher.writing == {"deleted.html", "moved-out.html", "replaced.html", "renamed.html", "dir/f.html", "moving/g.html"}
+        paths["deleted"].unlink()
+        os.rename(paths["moved-out"], outside / "moved-out.html")
+        os.rename(root / "newcomer.html", paths["replaced"])
+        os.rename(paths["renamed"], root / "renamed-to.html")
+        os.rename(root / "dir", outside / "dir")
+        os.rename(root / "moving", root / "moved")
+        await reader.sentinel(root)
+        assert watcher.writing == {"renamed-to.html", "moved/g.html"}
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
 async def test_deleted_file_is_reported(root: Path, watcher: Watcher) -> None:
     (root / "gone.html").write_text("x")
     watcher.add_tree()
@@ -379,6 +437,38 @@ async def test_queue_overflow_yields_a_full_rescan(root: Path) -> None:
         # The watcher goes on after an overflow.
         (root / "d" / "after.html").write_text("x")
         await reader.touched("d/after.html")
+    finally:
+        w.close()
+
+
+async def test_an_overflow_forgets_who_was_writing(root: Path) -> None:
+    """The writer's close may be among the lost events: after an overflow nobody is known to
+    be writing, and the rescan says events were lost."""
+    (root / "d").mkdir()
+    target = root / "open.html"
+    target.write_text("before")
+    with queue_limit(32):
+        w = Watcher(root, ".tmp")
+    try:
+        w.add_tree()
+        reader = Reader(w)
+        fd = os.open(target, os.O_WRONLY | os.O_TRUNC)
+        try:
+            os.write(fd, b"half")
+            await reader.sentinel(root)
+            assert w.writing == {"open.html"}
+            for i in range(200):  # nothing reads meanwhile
+                (root / "d" / f"f{i}.html").write_text(str(i))
+            news = await reader.until(lambda n: isinstance(n, Rescan) and n.prefix == "")
+            assert rescans(news)[-1].lost
+            assert w.writing == set()
+            os.write(fd, b" and more")  # a write after the overflow is seen again
+            await reader.sentinel(root)
+            assert w.writing == {"open.html"}
+        finally:
+            os.close(fd)
+        await reader.touched("open.html")
+        assert w.writing == set()
     finally:
         w.close()
 

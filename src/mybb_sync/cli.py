@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--log-format", choices=("text", "json"), help="log lines as text (default) or JSON")
     watch.add_argument("--on-delete", choices=("ignore", "revert"), help="a deleted set-copy file: ignore it (default) or revert the copy")
     watch.add_argument("--poll-interval", type=float, metavar="SECONDS", help="how often to look for database edits (default 1)")
+    watch.add_argument(
+        "--network-filesystem", choices=("auto", "yes", "no"),
+        help="whether the root is on NFS, SMB or FUSE, where inotify misses writers on other machines: rescan "
+        "every 30s and import a file only once it held still (default auto: detected)",
+    )  # fmt: skip
     _common(watch)
 
     status = sub.add_parser("status", help="what the service is doing, or what the state store says offline")
@@ -120,7 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    keys = ("db", "prefix", "root", "mybb_root", "temp_suffix", "rescan_interval", "log_format", "on_delete", "poll_interval")
+    keys = (
+        "db", "prefix", "root", "mybb_root", "temp_suffix", "rescan_interval", "log_format", "on_delete", "poll_interval",
+        "network_filesystem",
+    )  # fmt: skip
     flags = {key: getattr(args, key, None) for key in keys}
     return load_settings(flags, config_path=args.config)
 

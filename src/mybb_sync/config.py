@@ -105,6 +105,8 @@ class Settings:
     poll_interval: float = 1.0
     rescan_interval: float | None = None
     log_format: Literal["text", "json"] = "text"
+    # Whether inotify misses writers of the root (NFS, SMB, FUSE): rescans, and imports once a file held still.
+    network_filesystem: Literal["auto", "yes", "no"] = "auto"
 
     def require_db(self) -> Database:
         if self.db is None:
@@ -153,6 +155,7 @@ _CONVERTERS: dict[str, Any] = {
     "poll_interval": _positive,
     "rescan_interval": _positive,
     "log_format": _choice("text", "json"),
+    "network_filesystem": _choice("auto", "yes", "no"),
 }
 assert set(_CONVERTERS) == {f.name for f in fields(Settings)}
 

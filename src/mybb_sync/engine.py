@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from .atomic import ABSENT, Expect, Root, Write, Written, read_files, stat_files
@@ -100,12 +100,23 @@ def _utf16(data: bytes) -> bool:
     return half > 0 and max(data[0::2].count(0), data[1::2].count(0)) >= half * 0.9
 
 
-def plan(root: Root, state: State, entries: Sequence[Entry], *, read_all: bool = False) -> list[Decision]:
+Hold = Callable[[str, FileStat], bool]
+"""Asked (in the planning thread) about a file that changed, with its stat: True leaves it alone."""
+
+
+def plan(
+    root: Root, state: State, entries: Sequence[Entry], *, read_all: bool = False, hold: Hold | None = None
+) -> list[Decision]:
     """Decide every entry (blocking: run in a worker thread, one batch per hop).
 
     Every file whose stat does not prove it unchanged is read (an edit on
     disk must be imported, or reported as a conflict, even when its row did
     not change); with ``read_all`` every file is.
+
+    ``hold`` is asked about each file whose stat does not prove it unchanged
+    before it is read: a file it holds (still being written) gets no decision
+    at all - it is left out of the result, neither read nor written, and its
+    state is not touched - and must be brought back later by whoever held it.
     """
     paths = [e.path for e in entries]
     states = state.get(paths)
@@ -114,14 +125,20 @@ def plan(root: Root, state: State, entries: Sequence[Entry], *, read_all: bool =
     stats = stat_files(root, paths)
     db_hashes = {e.path: (None if e.text is None else content_hash(e.kind, e.text)) for e in entries}
     to_read = []
+    held: set[str] = set()
     for e in entries:
         st, cur = states.get(e.path), stats[e.path]
         if cur is None or (not read_all and st is not None and st.unchanged(cur, root.racy_ns)):
+            continue
+        if hold is not None and hold(e.path, cur):
+            held.add(e.path)
             continue
         to_read.append(e.path)
     reads = {r.path: r for r in read_files(root, to_read, max_bytes=16 * 1024 * 1024)} if to_read else {}
     out = []
     for e in entries:
+        if held and e.path in held:
+            continue
         st, cur, db_hash = states.get(e.path), stats[e.path], db_hashes[e.path]
         base = st.base if st is not None else None
         landed = intents.get(e.path) is not None and intents.get(e.path) == db_hash

@@ -30,6 +30,7 @@ from .catalog import Catalog
 from .engine import (
     Decision,
     Entry,
+    Hold,
     agreed_state,
     export_write,
     max_bytes,
@@ -120,6 +121,7 @@ class TwoWay:
     importer: Callable[[Sequence[Decision]], Awaitable[Imported]]
     on_deleted: Callable[[Sequence[Decision]], Awaitable[list[str]]]  # returns the paths it reverted
     interrupt: Callable[[], Awaitable[None]]  # aborts their statements in flight (Store.interrupt)
+    hold: Hold | None = None  # files still being written: left out of the pass (engine.plan)
 
 
 @dataclass(frozen=True)
@@ -421,13 +423,18 @@ class Exporter:
     async def _export_batch(
         self, catalog: Catalog, batch: Sequence[Entry], force: bool, report: ExportReport, two_way: TwoWay | None
     ) -> bool:
-        """Decide and carry out one batch; True if every file ended agreed with its row."""
-        decisions = await anyio.to_thread.run_sync(plan, self.root, self.state, batch, limiter=self.limiter)
+        """Decide and carry out one batch; True if every file ended agreed with its row (a file
+        left to its writer did not)."""
+        hold = two_way.hold if two_way is not None else None
+        decisions = await anyio.to_thread.run_sync(
+            lambda: plan(self.root, self.state, batch, hold=hold), limiter=self.limiter
+        )
         for d in decisions:
             report.per_scope[scope_label(catalog, d.entry.kind, d.entry.owner)] += 1
             if d.entry.kind is Kind.TEMPLATE:
                 report.per_group[layout.group_of(d.entry.name, catalog.groups)] += 1
-        return await self.apply(decisions, report, force=force, two_way=two_way)
+        settled = await self.apply(decisions, report, force=force, two_way=two_way)
+        return settled and len(decisions) == len(batch)
 
     async def apply(
         self, decisions: Sequence[Decision], report: ExportReport, *, force: bool = False, two_way: TwoWay | None = None

@@ -57,6 +57,7 @@ from .store import Store, open_store, seen
 from .stylesheets import effective_stylesheets
 from .systemd import Notifier, status_line
 from .watch import Rescan, Touched, Watcher
+from .writers import Writers
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +203,9 @@ class Service:
         self.finished = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
         self._progress = anyio.Event()  # set (and replaced) after each handled batch
+        self.writers = Writers(root, self._later)  # files still being written: no pass imports them
+        self._unsure_through = 0  # batches up to this Pending.seq meet writers inotify did not report
+        self.writers.unsure = lambda: self._handled < self._unsure_through
         self._outage: type[MybbSyncError] | None = None  # the outage the last batch met, if any
 
     # -- control -------------------------------------------------------------
@@ -371,8 +375,11 @@ class Service:
         return entries
 
     async def _plan(self, entries: Sequence[Entry], read_all: bool = False) -> list[Decision]:
+        """Decide ``entries``; a file still being written is left out (:class:`Writers`), unless
+        ``read_all`` (``resolve``: the file as it is now was asked for)."""
+        hold = None if read_all else self.writers.hold
         return await anyio.to_thread.run_sync(
-            lambda: plan(self.root, self.state, entries, read_all=read_all),
+            lambda: plan(self.root, self.state, entries, read_all=read_all, hold=hold),
             limiter=self.exporter.limiter,
         )
 
@@ -471,7 +478,9 @@ class Service:
         return await anyio.to_thread.run_sync(self.state.files_of_rows, Kind.TEMPLATE, tids)
 
     def _two_way(self) -> TwoWay:
-        return TwoWay(importer=self._import, on_deleted=self._on_deleted, interrupt=self.store.interrupt)
+        return TwoWay(
+            importer=self._import, on_deleted=self._on_deleted, interrupt=self.store.interrupt, hold=self.writers.hold
+        )
 
     async def _on_deleted(self, decisions: Sequence[Decision]) -> list[str]:
         """``on_delete = revert``: a set copy's file deleted (and still gone after a grace
@@ -530,12 +539,18 @@ class Service:
     # -- event intake ---------------------------------------------------------
 
     async def read_events(self, watcher: Watcher) -> None:
+        """The watcher's news into :attr:`pending`; the files it sees being written go to
+        :attr:`writers` (a pass leaves them alone until their close comes as news)."""
+        self.writers.writing = watcher.writing
         async for news in watcher.news():
             if isinstance(news, Touched):
+                self.writers.closed(news.paths)
                 self.pending.add(paths=sorted(news.paths))
             elif isinstance(news, Rescan):
                 log.debug("rescan of %r: %s", news.prefix or "the root", news.reason)
-                self.pending.add(prefixes=[news.prefix])
+                seq = self.pending.add(prefixes=[news.prefix])
+                if news.lost:  # the writers of the files it finds are unknown: they must hold still
+                    self._unsure_through = seq
 
     async def rescan_every(self, interval: float) -> None:
         while True:
@@ -637,6 +652,14 @@ async def warn_unsafe_templates(store: Store) -> None:
         )
 
 
+def network_filesystem(settings: Settings, path: Path) -> str | None:
+    """What the root is on when inotify cannot see all its writers (``--network-filesystem``:
+    ``auto`` detects NFS, SMB and FUSE), else None."""
+    if settings.network_filesystem == "yes":
+        return "a network filesystem (--network-filesystem yes)"
+    return remote_filesystem(path) if settings.network_filesystem == "auto" else None
+
+
 async def _run(
     settings: Settings, store: Store, root: Root, state: State, guard: StateDirGuard, finished: anyio.Event,
     task_status: anyio.abc.TaskStatus[ServiceHandle],
@@ -645,10 +668,14 @@ async def _run(
     service.finished = finished
     await anyio.to_thread.run_sync(sweep_temps, root)
     interval = settings.rescan_interval
-    remote = remote_filesystem(root.path)
+    remote = network_filesystem(settings, root.path)
     if remote is not None:
         interval = interval or 30.0
-        log.warning("%s is on %s: inotify misses changes made elsewhere, rescanning every %.0fs", root.path, remote, interval)
+        service.writers.network = True
+        log.warning(
+            "%s is on %s: inotify misses changes made elsewhere, rescanning every %.0fs; a file changing "
+            "there is imported once it held still for %.0fs", root.path, remote, interval, service.writers.window,
+        )  # fmt: skip
     if settings.mybb_root is None:
         log.warning("no --mybb-root: stylesheet edits will not be imported (the forum would keep its old cache files); templates sync as usual")
     watcher = Watcher(root.path, root.temp_suffix)

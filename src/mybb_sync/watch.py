@@ -5,13 +5,24 @@ re-reads the disk before deciding anything:
 
 * :class:`Touched` - files that may have changed: ``IN_CLOSE_WRITE`` and
   ``IN_MOVED_TO`` (a save), ``IN_DELETE`` and unpaired ``IN_MOVED_FROM``
-  (gone). ``IN_MODIFY`` and ``IN_CREATE`` are not acted on: a file is only
-  read once the writer closed it or renamed it into place.
+  (gone). ``IN_MODIFY`` and ``IN_CREATE`` are not news: a file is only read
+  once the writer closed it or renamed it into place.
 * :class:`Rescan` - a folder (or the whole root) to compare again: a new or
   moved-in directory (watched first, then scanned, so files made before the
   watch existed are not missed), a renamed one (its watches rebased), and
   ``IN_Q_OVERFLOW`` (events were lost: every folder is watched again, then
   the whole root).
+
+Beside the news, :attr:`Watcher.writing` holds the files being written in
+place: an ``IN_MODIFY`` came (every ``write()`` brings one) and no
+``IN_CLOSE_WRITE`` yet. A rescan leaves them alone; their close brings them
+back as news. ``IN_CLOSE_NOWRITE`` does not end a write (a reader closing its
+own descriptor says nothing about the writer's); ``IN_DELETE``, a move out of
+the root, another file renamed over it and the folder going away do (the path
+no longer holds that file), and a rename inside the root takes the write along
+to the new name. After
+``IN_Q_OVERFLOW`` nobody knows who writes: the set is emptied and the rescan
+says so (:attr:`Rescan.lost`).
 
 Symlinks are never followed (``IN_DONT_FOLLOW``, ``lstat``-style scans).
 """
@@ -34,6 +45,7 @@ log = logging.getLogger(__name__)
 
 DIR_MASK = (
     Mask.CLOSE_WRITE
+    | Mask.MODIFY
     | Mask.MOVED_TO
     | Mask.MOVED_FROM
     | Mask.DELETE
@@ -47,7 +59,7 @@ DIR_MASK = (
 # The event bits as plain ints: a Flag's ``in`` costs ~0.3 us, and a burst brings two events a file.
 _OVERFLOW, _IGNORED, _ISDIR = int(Mask.Q_OVERFLOW), int(Mask.IGNORED), int(Mask.ISDIR)
 _MOVED_FROM, _MOVED_TO, _CLOSE_WRITE = int(Mask.MOVED_FROM), int(Mask.MOVED_TO), int(Mask.CLOSE_WRITE)
-_CREATE, _DELETE = int(Mask.CREATE), int(Mask.DELETE)
+_CREATE, _DELETE, _MODIFY = int(Mask.CREATE), int(Mask.DELETE), int(Mask.MODIFY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +75,7 @@ class Rescan:
 
     prefix: str
     reason: str
+    lost: bool = False  # events were lost (an overflow): who is writing what is not known
 
 
 News = Touched | Rescan
@@ -86,6 +99,9 @@ class Watcher:
         self._by_rel: dict[str, Watch] = {}
         self._dir_rel: dict[Path, str] = {}  # watched folder -> its path relative to the root
         self._pending_moves: dict[int, str] = {}  # cookie -> relative path moved from
+        # Files being written in place (IN_MODIFY, no IN_CLOSE_WRITE yet). The service keeps a
+        # reference: the set is only ever changed in place.
+        self.writing: set[str] = set()
 
     def close(self) -> None:
         self._inotify.close()
@@ -140,6 +156,7 @@ class Watcher:
         return True
 
     def _forget_tree(self, rel: str, unwatch: bool = False) -> None:
+        self._forget_writers(rel)
         for key in [k for k in self._by_rel if k == rel or k.startswith(rel + "/")]:
             watch = self._by_rel.pop(key)
             if unwatch:
@@ -167,8 +184,17 @@ class Watcher:
                 except OSError:
                     pass  # already gone with its directory
 
+    def _forget_writers(self, rel: str) -> None:
+        """The folder ``rel`` went away: nothing below it is being written there any more."""
+        if self.writing:
+            self.writing.difference_update([p for p in self.writing if p.startswith(rel + "/")])
+
     def _rebase(self, old: str, new: str) -> None:
-        """A watched directory was renamed inside the root: fix the paths of its watches."""
+        """A watched directory was renamed inside the root: fix the paths of its watches (and of
+        the files being written in it: their writers write on under the new name)."""
+        moving = [p for p in self.writing if p.startswith(old + "/")] if self.writing else []
+        self.writing.difference_update(moving)
+        self.writing.update(new + p[len(old) :] for p in moving)
         for key in [k for k in self._by_rel if k == old or k.startswith(old + "/")]:
             watch = self._by_rel.pop(key)
             moved = new + key[len(old) :]
@@ -196,6 +222,7 @@ class Watcher:
         """A MOVED_FROM whose MOVED_TO did not arrive in the same read was a move out of the root."""
         gone = set()
         for rel in self._pending_moves.values():
+            self.writing.discard(rel)  # a file moved out is no longer written here
             # A directory moved out of the root is still watched by the kernel
             # wherever it went: drop those watches, or its events would keep
             # coming back under its old path (and count against the watch limit).
@@ -209,7 +236,8 @@ class Watcher:
         if mask & _OVERFLOW:
             log.warning("inotify queue overflowed: rescanning the whole root")
             self._resync()
-            rescans.append(Rescan("", "inotify queue overflow"))
+            self.writing.clear()  # closes may be among the lost events: writers are unknown now
+            rescans.append(Rescan("", "inotify queue overflow", lost=True))
             return
         if mask & _IGNORED:
             watch = event.watch
@@ -231,13 +259,24 @@ class Watcher:
             return
         if is_ignored_name(name, self.temp_suffix):
             return
-        if mask & _MOVED_FROM:
+        if mask & _MODIFY:  # one per write() call: keep this cheap
+            self.writing.add(rel)
+        elif mask & _CLOSE_WRITE:
+            self.writing.discard(rel)
+            touched.add(rel)
+        elif mask & _MOVED_FROM:
             self._pending_moves[event.cookie] = rel
             touched.add(rel)
         elif mask & _MOVED_TO:
-            self._pending_moves.pop(event.cookie, None)
+            old = self._pending_moves.pop(event.cookie, None)
+            if self.writing:
+                self.writing.discard(rel)  # the name holds the file moved in now, not the one written
+                if old in self.writing:  # renamed while open for writing: written on under this name
+                    self.writing.discard(old)
+                    self.writing.add(rel)
             touched.add(rel)
-        elif mask & (_CLOSE_WRITE | _DELETE):
+        elif mask & _DELETE:
+            self.writing.discard(rel)
             touched.add(rel)
 
     def _handle_dir(self, mask: int, cookie: int, rel: str, name: str, rescans: list[Rescan]) -> None:
