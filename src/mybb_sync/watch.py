@@ -38,6 +38,7 @@ from pathlib import Path
 
 from asyncinotify import Event, Inotify, Mask, Watch
 
+from ._compat import take_buffered
 from .errors import MybbSyncError
 from .layout import STATE_DIR, is_ignored_name
 
@@ -209,8 +210,7 @@ class Watcher:
             rescans: list[Rescan] = []
             self._handle(event, touched, rescans)
             # Drain what the same read() returned before yielding.
-            rest, self._inotify._events = self._inotify._events, []  # noqa: SLF001 - asyncinotify keeps the rest of a read here
-            for more in rest:
+            for more in take_buffered(self._inotify):
                 self._handle(more, touched, rescans)
             touched |= self._expire_moves()
             for rescan in rescans:
