@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--on-delete", choices=("ignore", "revert"), help="a deleted set-copy file: ignore it (default) or revert the copy")
     watch.add_argument("--poll-interval", type=float, metavar="SECONDS", help="how often to look for database edits (default 1)")
     watch.add_argument(
+        "--allow-mass-revert", action="store_true", default=None,
+        help="with --on-delete revert, also revert mass deletions at once: by default more than 5 files deleted "
+        "within 2s, or every copy of a set, are held until 'mybb-sync resolve --take disk PATH' confirms each "
+        "(a folder gone, or a file replaced by a symlink, FIFO or folder, never reverts anything)",
+    )  # fmt: skip
+    watch.add_argument(
         "--network-filesystem", choices=("auto", "yes", "no"),
         help="whether the root is on NFS, SMB or FUSE, where inotify misses writers on other machines: rescan "
         "every 30s and import a file only once it held still (default auto: detected)",
@@ -127,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     keys = (
         "db", "prefix", "root", "mybb_root", "temp_suffix", "rescan_interval", "log_format", "on_delete", "poll_interval",
+        "allow_mass_revert",
         "network_filesystem",
     )  # fmt: skip
     flags = {key: getattr(args, key, None) for key in keys}
@@ -371,7 +378,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
     state = "running" + (" (paused)" if report.get("paused") else "") if report["running"] else "not running"
     print(f"service: {state}")
     keys = ("tracked", "set_copies", "modified_from_master", "custom_templates", "conflicts", "invalid", "missing")
-    for key in (*keys, "pending", "imports", "exports", "last_import", "last_export", "database"):
+    for key in (*keys, "held_deletions", "pending", "imports", "exports", "last_import", "last_export", "database"):
         if key in report:
             value = report[key]
             if key.startswith("last_") and isinstance(value, (int, float)):

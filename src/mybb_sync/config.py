@@ -105,6 +105,7 @@ class Settings:
     poll_interval: float = 1.0
     rescan_interval: float | None = None
     log_format: Literal["text", "json"] = "text"
+    allow_mass_revert: bool = False  # on_delete = revert: revert mass deletions too, unconfirmed
     # Whether inotify misses writers of the root (NFS, SMB, FUSE): rescans, and imports once a file held still.
     network_filesystem: Literal["auto", "yes", "no"] = "auto"
 
@@ -136,6 +137,17 @@ def _choice(*allowed: str):  # noqa: ANN202 - tiny local factory
     return convert
 
 
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
 def _temp_suffix(value: Any) -> str:
     text = str(value)
     if not re.fullmatch(r"\.[A-Za-z0-9_.-]{1,16}", text):
@@ -155,6 +167,7 @@ _CONVERTERS: dict[str, Any] = {
     "poll_interval": _positive,
     "rescan_interval": _positive,
     "log_format": _choice("text", "json"),
+    "allow_mass_revert": _flag,
     "network_filesystem": _choice("auto", "yes", "no"),
 }
 assert set(_CONVERTERS) == {f.name for f in fields(Settings)}

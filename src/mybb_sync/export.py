@@ -27,6 +27,7 @@ import anyio.to_thread
 from . import __version__, layout
 from .atomic import NotWritten, Root, Written, read_files, remove_files, stat_files, write_files
 from .catalog import Catalog
+from .deletions import Deletions
 from .engine import (
     Decision,
     Entry,
@@ -119,7 +120,7 @@ class TwoWay:
     """Given to a pass run by the service: disk edits are imported through ``importer``."""
 
     importer: Callable[[Sequence[Decision]], Awaitable[Imported]]
-    on_deleted: Callable[[Sequence[Decision]], Awaitable[list[str]]]  # returns the paths it reverted
+    on_deleted: Callable[[Sequence[Decision]], Awaitable[Deletions]]  # what became of files found gone
     interrupt: Callable[[], Awaitable[None]]  # aborts their statements in flight (Store.interrupt)
     hold: Hold | None = None  # files still being written: left out of the pass (engine.plan)
 
@@ -520,14 +521,18 @@ class Exporter:
                     extra={"event": "refused", "path": d.entry.path},
                 )  # fmt: skip
         if deleted and two_way is not None:
-            reverted = await two_way.on_deleted(deleted)
-            forget += reverted
-            report.recheck += reverted
-            problems += [
-                Problem(d.entry.path, ProblemKind.MISSING, "file deleted; the next export restores it", now)
-                for d in deleted
-                if d.entry.path not in reverted
-            ]
+            gone = await two_way.on_deleted(deleted)
+            forget += gone.reverted
+            report.recheck += gone.reverted + gone.recheck
+            for d in deleted:
+                if d.entry.path in gone.reverted or d.entry.path in gone.recheck:
+                    continue
+                detail = gone.details.get(d.entry.path, "file deleted; the next export restores it")
+                problems.append(Problem(d.entry.path, ProblemKind.MISSING, detail, now))
+                if d.state is not None and d.state.stat is not None and not d.intent_landed:
+                    # Seen gone: its old stat proves nothing now. Back in place with that stat
+                    # (a folder moved back), it is read once, found unchanged, and no longer missing.
+                    settled.append(replace(d.state, stat=None))
         results = await write_files(self.root, writes, self.limiter) if writes else []
         ok = [r for r in results if isinstance(r, Written)]
         unwritable: list[NotWritten] = []

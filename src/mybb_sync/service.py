@@ -43,6 +43,10 @@ from .atomic import Root, remote_filesystem, sweep_temps
 from .catalog import Catalog, load_catalog
 from .config import Settings
 from .control import serve_control
+from .deletions import (
+    DELETED, HELD, KEPT, MASS_WINDOW, Deletions, Facts, Held, Sighting, Verdict, explain, gather, held_detail, holds,
+    judge, waiting,
+)  # fmt: skip
 from .engine import Decision, Entry, plan
 from .errors import DatabaseUnavailable, DiskUnavailable, MybbSyncError
 from .export import BATCH, ExportReport, Exporter, Scope, TwoWay, in_parallel, scope_folders, walk_files
@@ -141,6 +145,7 @@ class Status:
     last_errors: list[str] = field(default_factory=list)
     database_up: bool = True
     disk_up: bool = True  # False while the root or the state store cannot be written
+    held_deletions: int = 0  # set-copy files deleted in a mass deletion: reverted once a person confirms
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -199,7 +204,11 @@ class Service:
         self._resumed.set()
         self._writer = anyio.Lock()  # held by whoever decides and writes: one at a time
         self._handled = 0  # Pending.seq of the last batch handled
-        self._missing_since: dict[str, float] = {}
+        self._sightings: dict[str, Sighting] = {}  # files seen deleted lately, still gone
+        self._held: dict[str, Held] = {}  # set-copy deletions waiting for a person (resolve)
+        self._reverted: list[Sighting] = []  # deletions reverted lately (they count towards a mass deletion)
+        self._held_warned = -float("inf")  # when a mass deletion was last warned of
+        self._held_loaded = False  # whether the deletions held by an earlier run were read from the state
         self.finished = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
         self._progress = anyio.Event()  # set (and replaced) after each handled batch
@@ -422,9 +431,14 @@ class Service:
             self.pending.add(report.recheck)
 
     async def resolve(self, path: str, take: str) -> str:
-        """Settle a conflict: ``take="disk"`` imports the file, ``"db"`` overwrites the file."""
+        """Settle a conflict: ``take="disk"`` imports the file, ``"db"`` overwrites the file.
+
+        A set copy's file deleted (held in a mass deletion, or kept by ``on_delete = ignore``):
+        ``"disk"`` reverts the copy, ``"db"`` writes the file again.
+        """
         if take not in ("disk", "db"):
             raise MybbSyncError("--take is 'disk' or 'db'")
+        message = f"{path}: took the {'file' if take == 'disk' else 'database'} version"
         async with self._writer:
             entries = await self.entries_for([path])
             if not entries:
@@ -436,9 +450,10 @@ class Service:
                     raise MybbSyncError(f"the database has no row for {path}: delete the file instead")
                 forced = replace(decision, action=Action.CONFLICT)
                 await self.exporter.apply([forced], report, force=True)
+            elif decision.disk_stat is None:
+                await self._take_deletion(decision, report)
+                message = f"{path}: took the file's deletion: reverted the set's copy"
             else:
-                if decision.disk_stat is None:
-                    raise MybbSyncError(f"{path} does not exist on disk")
                 forced = replace(decision, action=Action.IMPORT)
                 await self.exporter.apply([forced], report, two_way=self._two_way())
                 if report.refused:
@@ -447,7 +462,33 @@ class Service:
                 raise MybbSyncError(report.errors[0])
             self._account(report)
             await anyio.to_thread.run_sync(self.state.clear_problems, [path])
-        return f"{path}: took the {'file' if take == 'disk' else 'database'} version"
+            self._sightings.pop(path, None)
+            self._held.pop(path, None)
+            self._status.held_deletions = len(self._held)
+        return message
+
+    async def _take_deletion(self, decision: Decision, report: ExportReport) -> None:
+        """``resolve --take disk`` of a file that is gone: a person confirms its deletion, which
+        reverts its set's copy, as ``on_delete = revert`` would have (a file replaced by
+        something else, or gone with its folder, is no deletion: refused). The file then shows
+        what the set shows now, its master template if there is one."""
+        path = decision.entry.path
+        found = (await anyio.to_thread.run_sync(gather, self.root.path, [path]))[path]
+        verdict = judge(found)
+        if verdict is Verdict.REPLACED:
+            raise MybbSyncError(f"{path} is a {found.entry}, not a file: nothing to take (--take db puts the file back)")
+        if verdict is Verdict.FOLDER_GONE:
+            raise MybbSyncError(f"{path}: {explain(found)}")
+        if verdict is Verdict.PRESENT:
+            raise MybbSyncError(f"{path} is back on disk: resolve it again")
+        if not _is_set_copy(decision):
+            raise MybbSyncError(f"{path} does not exist on disk and stands for no set's own copy: nothing to revert (--take db writes it again)")
+        sid, name = decision.entry.owner, decision.entry.name
+        await self.store.revert_templates(sid, [name])
+        log.info("reverted %r in set %d: its file's deletion was confirmed (resolve --take disk)", name, sid)
+        await anyio.to_thread.run_sync(self.state.delete, [path])
+        entries = await self.entries_for([path])
+        await self.exporter.apply(await self._plan(entries), report, two_way=self._two_way())
 
     async def control(self, request: dict[str, Any]) -> dict[str, Any]:
         """Answer one control-socket request."""
@@ -482,33 +523,131 @@ class Service:
             importer=self._import, on_deleted=self._on_deleted, interrupt=self.store.interrupt, hold=self.writers.hold
         )
 
-    async def _on_deleted(self, decisions: Sequence[Decision]) -> list[str]:
-        """``on_delete = revert``: a set copy's file deleted (and still gone after a grace
-        period, so an editor's rename-and-rewrite save is not a delete) reverts the copy."""
-        if self.settings.on_delete != "revert":
-            return []
+    async def _on_deleted(self, decisions: Sequence[Decision]) -> Deletions:
+        """Files found gone with their rows unchanged. What ``lstat`` finds on the way to each
+        decides (:mod:`.deletions`): with ``on_delete = revert``, only a real deletion of a set
+        copy's file reverts the copy, once the file has stayed gone for ``DELETE_GRACE`` (an
+        editor's rename-and-rewrite save is no delete), and not in a mass deletion, which waits
+        for a person (``resolve``). A folder gone or a file replaced reverts nothing."""
+        revert = self.settings.on_delete == "revert"
+        asked = {d.entry.path for d in decisions}
+        others = [p for p in {**self._sightings, **self._held} if p not in asked]
+        first_look = revert and not self._held_loaded
+
+        def look() -> tuple[dict[str, Facts], list[tuple[str, str]]]:
+            problems = self.state.problems(ProblemKind.MISSING) if first_look else []
+            return gather(self.root.path, [*asked, *others]), [(p.path, p.detail) for p in problems if p.detail.startswith(HELD)]
+
+        facts, held_before = await anyio.to_thread.run_sync(look, limiter=self.exporter.limiter)
+        if first_look:  # a restart is no person's word: what an earlier run held stays held
+            self._held_loaded = True
+            for path, detail in held_before:
+                self._held.setdefault(path, Held(Sighting(path, -float("inf")), detail, None, True))
+            if held_before:
+                log.warning(
+                    "%d set-copy deletion(s) held before this start are still held ('mybb-sync status' lists them)",
+                    len(held_before), extra={"event": "held"},
+                )  # fmt: skip
         now = time.monotonic()
-        due: dict[int, list[Decision]] = defaultdict(list)
+        horizon = now - 5 * DELETE_GRACE - MASS_WINDOW  # older sightings: the file came back since
+        for path in others:
+            if judge(facts[path]) is not Verdict.DELETED:  # back, or its folder went: no deletion now
+                self._sightings.pop(path, None)
+                self._held.pop(path, None)
+        self._sightings = {p: s for p, s in self._sightings.items() if s.first > horizon}
+        self._reverted = [s for s in self._reverted if s.first > horizon]
+        out = Deletions()
+        due: list[tuple[Decision, Sighting]] = []
+        folders_gone: dict[str, int] = defaultdict(int)
         for d in decisions:
-            row = d.entry.row
-            if d.entry.kind is not Kind.TEMPLATE or d.entry.owner <= 0 or row is None or row.sid != d.entry.owner:
-                continue  # master and global rows are never deleted from disk
-            first = self._missing_since.get(d.entry.path, now)
-            if now - first > 5 * DELETE_GRACE:  # an old sighting: the file came back since
-                first = now
-            self._missing_since[d.entry.path] = first
-            if now - first < DELETE_GRACE:
-                self._later(d.entry.path, DELETE_GRACE - (now - first))
+            path, found = d.entry.path, facts[d.entry.path]
+            verdict, copy = judge(found), _is_set_copy(d)
+            if verdict is not Verdict.DELETED:
+                self._sightings.pop(path, None)
+                self._held.pop(path, None)
+                if verdict is Verdict.PRESENT:  # back meanwhile
+                    out.recheck.append(path)
+                    continue
+                out.details[path] = explain(found)
+                if revert and verdict is Verdict.FOLDER_GONE:
+                    folders_gone[found.folder or ""] += 1
+                elif revert and copy:
+                    log.warning(
+                        "not reverted: %s was replaced by a %s (only the deletion of the file itself reverts its copy)",
+                        path, found.entry, extra={"event": "not-reverted", "path": path},
+                    )  # fmt: skip
+                continue
+            if not revert:
+                out.details[path] = KEPT if copy else DELETED
+                continue
+            key = None if d.state is None else replace(d.state, stat=None)  # as the exporter keeps it
+            held = self._held.get(path)
+            if held is not None and held.before:
+                held = self._held[path] = Held(Sighting(path, held.sighting.first, d.entry.owner), held.detail, key)
+            if held is not None and held.state == key:
+                out.details[path] = held.detail
+                continue
+            self._held.pop(path, None)
+            sighting = self._sightings.get(path)
+            if sighting is None:
+                sighting = self._sightings[path] = Sighting(path, now, d.entry.owner if copy else 0)
+            if not copy:
+                out.details[path] = DELETED
+            elif now - sighting.first < DELETE_GRACE:
+                self._later(path, DELETE_GRACE - (now - sighting.first))
+                out.details[path] = waiting(DELETE_GRACE)
             else:
-                due[d.entry.owner].append(d)
-        reverted: list[str] = []
-        for sid, group in due.items():
-            await self.store.revert_templates(sid, [d.entry.name for d in group])
-            for d in group:
-                self._missing_since.pop(d.entry.path, None)
-                reverted.append(d.entry.path)
+                due.append((d, sighting))
+        for folder, count in sorted(folders_gone.items()):
+            log.warning(
+                "%s is gone: %d file(s) in it not reverted (a folder gone is no deletion of its files; see 'mybb-sync status')",
+                folder or "the sync root", count, extra={"event": "folder-gone", "path": folder},
+            )  # fmt: skip
+        if due:
+            await self._revert_or_hold(due, out, now)
+        self._status.held_deletions = len(self._held)
+        return out
+
+    async def _revert_or_hold(self, due: Sequence[tuple[Decision, Sighting]], out: Deletions, now: float) -> None:
+        """Revert the copies whose files' grace period is over, unless a person must confirm
+        (:func:`.deletions.holds`; not with ``--allow-mass-revert``): those are held, with one
+        warning per mass deletion."""
+        reasons: dict[str, str] = {}
+        if not self.settings.allow_mass_revert:
+            sids = {s.sid for _, s in due}
+            copies = await anyio.to_thread.run_sync(
+                lambda: {sid: len(self.state.names_agreed_with(Kind.TEMPLATE, sid)) for sid in sids},
+                limiter=self.exporter.limiter,
+            )
+            gone = [*self._sightings.values(), *(h.sighting for h in self._held.values())]
+            reasons = holds([s for _, s in due], gone, self._reverted, copies)
+        for d, s in due:
+            if s.path in reasons:
+                detail = held_detail(reasons[s.path])
+                self._held[s.path] = Held(s, detail, None if d.state is None else replace(d.state, stat=None))
+                self._sightings.pop(s.path, None)
+                out.details[s.path] = detail
+        if reasons:
+            if now - self._held_warned > MASS_WINDOW + DELETE_GRACE:
+                log.warning(
+                    "held reverts: %s: nothing reverted until a person confirms each one "
+                    "(`mybb-sync resolve --take disk PATH` reverts a copy, `--take db` restores its file; "
+                    "'mybb-sync status' lists them)", max(reasons.values(), key=len), extra={"event": "held"},
+                )  # fmt: skip
+            else:
+                log.info("also held: %s", ", ".join(sorted(reasons)), extra={"event": "held"})
+            self._held_warned = now
+        by_set: dict[int, list[tuple[Decision, Sighting]]] = defaultdict(list)
+        for d, s in due:
+            if s.path not in reasons:
+                by_set[s.sid].append((d, s))
+        for sid, group in by_set.items():
+            await self.store.revert_templates(sid, [d.entry.name for d, _ in group])
+            for d, s in group:
+                self._sightings.pop(s.path, None)
+                self._reverted.append(s)
+                out.reverted.append(s.path)
                 log.info("reverted %r in set %d: its file was deleted (on_delete = revert)", d.entry.name, sid)
-        return reverted
 
     def _later(self, path: str, delay: float) -> None:
         """Look at ``path`` again after ``delay`` seconds."""
@@ -556,6 +695,12 @@ class Service:
         while True:
             await anyio.sleep(interval)  # a timer, not synchronisation
             self.pending.add(prefixes=[""])
+
+
+def _is_set_copy(d: Decision) -> bool:
+    """Whether the file stands for its set's own copy (master and global rows are never reverted)."""
+    row = d.entry.row
+    return d.entry.kind is Kind.TEMPLATE and d.entry.owner > 0 and row is not None and row.sid == d.entry.owner
 
 
 def _is_stylesheet(path: str) -> bool:
