@@ -5,8 +5,11 @@ private MariaDB with a random mix of file edits in every editor save pattern,
 bursts, new files, deletes, directory renames, Admin-CP-style database edits
 (often to the same templates: conflicts), full exports, SIGKILL of the
 service, SIGTERM (half the time while another session's table lock holds its
-writes back), stopping MariaDB, and inotify queue overflows. Then it drains the
-service and checks the invariants; a violation names the seed to replay::
+writes back), stopping MariaDB, inotify queue overflows, folders moved out of
+the root and back (the service runs with ``--on-delete revert``: nothing may
+be reverted), slow writers caught half-way by a rescan, a full disk and a
+read-only root. Then it drains the service and checks the invariants; a
+violation names the seed to replay::
 
     python tests/soak.py --minutes 30 --seed 7
 """
@@ -43,6 +46,11 @@ SET_DIR = "template_sets/Default Templates"
 QUEUE_KNOB = Path("/proc/sys/fs/inotify/max_queued_events")
 RACE_WINDOW = 3.0  # writes to both sides closer than this may end either way (or in a conflict)
 STARTUP_TIMEOUT = 60.0
+MOUNTS = os.geteuid() == 0  # the full-disk and read-only faults mount filesystems
+
+
+def _mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True, capture_output=True)
 
 
 @dataclass
@@ -140,13 +148,15 @@ class Soak:
     async def setup(self) -> None:
         for d in (self.root, self.forum / "cache" / "themes", self.outside):
             d.mkdir(parents=True, exist_ok=True)
+        if MOUNTS:  # the root on a disk of its own, so that it can be filled and made read-only
+            _mount("-t", "tmpfs", "-o", "size=64m,mode=0755", "tmpfs", str(self.root))
         (self.outside / "sentinel.html").write_text("outside the root\n")
         self.database = await create_board(self.server.database(), Board(masters=300, seed=self.rng.randrange(1 << 30)))
         url = f"mysql://root@localhost/{self.database.name}?unix_socket={self.database.unix_socket}"
         self.settings = Settings(db=self.database, root=self.root, mybb_root=self.forum)
         self.cli = [sys.executable, "-m", "mybb_sync.cli"]
         self.common = ["--db", url, "--root", str(self.root), "--mybb-root", str(self.forum)]
-        self.service = Service([*self.cli, "watch", *self.common], self.base / "service.log")
+        self.service = Service([*self.cli, "watch", "--on-delete", "revert", *self.common], self.base / "service.log")
 
     def templates(self) -> list[Path]:
         return sorted(p for p in (self.root / SET_DIR).rglob("*.html") if not p.name.startswith("."))
@@ -203,7 +213,10 @@ class Soak:
         if not path.parent.is_dir():
             return
         text = self.content("disk")
-        self.save(path, text)
+        try:
+            self.save(path, text)
+        except OSError:  # the disk is full or read-only: this edit was never made
+            return
         self.disk[self.rel(path)] = Side(time.monotonic(), text)
 
     def burst(self, count: int) -> None:
@@ -324,6 +337,87 @@ class Soak:
             self.service.proc.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
         self.summary.faults["overflow"] += 1
 
+    async def rescan(self) -> None:
+        """Ask the service for a full rescan and wait until it is done (a no-op while it is down)."""
+        await anyio.run_process([*self.cli, "rescan", "--root", str(self.root)], check=False)
+
+    async def copies(self, titles: list[str]) -> set[str]:
+        async with open_store(self.database, "mybb_") as store:
+            return {t for t, row in (await store.templates_by_title(1, titles)).items() if row.sid == 1}
+
+    async def move_folder_aside(self) -> None:
+        """A group folder (or the whole set folder) moved out of the root and back: with
+        ``--on-delete revert`` that is no deletion, and no copy of its templates may be reverted."""
+        if not self.service.running or not self.db_up:
+            return
+        group = self.rng.choice([p for p in (self.root / SET_DIR).iterdir() if p.is_dir()] + [self.root / SET_DIR])
+        titles = [p.name[: -len(".html")] for p in group.rglob("*.html")]
+        before = await self.copies(titles)
+        aside = self.root / f".aside-{self.n}"  # out of the synced tree (a dotfolder), on the same disk
+        os.rename(group, aside)
+        await self.rescan()
+        await anyio.sleep(2.5)  # past the revert's grace period: a revert would have happened now
+        await self.rescan()
+        lost = before - await self.copies(titles)
+        if lost:
+            self.summary.violations.append(f"moving {self.rel(group)} aside reverted {len(lost)} copies, e.g. {sorted(lost)[0]!r}")
+        os.rename(aside, group)
+        self.summary.faults["folder-moved-aside"] += 1
+
+    async def slow_writer(self) -> None:
+        """A writer that rewrites a file in place and pauses half-way while a rescan runs: the
+        half must never reach the database."""
+        if not self.service.running or not self.db_up:
+            return
+        path = self.rng.choice(self.templates())
+        text = self.content("slow")
+        half = text[: len(text) // 2]
+        with open(path, "w") as out:
+            out.write(half)
+            out.flush()
+            await self.rescan()
+            async with open_store(self.database, "mybb_") as store:
+                row = (await store.templates_by_title(1, [path.name[: -len(".html")]])).values()
+            if any(r.template == php.rtrim(half) for r in row):
+                self.summary.violations.append(f"{self.rel(path)}: a rescan imported a half-written file")
+            out.write(text[len(half) :])
+        self.disk[self.rel(path)] = Side(time.monotonic(), text)
+        self.summary.faults["slow-writer"] += 1
+
+    async def full_disk(self) -> None:
+        """The root's disk full for a while: database saves wait, edits that fail are not made."""
+        if not MOUNTS or not self.service.running:
+            return
+        filler = self.root / ".filler"
+        with open(filler, "wb") as out:
+            try:
+                while True:
+                    out.write(b"\0" * (1 << 20))
+                    out.flush()
+            except OSError:
+                pass
+        try:
+            for _ in range(self.rng.randint(1, 5)):
+                await self.edit_row()
+            await anyio.sleep(self.rng.choice([0.5, 1, 2]))  # how long the disk stays full
+        finally:
+            filler.unlink()
+        self.summary.faults["full-disk"] += 1
+
+    async def read_only_root(self) -> None:
+        """The root remounted read-only for a while (a bind mount over it): database saves wait."""
+        if not MOUNTS or not self.service.running:
+            return
+        _mount("--bind", str(self.root), str(self.root))
+        try:
+            _mount("-o", "remount,bind,ro", str(self.root))
+            for _ in range(self.rng.randint(1, 5)):
+                await self.edit_row()
+            await anyio.sleep(self.rng.choice([0.5, 1, 2]))  # how long the root stays read-only
+        finally:
+            subprocess.run(["umount", "-l", str(self.root)], check=False)
+        self.summary.faults["read-only-root"] += 1
+
     async def export(self) -> None:
         await anyio.run_process([*self.cli, "export", *self.common], check=False)
         self.summary.operations["export"] += 1
@@ -381,6 +475,14 @@ class Soak:
             await self.overflow()
         elif roll < 0.90:
             await self.stop_service()
+        elif roll < 0.905:
+            await self.move_folder_aside()
+        elif roll < 0.915:
+            await self.slow_writer()
+        elif roll < 0.92:
+            await self.full_disk()
+        elif roll < 0.925:
+            await self.read_only_root()
         # Pacing of the load itself (not synchronisation): a human-ish mix of quick and slow edits.
         await anyio.sleep(self.rng.choice([0, 0, 0.01, 0.05, 0.2]))
 
@@ -446,7 +548,10 @@ class Soak:
                     v.append(f"{path}: the row was deleted but is back, with no file")
                 continue
             if not same:
-                v.append(f"{path}: file and row differ and no conflict is reported")
+                v.append(
+                    f"{path}: file and row differ and no conflict is reported "
+                    f"(file {disk_text[:50]!r}, row {(db_text or '')[:50]!r}, last disk write {last_disk}, last row write {last_db})"
+                )
                 continue
             winner = max((s for s in (last_disk, last_db) if s is not None), key=lambda s: s.at)
             other = last_db if winner is last_disk else last_disk
@@ -475,6 +580,10 @@ async def soak(seed: int, seconds: float, base: Path | None = None) -> Summary:
         return summary
     finally:
         server.destroy()
+        if MOUNTS:
+            if summary is not None and summary.violations:  # the root's disk goes with the mount
+                shutil.copytree(work / "root", work / "root-kept", symlinks=True)
+            subprocess.run(["umount", "-l", str(work / "root")], check=False)
         if summary is not None and summary.violations:
             summary.kept = work  # the service's log, the root and its state, to diagnose
         else:

@@ -212,6 +212,8 @@ class Service:
         self.finished = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
         self._progress = anyio.Event()  # set (and replaced) after each handled batch
+        self._later_count = 0  # second looks scheduled by _later and not yet queued
+        self._later_seq = 0  # Pending.seq of the last second look queued
         self.writers = Writers(root, self._later)  # files still being written: no pass imports them
         self._unsure_through = 0  # batches up to this Pending.seq meet writers inotify did not report
         self.writers.unsure = lambda: self._handled < self._unsure_through
@@ -246,9 +248,11 @@ class Service:
             log.info("resumed")
 
     async def request(self, paths: Sequence[str] = (), prefixes: Sequence[str] = ()) -> None:
-        """Queue work and wait until the reconciler has handled it and everything before it."""
+        """Queue work and wait until the reconciler has handled it, everything before it, and
+        the second looks pending (a file held until it stops changing, a deletion in its grace
+        period): a rescan is done when what it found is settled, not merely looked at."""
         target = self.pending.add(paths, prefixes)
-        while self._handled < target:
+        while self._handled < max(target, self._later_seq) or self._later_count:
             await self._progress.wait()
 
     async def until_idle(self) -> None:
@@ -300,8 +304,7 @@ class Service:
             delay = RETRY_MIN
             self._status.database_up = self._status.disk_up = True
             self._handled = batch.seq
-            self._progress.set()
-            self._progress = anyio.Event()
+            self._progressed()
 
     def _note_error(self, message: str) -> None:
         self._status.last_errors = (self._status.last_errors + [f"{time.strftime('%H:%M:%S')} {message}"])[-10:]
@@ -653,11 +656,21 @@ class Service:
         """Look at ``path`` again after ``delay`` seconds."""
 
         async def wake() -> None:
-            await anyio.sleep(delay)  # a timer for the grace period, not synchronisation
-            self.pending.add([path])
+            try:
+                await anyio.sleep(delay)  # a timer for the grace period, not synchronisation
+                self._later_seq = max(self._later_seq, self.pending.add([path]))
+            finally:
+                self._later_count -= 1
+                self._progressed()
 
         if self._tg is not None:
+            self._later_count += 1
             self._tg.start_soon(wake)
+
+    def _progressed(self) -> None:
+        """Wake whoever waits in :meth:`request` or :meth:`until_idle` to look again."""
+        self._progress.set()
+        self._progress = anyio.Event()
 
     async def _import(self, decisions: Sequence[Decision]) -> Imported:
         templates = await import_templates(self.store, [d for d in decisions if d.entry.kind is Kind.TEMPLATE])
