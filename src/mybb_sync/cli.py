@@ -99,8 +99,6 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("paths", nargs="*", metavar="PATH", help="files to compare (default: everything that differs)")
     _common(diff)
 
-    # Everything after "bench" goes to the harness as is (see main()).
-    sub.add_parser("bench", add_help=False, help="run the benchmark harness (source checkout; bench/README.md)")
 
     demo = sub.add_parser("demo", help="try it: a synthetic board on SQLite, exported and watched")
     demo.add_argument("dir", nargs="?", default="mybb-sync-demo", help="where to put the board and files")
@@ -430,17 +428,6 @@ async def _outdated(settings: Settings, as_json: bool) -> int:
     return 0
 
 
-def cmd_bench(argv: Sequence[str]) -> int:
-    """The harness lives in the repository's bench/, beside src/ (it is not installed)."""
-    checkout = Path(__file__).resolve().parents[2]
-    if not (checkout / "bench" / "__init__.py").is_file():
-        raise ConfigError("mybb-sync bench runs from a source checkout (pip install -e .): bench/ is not installed")
-    sys.path.insert(0, str(checkout))
-    from bench import main as bench_main
-
-    return bench_main(list(argv))
-
-
 COMMANDS: dict[str, Any] = {
     "export": cmd_export,
     "watch": cmd_watch,
@@ -462,8 +449,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in words
     logs.setup(debug)
     try:
-        if words[:1] == ["bench"]:
-            return cmd_bench(words[1:])
         args = parser.parse_args(words)
         if args.command is None:
             parser.print_help()

@@ -135,7 +135,6 @@ class Status:
     """What ``status`` reports about a running service."""
 
     root: str
-    running: bool = True
     paused: bool = False
     pending: int = 0
     imports: int = 0
@@ -169,10 +168,6 @@ class ServiceHandle:
 
     async def rescan(self) -> None:
         """Compare the whole root and database again, and wait until that is done."""
-        await self._service.request(prefixes=[""])
-
-    async def export(self) -> None:
-        """Export what the database shows (two-way: disk edits are imported, not overwritten)."""
         await self._service.request(prefixes=[""])
 
     async def wait_idle(self) -> None:
@@ -223,7 +218,6 @@ class Service:
 
     def status(self) -> Status:
         self._status.pending = len(self.pending.paths) + len(self.pending.prefixes)
-        self._status.running = True
         return self._status
 
     async def status_line(self, *, starting: bool) -> str:
