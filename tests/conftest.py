@@ -21,7 +21,7 @@ import pytest
 from mybb_sync.config import Database
 from mybb_sync.store import Store, open_store
 from mybb_sync.synthetic import Board
-from mybb_sync.testing import PrivateMariaDB, create_board, drop_board
+from boards import PrivateMariaDB, create_board, drop_board
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "mybb"
 

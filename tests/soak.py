@@ -39,7 +39,7 @@ from mybb_sync.layout import Kind
 from mybb_sync.service import offline_service, offline_status
 from mybb_sync.store import open_store
 from mybb_sync.synthetic import Board
-from mybb_sync.testing import PrivateMariaDB, create_board
+from boards import PrivateMariaDB, create_board
 from service_helpers import connect
 
 SET_DIR = "template_sets/Default Templates"

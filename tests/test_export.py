@@ -31,7 +31,7 @@ from mybb_sync.state import FINE_RACY_NS, RACY_NS, State
 from mybb_sync.store import open_store
 from mybb_sync.store.sql import SQLStore
 from mybb_sync.synthetic import Board
-from mybb_sync.testing import PrivateMariaDB, create_board, drop_board
+from boards import PrivateMariaDB, create_board, drop_board
 
 from conftest import raw_sql
 

@@ -38,7 +38,7 @@ from mybb_sync.layout import STATE_DIR
 from mybb_sync.service import offline_service, offline_status, serve
 from mybb_sync.state import RootLock, State
 from mybb_sync.synthetic import Board
-from mybb_sync.testing import create_board
+from boards import create_board
 from service_helpers import TIMEOUT, LogTap, cli_command, cli_env, cli_service, db_url, running_service
 
 pytestmark = [

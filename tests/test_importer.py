@@ -15,7 +15,7 @@ from mybb_sync.reconcile import Action, content_hash
 from mybb_sync.store import Store, TemplateRow, open_store
 from mybb_sync.stylesheets import effective_stylesheets
 from mybb_sync.synthetic import INSTALL_TIME, Board
-from mybb_sync.testing import create_board, drop_board
+from boards import create_board, drop_board
 
 from conftest import raw_sql
 

@@ -14,7 +14,7 @@ import pytest
 from mybb_sync.config import Database
 from mybb_sync.control import SUN_PATH_MAX, call, socket_path
 from mybb_sync.synthetic import Board
-from mybb_sync.testing import CatalogTarget
+from boards import CatalogTarget
 from mybb_sync.catalog import load_catalog
 from mybb_sync.poller import Poller
 from mybb_sync.store import Store

@@ -24,7 +24,7 @@ from mybb_sync.atomic import SYNCFS_THRESHOLD, Root, Write, Written, _commit, _s
 from mybb_sync.config import Database
 from mybb_sync.service import offline_status
 from mybb_sync.synthetic import Board
-from mybb_sync.testing import create_board, drop_board
+from boards import create_board, drop_board
 from service_helpers import (
     SET_SID,
     audit,

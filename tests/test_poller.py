@@ -15,7 +15,7 @@ from mybb_sync.layout import GLOBAL_SID, MASTER_SID
 from mybb_sync.errors import DatabaseUnavailable
 from mybb_sync.poller import Look, PollTarget, Poller, RecentWrites, added_rows, counts_moved, lost_rows, news, template_paths
 from mybb_sync.store import Store, seen
-from mybb_sync.testing import CatalogTarget
+from boards import CatalogTarget
 
 from conftest import raw_sql
 

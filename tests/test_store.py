@@ -19,7 +19,7 @@ from mybb_sync.store.mysql import _CODECS, charset_refusal
 from mybb_sync.store.mysql import escape_string as mysql_escape
 from mybb_sync.stylesheets import StylesheetUpdate
 from mybb_sync.synthetic import GROUP_PREFIXES, INSTALL_TIME, Board
-from mybb_sync.testing import PrivateMariaDB, create_board, drop_board
+from boards import PrivateMariaDB, create_board, drop_board
 
 from conftest import golden, raw_sql
 from service_helpers import connect, writes_waiting_for_a_lock

@@ -23,13 +23,13 @@ from . import __version__, logs
 from .atomic import Root, read_files, sweep_temps
 from .catalog import Catalog, load_catalog
 from .config import Settings, load_settings
+from .control import call
 from .errors import ConfigError, MybbSyncError, reported_error
 from .export import Exporter, Scope, walk_files
 from .layout import GLOBAL_DIR, GLOBAL_SID, MASTER_SID, SETS_DIR, STYLES_DIR
-from .reconcile import unified_diff
 from .progress import ProgressBar
+from .reconcile import unified_diff
 from .security import unsafe_templates
-from .control import call
 from .service import ServiceHandle, offline_service, offline_status, serve
 from .state import RootLock, State
 from .store import open_store
@@ -244,8 +244,7 @@ $config['database']['password'] = '';
 
 async def cmd_demo(args: argparse.Namespace) -> int:
     """A synthetic board on SQLite, exported, then watched: try mybb-sync with nothing installed."""
-    from .synthetic import Board  # only the demo needs the generator
-    from .testing import create_sqlite_board
+    from .synthetic import Board, create_sqlite_board  # only the demo needs the generator
 
     base = Path(args.dir).resolve()
     forum, database, root = base / "forum", base / "forum.sqlite", base / "root"

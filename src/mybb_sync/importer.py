@@ -21,11 +21,11 @@ import anyio.to_thread
 
 from .atomic import ABSENT, Root, Write, Written, write_batch
 from .engine import Decision, Row, agreed_state
+from .errors import DatabaseUnavailable, MybbSyncError
 from .layout import GLOBAL_SID, Kind
 from .reconcile import content_hash
 from .security import check_template
 from .state import FileState
-from .errors import DatabaseUnavailable, MybbSyncError
 from .store import MASTER_THEME_TID, MAX_TITLE_CHARS, Column, Seen, Store, TemplateRow, seen
 from .stylesheets import (
     SavePlan,

@@ -44,17 +44,30 @@ from .catalog import Catalog, load_catalog
 from .config import Settings
 from .control import serve_control
 from .deletions import (
-    DELETED, HELD, KEPT, MASS_WINDOW, Deletions, Facts, Held, Sighting, Verdict, explain, gather, held_detail, holds,
-    judge, waiting,
+    DELETED,
+    HELD,
+    KEPT,
+    MASS_WINDOW,
+    Deletions,
+    Facts,
+    Held,
+    Sighting,
+    Verdict,
+    explain,
+    gather,
+    held_detail,
+    holds,
+    judge,
+    waiting,
 )  # fmt: skip
 from .engine import Decision, Entry, plan
 from .errors import DatabaseUnavailable, DiskUnavailable, MybbSyncError
-from .export import BATCH, ExportReport, Exporter, Scope, TwoWay, in_parallel, scope_folders, walk_files
+from .export import BATCH, Exporter, ExportReport, Scope, TwoWay, in_parallel, scope_folders, walk_files
 from .importer import ForumCache, Imported, import_stylesheets, import_templates
 from .layout import GLOBAL_SID, Kind, under
+from .poller import Poller, RecentWrites
 from .reconcile import Action
 from .security import unsafe_templates
-from .poller import Poller, RecentWrites
 from .state import ProblemKind, RootLock, State
 from .statedir import StateDirGuard, state_dir
 from .store import Store, open_store, seen

@@ -1,9 +1,9 @@
 """A private, throwaway MariaDB server, synthetic boards in it, and a poll target.
 
-Used by the test suite and the benchmark: a server in a temp datadir on its
-own unix socket (no TCP port), which a test can stop and start again to
-inject an outage. Start-up waits on the server's own ``READY=1`` (sd_notify),
-never on a sleep.
+Used by the test suite and the benchmark (``from tests.boards import ...`` from the
+repository root): a server in a temp datadir on its own unix socket (no TCP port),
+which a test can stop and start again to inject an outage. Start-up waits on the
+server's own ``READY=1`` (sd_notify), never on a sleep.
 """
 
 from __future__ import annotations
@@ -14,21 +14,18 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import aiomysql
-import aiosqlite
 
-from .catalog import Catalog
-from .config import Database
-from .poller import RecentWrites
-from .schema import mysql_ddl, sqlite_ddl
-from .service import Pending
-from .stylesheets import Stylesheet, Theme, build_stylesheet_list, default_theme_cache
-from .synthetic import Board
+from mybb_sync.catalog import Catalog
+from mybb_sync.config import Database
+from mybb_sync.poller import RecentWrites
+from mybb_sync.schema import mysql_ddl
+from mybb_sync.service import Pending
+from mybb_sync.synthetic import Board, create_sqlite_board, install_board
 
 READY_TIMEOUT = 60.0
 
@@ -152,25 +149,6 @@ async def create_board(server: Database, board: Board, prefix: str = "mybb_", na
     return replace(server, name=name)
 
 
-async def create_sqlite_board(path: Path, board: Board, prefix: str = "mybb_") -> Database:
-    """A new SQLite file at ``path`` laid out like MyBB's SQLite engine, holding ``board``."""
-    if path.exists():
-        raise FileExistsError(f"{path} already exists")
-    async with aiosqlite.connect(path) as conn:
-
-        async def run(sql: str, args: Sequence[Any] = ()) -> None:
-            await conn.execute(sql.replace("%s", "?"), tuple(args))
-
-        async def run_many(sql: str, rows: Sequence[Sequence[Any]]) -> None:
-            await conn.executemany(sql.replace("%s", "?"), rows)
-
-        for ddl in sqlite_ddl(prefix):
-            await conn.execute(ddl)
-        await install_board(run, run_many, board, prefix)
-        await conn.commit()
-    return Database(scheme="sqlite", path=path)
-
-
 async def drop_board(db: Database) -> None:
     if db.scheme == "sqlite":
         assert db.path is not None
@@ -182,54 +160,6 @@ async def drop_board(db: Database) -> None:
             await cur.execute(f"DROP DATABASE IF EXISTS `{db.name}`")
     finally:
         conn.close()
-
-
-Run = Callable[..., Awaitable[Any]]
-
-
-async def install_board(run: Run, run_many: Run, board: Board, p: str) -> None:
-    """Insert every row of ``board`` (``%s`` placeholders; the caller adapts them)."""
-    await run_many(f"INSERT INTO `{p}templatesets` (sid, title) VALUES (%s, %s)", board.templatesets())
-    await run_many(
-        f"INSERT INTO `{p}templategroups` (prefix, title, isdefault) VALUES (%s, %s, 1)", board.templategroups()
-    )
-    await run(f"INSERT INTO `{p}datacache` (title, cache) VALUES ('version', %s)", (board.datacache_version(),))
-    batch: list[tuple[str, str, int, str, int]] = []
-    for row in board.templates():
-        batch.append(row)
-        if len(batch) >= 500:
-            await _insert_templates(run, p, batch)
-            batch = []
-    if batch:
-        await _insert_templates(run, p, batch)
-    sheets = [
-        Stylesheet(sid, name, tid, attached, text, name, 1_700_000_000)
-        for sid, (name, tid, attached, text) in enumerate(board.stylesheets(), start=1)
-    ]
-    await run_many(
-        f"INSERT INTO `{p}themestylesheets` (sid, name, tid, attachedto, stylesheet, cachefile, lastmodified) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        [(s.sid, s.name, s.tid, s.attachedto, s.stylesheet, s.cachefile, s.lastmodified) for s in sheets],
-    )
-    themes = [Theme(tid, name, pid, d, props, "") for tid, name, pid, d, props in board.themes()]
-    themes = [
-        replace(t, stylesheets=build_stylesheet_list(themes, sheets, t.tid, lambda tid, name: None)) for t in themes
-    ]
-    await run_many(
-        f"INSERT INTO `{p}themes` (tid, name, pid, def, properties, stylesheets, allowedgroups) "
-        "VALUES (%s, %s, %s, %s, %s, %s, 'all')",
-        [(t.tid, t.name, t.pid, t.def_, t.properties, t.stylesheets) for t in themes],
-    )
-    default = next(t for t in themes if t.def_)
-    await run(f"INSERT INTO `{p}datacache` (title, cache) VALUES ('default_theme', %s)", (default_theme_cache(default),))
-
-
-async def _insert_templates(run: Run, p: str, rows: list[tuple[str, str, int, str, int]]) -> None:
-    values = ", ".join(["(%s, %s, %s, %s, '', %s)"] * len(rows))
-    await run(
-        f"INSERT INTO `{p}templates` (title, template, sid, version, status, dateline) VALUES {values}",
-        [v for row in rows for v in row],
-    )
 
 
 class CatalogTarget:
