@@ -75,10 +75,59 @@ def board_spec() -> Board:
     return Board(masters=300)
 
 
+BACKENDS = ("mysql", "sqlite")  # the engines a board can live in: MariaDB, and a SQLite file
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "backends(*engines, parametrize=True): run only on these engines (of mysql, sqlite) instead of "
+        "both; parametrize=False runs on the one engine given without adding it to the test id",
+    )
+
+
+def _backends(node: pytest.Item) -> tuple[tuple[str, ...], bool]:
+    """The engines the ``backends`` marker closest to ``node`` names (default: all), and whether to parametrise."""
+    marker = node.get_closest_marker("backends")
+    if marker is None:
+        return BACKENDS, True
+    engines, parametrize = tuple(marker.args), marker.kwargs.get("parametrize", True)
+    unknown = [e for e in engines if e not in BACKENDS]
+    if not engines or unknown or set(marker.kwargs) - {"parametrize"}:
+        raise pytest.UsageError(f"{node.nodeid}: backends() takes engines among {BACKENDS} and parametrize=, not {marker}")
+    if not parametrize and len(engines) != 1:
+        raise pytest.UsageError(f"{node.nodeid}: backends(..., parametrize=False) takes exactly one engine")
+    return engines, parametrize
+
+
+def _argnames(mark: pytest.Mark) -> list[str]:
+    names = mark.args[0] if mark.args else mark.kwargs.get("argnames", ())
+    return [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The backend matrix: every test that uses ``backend`` (through ``board``, ``store``...) runs
+    once per engine, its id saying which, unless a ``backends`` marker narrows it."""
+    if "backend" not in metafunc.fixturenames or any(
+        "backend" in _argnames(mark) for mark in metafunc.definition.iter_markers("parametrize")
+    ):
+        return  # a test's own parametrize("backend", ...) is left to take precedence
+    engines, parametrize = _backends(metafunc.definition)
+    if parametrize:
+        metafunc.parametrize("backend", engines, indirect=True)
+
+
 @pytest.fixture
-def backend() -> str:
-    """The database engine a test's board lives in; modules parametrise it over both."""
-    return "mysql"
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database engine a test's board lives in: by default each of ``BACKENDS`` in turn.
+
+    Narrow it with a marker, on a test or a whole module (``pytestmark``), not by
+    redefining this fixture: ``@pytest.mark.backends("sqlite")``.
+    """
+    if hasattr(request, "param"):
+        return str(request.param)
+    (engine,) = _backends(request.node)[0]  # backends(engine, parametrize=False)
+    return engine
 
 
 @pytest.fixture

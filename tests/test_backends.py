@@ -29,11 +29,6 @@ def board_spec() -> Board:
     return SPEC
 
 
-@pytest.fixture(params=["mysql", "sqlite"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
 async def rows(db: Database, title: str) -> list[tuple[int, str]]:
     return [(int(sid), text) for sid, text in await raw_sql(
         db, "SELECT sid, template FROM mybb_templates WHERE BINARY title = %s ORDER BY sid", (title,)

@@ -42,15 +42,10 @@ from mybb_sync.synthetic import Board
 
 from service_helpers import SET_SID, audit, audit_mark, cli, db_url, install_audit, running_service, template, tpath
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", parametrize=False)]
 
 OWN = 20  # master index with a copy in "Default Templates" (every 20th is overridden)
 COPIES = range(0, 300, 20)  # the 15 copies of the synthetic board's set
-
-
-@pytest.fixture
-def backend() -> str:
-    return "sqlite"
 
 
 @pytest.fixture

@@ -32,7 +32,8 @@ from service_helpers import (
     wait_file,
 )
 
-pytestmark = pytest.mark.anyio
+# The database is not what fails here: the SQLite board lives outside the small disk.
+pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite")]
 
 OWN = 20  # a master the set has its own copy of
 
@@ -40,12 +41,6 @@ OWN = 20  # a master the set has its own copy of
 @pytest.fixture
 def board_spec() -> Board:
     return Board(masters=60)
-
-
-@pytest.fixture(params=["sqlite"])
-def backend(request: pytest.FixtureRequest) -> str:
-    """The database is not what fails here: the SQLite board lives outside the small disk."""
-    return request.param
 
 
 def _mount(*args: str) -> None:

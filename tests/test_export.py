@@ -35,7 +35,7 @@ from boards import PrivateMariaDB, create_board, drop_board
 
 from conftest import raw_sql
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.backends("mysql", parametrize=False)]
 
 SPEC = Board(masters=300, extra_sets=("Second Set",))
 BIG = Board(masters=2000, seed=3)

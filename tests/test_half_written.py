@@ -50,16 +50,11 @@ from service_helpers import (
     write,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", parametrize=False)]
 
 OWN = 20  # a master the set has its own copy of (every 20th)
 HALF = b"<b>HALF2 "
 REST = b"of a template written in two goes</b>\n"
-
-
-@pytest.fixture
-def backend() -> str:
-    return "sqlite"
 
 
 @pytest.fixture

@@ -22,11 +22,6 @@ from conftest import raw_sql
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["mysql", "sqlite"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
 def import_decision(path: str, kind: Kind, owner: int, name: str, row: Row | None, text: str) -> Decision:
     """An import as the rule decides it when the file changed and the row equals the base."""
     entry = Entry(path, kind, owner, name, row)

@@ -23,9 +23,6 @@ from service_helpers import db_url, running_service, set_template, tpath
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["mysql", "sqlite"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return request.param
 CLI = [sys.executable, "-m", "mybb_sync.cli"]
 
 
@@ -77,7 +74,7 @@ async def test_a_second_save_stamped_with_an_already_seen_second_is_noticed(boar
     assert tpath(title) in second
 
 
-@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.backends("sqlite")
 async def test_sigterm_on_a_sqlite_board_leaves_no_driver_thread_traceback(board: Database, root: Path) -> None:
     """aiosqlite's worker thread printed "RuntimeError: Event loop is closed" after about one
     SIGTERM in three: a stop during start-up cancelled the store's close, and the loop ended
@@ -110,7 +107,7 @@ async def _lines_until(proc: anyio.abc.Process, wanted: str, seen: list[str], ti
             buffer = rest
 
 
-@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.backends("sqlite")
 async def test_a_database_missing_at_start_is_waited_for_then_synced(board: Database, root: Path, tmp_path: Path) -> None:
     later = tmp_path / "later.sqlite"
     argv = [*CLI, "watch", "--db", f"sqlite:///{later}", "--root", str(root)]

@@ -124,11 +124,6 @@ def test_old_writes_are_forgotten() -> None:
 # --- against a real board (both engines) ---------------------------------------------------------
 
 
-@pytest.fixture(params=["mysql", "sqlite"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
 class Target(CatalogTarget):
     """A service stand-in whose state agrees with set 1's rows as they were at the start."""
 

@@ -72,12 +72,6 @@ OWN = 20  # master index with a copy in "Default Templates" (every 20th is overr
 INHERITED = 21  # master index the set only inherits
 
 
-@pytest.fixture(params=["mysql", "sqlite"])
-def backend(request: pytest.FixtureRequest) -> str:
-    """The service on both engines (MariaDB, and a SQLite board: the embedded default)."""
-    return request.param
-
-
 @pytest.fixture
 async def db(board: Database) -> Database:
     """The board, with every write to its templates table recorded."""

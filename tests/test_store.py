@@ -36,12 +36,6 @@ def board_spec() -> Board:
     return SPEC
 
 
-@pytest.fixture(params=["mysql", "sqlite"])
-def backend(request: pytest.FixtureRequest) -> str:
-    """Every store behaviour holds on both engines MyBB supports here."""
-    return request.param
-
-
 # --- helpers: raw SQL, independent of the store under test -----------------------
 
 

@@ -23,10 +23,6 @@ from service_helpers import cli, db_url, running_service, write
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["mysql", "sqlite"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return request.param
-
 SPEC = Board(masters=100)
 
 

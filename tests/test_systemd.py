@@ -72,6 +72,7 @@ async def test_keep_alive_extends_the_start_timeout_until_ready_then_pings(tmp_p
             tg.cancel_scope.cancel()
 
 
+@pytest.mark.backends("mysql", parametrize=False)
 async def test_the_service_pings_the_watchdog_and_reports_its_status(board: Database, root: Path, tmp_path: Path) -> None:
     path = tmp_path / "notify.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:

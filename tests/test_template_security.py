@@ -38,11 +38,6 @@ UNSAFE = {
 }
 
 
-@pytest.fixture(params=["mysql", "sqlite"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
 @pytest.fixture
 async def db(board: Database) -> Database:
     await install_audit(board)
