@@ -374,7 +374,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
         return 0
     state = "running" + (" (paused)" if report.get("paused") else "") if report["running"] else "not running"
     print(f"service: {state}")
-    keys = ("tracked", "set_copies", "modified_from_master", "custom_templates", "conflicts", "invalid", "missing")
+    keys = ("tracked", "set_copies", "modified_from_master", "custom_templates", "conflicts", "invalid", "missing", "ignored")
     for key in (*keys, "held_deletions", "pending", "imports", "exports", "last_import", "last_export", "database"):
         if key in report:
             value = report[key]

@@ -71,6 +71,7 @@ class ExportReport:
     skipped: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
+    ignored: dict[str, str] = field(default_factory=dict)  # path -> why it is not synced
     imported: int = 0
     rows_read: int = 0  # template rows fetched (a set unchanged since it was last agreed costs none)
     refused: list[str] = field(default_factory=list)
@@ -96,6 +97,8 @@ class ExportReport:
             parts.append(f"{len(self.errors)} error(s)")
         if self.orphans:
             parts.append(f"{len(self.orphans)} file(s) with no database row")
+        if self.ignored:
+            parts.append(f"{len(self.ignored)} ignored (not a file mybb-sync syncs; see --json)")
         return f"exported {self.files} files: " + ", ".join(parts) + f" in {self.seconds:.2f}s"
 
     def as_json(self) -> dict[str, Any]:
@@ -107,6 +110,7 @@ class ExportReport:
             "skipped": self.skipped,
             "errors": self.errors,
             "orphans": self.orphans,
+            "ignored": self.ignored,
             "bytes": self.bytes,
             "rows_read": self.rows_read,
             "seconds": round(self.seconds, 3),
@@ -346,7 +350,7 @@ class Exporter:
         await in_parallel(batches(), export_batch)
         for start in range(0, len(report.fresh), BATCH):
             await anyio.to_thread.run_sync(self._confirm, report.fresh[start : start + BATCH], limiter=self.limiter)
-        report.orphans = await anyio.to_thread.run_sync(self._orphans, catalog, scope, exported)
+        report.orphans = await anyio.to_thread.run_sync(self._orphans, catalog, scope, exported, report)
         for sid, layout_ in layouts.items():
             if sid not in unsettled and not any(under(f, report.orphans) for f in scope_folders(catalog, Scope((sid,), ()))):
                 await anyio.to_thread.run_sync(self.state.set_meta, layout_key(sid), layout_, limiter=self.limiter)
@@ -568,11 +572,15 @@ class Exporter:
             raise DiskUnavailable(f"cannot write {self.root.path}: {why} ({len(unwritable)} file(s) waiting, e.g. {first.path})")
         return not (problems or rechecked or deleted or removals or forget)
 
-    def _orphans(self, catalog: Catalog, scope: Scope, exported: set[str]) -> list[str]:
-        """Files under the exported folders that stand for no database row (reported, never removed)."""
-        return sorted(
-            rel for folder in scope_folders(catalog, scope) for rel in walk_files(self.root, folder) if rel not in exported
-        )
+    def _orphans(self, catalog: Catalog, scope: Scope, exported: set[str], report: ExportReport) -> list[str]:
+        """Files under the exported folders that stand for no database row (reported, never
+        removed); what the walk passed over goes to ``report.ignored``."""
+        orphans: list[str] = []
+        for folder in scope_folders(catalog, scope):
+            walk = walk_tree(self.root, folder)
+            orphans += (rel for rel in walk.files if rel not in exported)
+            report.ignored.update(walk.ignored)
+        return sorted(orphans)
 
 
 def scope_folders(catalog: Catalog, scope: Scope) -> list[str]:
@@ -594,9 +602,18 @@ def _conflict_detail(d: Decision) -> str:
     return "both the file and the database changed since the last sync"
 
 
-def walk_files(root: Root, folder: str) -> list[str]:
-    """Relative paths of the regular files below ``folder``, skipping ignored names (no symlinks followed)."""
-    out: list[str] = []
+@dataclass(slots=True)
+class Walk:
+    """What a walk of a folder found: the regular files to sync, and what it passes over where a
+    file could be, with why (:func:`layout.why_ignored`)."""
+
+    files: list[str] = field(default_factory=list)
+    ignored: dict[str, str] = field(default_factory=dict)
+
+
+def walk_tree(root: Root, folder: str) -> Walk:
+    """Walk ``folder`` (blocking; no symlink followed, dot-folders skipped)."""
+    walk = Walk()
     stack = [folder]
     while stack:
         rel = stack.pop()
@@ -608,11 +625,25 @@ def walk_files(root: Root, folder: str) -> list[str]:
         for entry in items:
             child = f"{rel}/{entry.name}"
             if entry.is_dir(follow_symlinks=False):
-                if not entry.name.startswith("."):
-                    stack.append(child)
-            elif entry.is_file(follow_symlinks=False) and not layout.is_ignored_name(entry.name, root.temp_suffix):
-                out.append(child)
-    return out
+                if entry.name.startswith("."):
+                    continue
+                stack.append(child)
+                found = layout.Found.DIR
+            elif entry.is_file(follow_symlinks=False):
+                found = layout.Found.FILE
+            else:
+                found = layout.Found.SYMLINK if entry.is_symlink() else layout.Found.OTHER
+            why = layout.why_ignored(child, found, root.temp_suffix)
+            if why is not None:
+                walk.ignored[child] = why
+            elif found is layout.Found.FILE and not layout.is_ignored_name(entry.name, root.temp_suffix):
+                walk.files.append(child)
+    return walk
+
+
+def walk_files(root: Root, folder: str) -> list[str]:
+    """Relative paths of the regular files below ``folder`` that are synced or could be."""
+    return walk_tree(root, folder).files
 
 
 PER_FILE_LINES = 100

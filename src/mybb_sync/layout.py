@@ -169,6 +169,65 @@ def _template_ref(scope: str | None, filename: str) -> FileRef | None:
     return FileRef(Kind.TEMPLATE, scope, filename[: -len(TEMPLATE_EXT)])
 
 
+class Found(StrEnum):
+    """What a walk or an event found at a path (``lstat``, never following a symlink)."""
+
+    FILE = "file"
+    DIR = "dir"
+    SYMLINK = "symlink"
+    OTHER = "other"  # a FIFO, socket or device
+
+
+def at_file_position(relpath: str) -> bool:
+    """Whether a template or stylesheet file could stand at ``relpath`` (by depth alone)."""
+    parts = relpath.split("/")
+    return (parts[0], len(parts)) in ((SETS_DIR, 4), (GLOBAL_DIR, 2), (STYLES_DIR, 3))
+
+
+def why_ignored(relpath: str, found: Found, temp_suffix: str) -> str | None:
+    """Why something where a template or stylesheet file could be is not synced, for the log
+    and ``status``; None for what is synced, and for what is quietly no concern of ours
+    (scratch files, anything elsewhere, a file in a template folder that is not ``.html``)."""
+    if not at_file_position(relpath):
+        return None
+    parts = relpath.split("/")
+    name = parts[-1]
+    if is_ignored_name(name, temp_suffix):
+        return None
+    if found is Found.SYMLINK:
+        return "is a symlink (never followed)"
+    if found is Found.OTHER:
+        return "is not a regular file (a FIFO, socket or device)"
+    if found is Found.DIR:
+        return "is a folder where a file belongs"
+    if parse(relpath) is not None:
+        return None
+    if any(_has_undecodable(p) for p in parts):
+        return "its name is not valid UTF-8"
+    if parts[0] != STYLES_DIR and not name.endswith(TEMPLATE_EXT):
+        return None  # not a template: a README, say
+    try:
+        spelt = "/".join([parts[0], *(escape_part(p) for p in parts[1:])])
+    except UnsafeName as exc:
+        return f"its name cannot be a template's or stylesheet's ({exc})"
+    return f"its name is not one mybb-sync writes ('%' is written %25, control characters %XX: {spelt})"
+
+
+def printable(relpath: str) -> str:
+    """``relpath`` as text that can be logged and stored: bytes that are not UTF-8 (kept by
+    ``os.fsdecode`` as lone surrogates) shown as ``\\xNN``."""
+    return relpath.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _has_undecodable(part: str) -> bool:
+    """Whether ``os.fsdecode`` had to escape bytes that are not UTF-8 (lone surrogates)."""
+    try:
+        part.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def under(prefix: str, paths: Iterable[str]) -> list[str]:
     """The paths equal to or below ``prefix`` ("" matches everything)."""
     if not prefix:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -62,18 +62,18 @@ from .deletions import (
 )  # fmt: skip
 from .engine import Decision, Entry, plan
 from .errors import DatabaseUnavailable, DiskUnavailable, MybbSyncError
-from .export import BATCH, Exporter, ExportReport, Scope, TwoWay, in_parallel, scope_folders, walk_files
+from .export import BATCH, Exporter, ExportReport, Scope, TwoWay, in_parallel, scope_folders, walk_tree
 from .importer import ForumCache, Imported, import_stylesheets, import_templates
 from .layout import GLOBAL_SID, Kind, under
 from .poller import Poller, RecentWrites
 from .reconcile import Action
 from .security import unsafe_templates
-from .state import ProblemKind, RootLock, State
+from .state import Problem, ProblemKind, RootLock, State
 from .statedir import StateDirGuard, state_dir
 from .store import Store, open_store, seen
 from .stylesheets import effective_stylesheets
 from .systemd import Notifier, status_line
-from .watch import Rescan, Touched, Watcher
+from .watch import Passed, Rescan, Touched, Watcher
 from .writers import Writers
 
 log = logging.getLogger(__name__)
@@ -220,6 +220,7 @@ class Service:
         self.finished = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
         self._progress = anyio.Event()  # set (and replaced) after each handled batch
+        self._ignored = {p.path: p.detail for p in state.problems(ProblemKind.IGNORED)}  # said already
         self._later_count = 0  # second looks scheduled by _later and not yet queued
         self._later_seq = 0  # Pending.seq of the last second look queued
         self.writers = Writers(root, self._later)  # files still being written: no pass imports them
@@ -332,19 +333,44 @@ class Service:
             scope = Scope((*sorted(self.catalog.sets), GLOBAL_SID), themes) if full else Scope((), themes)
             report = await self.exporter.run(self.store, self.catalog, scope, two_way=self._two_way())
             self._account(report)
+            await self._note_ignored(report.ignored, walked=scope_folders(self.catalog, scope))
             stale = await anyio.to_thread.run_sync(self._stale_paths, scope, report)
             batch.paths |= set(report.orphans) | stale | set(report.recheck)
         folders = sorted(p for p in prefixes if p not in ("", layout.STYLES_DIR))
         if folders:
-            batch.paths |= await anyio.to_thread.run_sync(self._under_folders, folders)
+            found, ignored = await anyio.to_thread.run_sync(self._under_folders, folders)
+            batch.paths |= found
+            await self._note_ignored(ignored, walked=folders)
         if batch.paths:
             await self.handle_paths(batch)
 
-    def _under_folders(self, folders: list[str]) -> set[str]:
-        """Files on disk and tracked files below the folders."""
-        found = {p for folder in folders for p in walk_files(self.root, folder)}
+    def _under_folders(self, folders: list[str]) -> tuple[set[str], dict[str, str]]:
+        """Files on disk and tracked files below the folders, and what their walk passed over."""
+        walks = [walk_tree(self.root, folder) for folder in folders]
         tracked = self.state.paths()
-        return found | {p for folder in folders for p in under(folder, tracked)}
+        found = {p for walk in walks for p in walk.files} | {p for folder in folders for p in under(folder, tracked)}
+        return found, {p: why for walk in walks for p, why in walk.ignored.items()}
+
+    async def _note_ignored(self, found: Mapping[str, str], walked: Sequence[str] = ()) -> None:
+        """Say once, in the log and in ``status``, what is passed over where a file could be and
+        why; what a walk of ``walked`` no longer finds is cleared."""
+        found = {layout.printable(p): why for p, why in found.items()}
+        new = {p: why for p, why in found.items() if self._ignored.get(p) != why}
+        gone = [p for p in self._ignored if p not in found and any(f == "" or p.startswith(f + "/") for f in walked)]
+        for path, why in new.items():
+            log.warning("ignored %s: %s", path, why, extra={"event": "ignored", "path": path})
+        if not (new or gone):
+            return
+        self._ignored.update(new)
+        for path in gone:
+            del self._ignored[path]
+        now = time.time()
+
+        def record() -> None:
+            self.state.clear_problems(gone)
+            self.state.report([Problem(p, ProblemKind.IGNORED, why, now) for p, why in new.items()])
+
+        await anyio.to_thread.run_sync(record)
 
     def _stale_paths(self, scope: Scope, report: ExportReport) -> set[str]:
         """Tracked files of the scope that the pass did not meet (their row is gone)."""
@@ -371,6 +397,8 @@ class Service:
         for path in paths:
             ref = layout.parse(path)
             if ref is None:
+                if (why := layout.why_ignored(path, layout.Found.FILE, self.root.temp_suffix)) is not None:
+                    await self._note_ignored({path: why})
                 continue
             owner = catalog.owner(ref)
             canonical = catalog.canonical(ref)
@@ -705,6 +733,8 @@ class Service:
             if isinstance(news, Touched):
                 self.writers.closed(news.paths)
                 self.pending.add(paths=sorted(news.paths))
+            elif isinstance(news, Passed):
+                await self._note_ignored(news.why)
             elif isinstance(news, Rescan):
                 log.debug("rescan of %r: %s", news.prefix or "the root", news.reason)
                 seq = self.pending.add(prefixes=[news.prefix])
@@ -767,6 +797,7 @@ def offline_status(root: Path) -> dict[str, Any]:
         "conflicts": kinds.count("conflict"),
         "invalid": kinds.count("invalid"),
         "missing": kinds.count("missing"),
+        "ignored": kinds.count("ignored"),
         "problems": [{"path": p.path, "kind": p.kind.value, "detail": p.detail, "since": p.since} for p in problems],
     }
 

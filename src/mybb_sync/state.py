@@ -134,6 +134,7 @@ class ProblemKind(StrEnum):
     INVALID = "invalid"
     MISSING = "missing"
     ERROR = "error"
+    IGNORED = "ignored"  # not synced: a symlink, a FIFO, a folder or a name mybb-sync never writes
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ from asyncinotify import Event, Inotify, Mask, Watch
 
 from ._compat import take_buffered
 from .errors import MybbSyncError
-from .layout import STATE_DIR, is_ignored_name
+from .layout import STATE_DIR, Found, is_ignored_name, why_ignored
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,15 @@ class Rescan:
     lost: bool = False  # events were lost (an overflow): who is writing what is not known
 
 
-News = Touched | Rescan
+@dataclass(frozen=True, slots=True)
+class Passed:
+    """Things made where a template or stylesheet file could be that are not synced, with why
+    (a symlink, a FIFO, a folder): said once, so that nobody waits for them to sync."""
+
+    why: dict[str, str]
+
+
+News = Touched | Rescan | Passed
 
 READ_EVENTS = 256
 WATCH_LIMIT_HINT = (
@@ -103,6 +112,7 @@ class Watcher:
         # Files being written in place (IN_MODIFY, no IN_CLOSE_WRITE yet). The service keeps a
         # reference: the set is only ever changed in place.
         self.writing: set[str] = set()
+        self._passed: dict[str, str] = {}  # made since the last news and not synced: path -> why
 
     def close(self) -> None:
         self._inotify.close()
@@ -217,6 +227,9 @@ class Watcher:
                 yield rescan
             if touched:
                 yield Touched(frozenset(touched))
+            if self._passed:
+                passed, self._passed = self._passed, {}
+                yield Passed(passed)
 
     def _expire_moves(self) -> set[str]:
         """A MOVED_FROM whose MOVED_TO did not arrive in the same read was a move out of the root."""
@@ -278,6 +291,14 @@ class Watcher:
         elif mask & _DELETE:
             self.writing.discard(rel)
             touched.add(rel)
+        elif mask & _CREATE:  # a regular file's close comes next; a symlink or FIFO makes no other event
+            self._check_made(rel, _found(self.root / rel))
+
+    def _check_made(self, rel: str, found: Found | None) -> None:
+        if found is not None and found is not Found.FILE:
+            why = why_ignored(rel, found, self.temp_suffix)
+            if why is not None:
+                self._passed[rel] = why
 
     def _handle_dir(self, mask: int, cookie: int, rel: str, name: str, rescans: list[Rescan]) -> None:
         if self._ignored_dir(name):
@@ -291,9 +312,24 @@ class Watcher:
                 self._rebase(old, rel)
             self.add_tree(rel)
             rescans.append(Rescan(rel, "directory moved in"))
+            self._check_made(rel, Found.DIR)
         elif mask & _CREATE:
             self.add_tree(rel)
             rescans.append(Rescan(rel, "new directory"))
+            self._check_made(rel, Found.DIR)
         elif mask & _DELETE:
             self._forget_tree(rel)
             rescans.append(Rescan(rel, "directory deleted"))
+
+
+def _found(path: Path) -> Found | None:
+    """What stands at ``path`` (``lstat``), None if nothing does any more."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return Found.FILE
+    if stat.S_ISDIR(mode):
+        return Found.DIR
+    return Found.SYMLINK if stat.S_ISLNK(mode) else Found.OTHER
