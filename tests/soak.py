@@ -33,13 +33,14 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 
+from boards import PrivateMariaDB, create_board
 from mybb_sync import php
 from mybb_sync.config import Settings
 from mybb_sync.layout import Kind
 from mybb_sync.service import offline_service, offline_status
 from mybb_sync.store import open_store
 from mybb_sync.synthetic import Board
-from boards import PrivateMariaDB, create_board
+
 from service_helpers import connect
 
 SET_DIR = "template_sets/Default Templates"
@@ -389,11 +390,10 @@ class Soak:
         if not MOUNTS or not self.service.running:
             return
         filler = self.root / ".filler"
-        with open(filler, "wb") as out:
+        with open(filler, "wb", buffering=0) as out:  # unbuffered: closing it flushes nothing
             try:
                 while True:
                     out.write(b"\0" * (1 << 20))
-                    out.flush()
             except OSError:
                 pass
         try:
