@@ -15,13 +15,12 @@ from typing import Any
 
 import aiomysql
 import aiosqlite
-
 import pytest
 
+from boards import PrivateMariaDB, create_board, drop_board
 from mybb_sync.config import Database
 from mybb_sync.store import Store, open_store
 from mybb_sync.synthetic import Board
-from boards import PrivateMariaDB, create_board, drop_board
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "mybb"
 

@@ -35,7 +35,7 @@ from mybb_sync.state import FINE_RACY_NS, RACY_NS, State
 def files_under(path: Path) -> dict[str, bytes]:
     """Every regular file below ``path`` (relative path -> bytes), symlinks not followed."""
     out = {}
-    for dirpath, dirnames, filenames in os.walk(path):
+    for dirpath, _, filenames in os.walk(path):
         for name in filenames:
             full = Path(dirpath) / name
             if full.is_file() and not full.is_symlink():

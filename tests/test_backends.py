@@ -14,6 +14,7 @@ import pytest
 from mybb_sync import layout
 from mybb_sync.config import Database
 from mybb_sync.synthetic import Board
+
 from conftest import raw_sql
 from service_helpers import running_service, tpath, wait_file, write
 

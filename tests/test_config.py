@@ -588,7 +588,7 @@ def test_a_mybb_sync_key_that_is_not_a_table_is_refused(cwd: Path) -> None:
 
 def test_a_malformed_toml_file_is_refused(cwd: Path) -> None:
     (cwd / "mybb-sync.toml").write_text('prefix = "unterminated\n')
-    with pytest.raises(ConfigError, match="mybb-sync.toml"):
+    with pytest.raises(ConfigError, match=r"mybb-sync\.toml"):
         load(cwd=cwd)
 
 
@@ -774,7 +774,7 @@ def test_a_config_without_database_settings_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_missing_config_php_is_refused_naming_the_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="config.php"):
+    with pytest.raises(ConfigError, match=r"config\.php"):
         read_forum_config(tmp_path)
 
 
@@ -869,5 +869,5 @@ def test_a_prefix_set_to_the_default_still_wins_over_the_forums(cwd: Path, mybb_
 
 
 def test_a_mybb_root_without_config_php_is_refused(cwd: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="config.php"):
+    with pytest.raises(ConfigError, match=r"config\.php"):
         load({"mybb_root": str(tmp_path)}, cwd=cwd)

@@ -20,18 +20,18 @@ import anyio
 import pytest
 from asyncinotify import Inotify, Mask
 
+from boards import PrivateMariaDB, create_board, drop_board
+from mybb_sync import export as export_module
 from mybb_sync.atomic import Root
 from mybb_sync.catalog import load_catalog
 from mybb_sync.config import Database
 from mybb_sync.errors import DatabaseUnavailable
-from mybb_sync import export as export_module
 from mybb_sync.export import Exporter, Scope
 from mybb_sync.layout import Kind
 from mybb_sync.state import FINE_RACY_NS, RACY_NS, State
 from mybb_sync.store import open_store
 from mybb_sync.store.sql import SQLStore
 from mybb_sync.synthetic import Board
-from boards import PrivateMariaDB, create_board, drop_board
 
 from conftest import raw_sql
 
@@ -499,7 +499,7 @@ async def _export_recording_lookups(
 
 
 async def test_the_state_of_an_exported_set_sums_to_the_databases_digest_of_it(board: Database, root: Path) -> None:
-    exporter, state = await exported_in_process(board, root)
+    _, state = await exported_in_process(board, root)
     try:
         async with open_store(board, "mybb_") as store:
             assert state.digest_of(Kind.TEMPLATE, 1) == await store.shown_digest(1)

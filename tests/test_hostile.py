@@ -31,6 +31,7 @@ import anyio
 import pytest
 from anyio.streams.text import TextReceiveStream
 
+from boards import create_board
 from mybb_sync.config import Database, Settings
 from mybb_sync.control import SUN_PATH_MAX, call, socket_path
 from mybb_sync.errors import MybbSyncError
@@ -38,7 +39,7 @@ from mybb_sync.layout import STATE_DIR
 from mybb_sync.service import offline_service, offline_status, serve
 from mybb_sync.state import RootLock, State
 from mybb_sync.synthetic import Board
-from boards import create_board
+
 from service_helpers import TIMEOUT, LogTap, cli_command, cli_env, cli_service, db_url, running_service
 
 pytestmark = [

@@ -77,14 +77,14 @@ async def test_a_new_symlink_fifo_and_folder_are_each_said_once_and_listed(board
         os.mkfifo(root / SET_FOLDER / "piped.html")
         (root / SET_FOLDER / "folder.html").mkdir()
         for name, why in (("linked.html", "symlink"), ("piped.html", "not a regular file"), ("folder.html", "a folder")):
-            line = await svc.log.wait_for(lambda l, n=name: l.startswith(f"ignored {SET_FOLDER}/{n}:"), since=mark)
+            line = await svc.log.wait_for(lambda line, n=name: line.startswith(f"ignored {SET_FOLDER}/{n}:"), since=mark)
             assert why in line
         await svc.handle.rescan()
         await svc.barrier()
         listed = ignored(root)
         assert {f"{SET_FOLDER}/{n}" for n in ("linked.html", "piped.html", "folder.html")} <= set(listed), listed
         for name in ("linked.html", "piped.html", "folder.html"):  # said once, not at every rescan
-            assert sum(l.startswith(f"ignored {SET_FOLDER}/{name}:") for l in svc.log.since(mark)) == 1
+            assert sum(line.startswith(f"ignored {SET_FOLDER}/{name}:") for line in svc.log.since(mark)) == 1
     assert target.read_text() == "<p>outside</p>"
 
 
@@ -96,10 +96,10 @@ async def test_names_mybb_sync_never_writes_are_said_with_their_spelling(board: 
         fd = os.open(os.fsencode(root / SET_FOLDER) + b"/caf\xe9.html", os.O_WRONLY | os.O_CREAT, 0o644)
         os.write(fd, b"<p>latin-1 name</p>")
         os.close(fd)
-        line = await svc.log.wait_for(lambda l: l.startswith(f"ignored {SET_FOLDER}/pct%2.html:"), since=mark)
+        line = await svc.log.wait_for(lambda line: line.startswith(f"ignored {SET_FOLDER}/pct%2.html:"), since=mark)
         assert "pct%252.html" in line
-        await svc.log.wait_for(lambda l: l.startswith(f"ignored {SET_FOLDER}/new\nline.html:"), since=mark)
-        await svc.log.wait_for(lambda l: "not valid UTF-8" in l, since=mark)
+        await svc.log.wait_for(lambda line: line.startswith(f"ignored {SET_FOLDER}/new\nline.html:"), since=mark)
+        await svc.log.wait_for(lambda line: "not valid UTF-8" in line, since=mark)
         await svc.barrier()
     assert f"{SET_FOLDER}/pct%2.html" in ignored(root)
 
@@ -110,7 +110,7 @@ async def test_what_was_made_while_stopped_is_said_at_start_and_cleared_once_gon
     link = root / SET_FOLDER / "linked.html"
     os.symlink(tmp_path, link)
     async with running_service(board, root) as svc:
-        assert any(l.startswith(f"ignored {SET_FOLDER}/linked.html: is a symlink") for l in svc.log.lines)
+        assert any(line.startswith(f"ignored {SET_FOLDER}/linked.html: is a symlink") for line in svc.log.lines)
         assert f"{SET_FOLDER}/linked.html" in ignored(root)
         link.unlink()
         await svc.handle.rescan()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from boards import create_board, drop_board
 from mybb_sync.config import Database
 from mybb_sync.engine import Decision, Entry, Row
 from mybb_sync.importer import ForumCache, import_stylesheets, import_templates
@@ -15,7 +16,6 @@ from mybb_sync.reconcile import Action, content_hash
 from mybb_sync.store import Store, TemplateRow, open_store
 from mybb_sync.stylesheets import effective_stylesheets
 from mybb_sync.synthetic import INSTALL_TIME, Board
-from boards import create_board, drop_board
 
 from conftest import raw_sql
 
@@ -124,7 +124,7 @@ async def refused_beside_an_edit(tables: Database, connection: str, text: str) -
     try:
         async with open_store(replace(board, charset=connection), "mybb_") as store:
             copy, kept = await disk_edit_of_a_set_copy(store)
-            other = [r async for batch in store.set_templates(1) for r in batch if r.sid == 1 and r != copy][0]
+            other = next(r for r in [r async for batch in store.set_templates(1) for r in batch] if r.sid == 1 and r != copy)
             path = f"template_sets/Default Templates/ungrouped/{other.title}.html"
             done = await import_templates(store, [kept, import_decision(path, Kind.TEMPLATE, 1, other.title, other, text)])
             shown = await store.templates_by_title(1, [copy.title, other.title])

@@ -539,9 +539,9 @@ def test_no_generated_path_can_leave_the_root() -> None:
     for _ in range(ROUNDS):
         a, b, c = hostile_name(rng), hostile_name(rng), hostile_name(rng)
         for make in (
-            lambda: template_path(a, b, c),
-            lambda: template_path(None, b),
-            lambda: stylesheet_path(a, b),
+            lambda a=a, b=b, c=c: template_path(a, b, c),
+            lambda b=b: template_path(None, b),
+            lambda a=a, b=b: stylesheet_path(a, b),
         ):
             try:
                 path = make()

@@ -11,13 +11,14 @@ import anyio
 import anyio.abc
 import pytest
 
-from mybb_sync.config import Database
-from mybb_sync.control import SUN_PATH_MAX, call, socket_path
-from mybb_sync.synthetic import Board
 from boards import CatalogTarget
 from mybb_sync.catalog import load_catalog
+from mybb_sync.config import Database
+from mybb_sync.control import SUN_PATH_MAX, call, socket_path
 from mybb_sync.poller import Poller
 from mybb_sync.store import Store
+from mybb_sync.synthetic import Board
+
 from service_helpers import db_url, running_service, set_template, tpath
 
 pytestmark = pytest.mark.anyio

@@ -7,6 +7,7 @@ import pytest
 
 from mybb_sync.php import dumps, loads, rtrim
 
+
 def _serialized_fixture_values(root: Path) -> list[str]:
     """Every PHP-serialized column in the captures, nested ones included."""
     values: list[str] = []

@@ -9,13 +9,23 @@ from dataclasses import replace
 import anyio
 import pytest
 
+from boards import CatalogTarget
 from mybb_sync.catalog import Catalog, load_catalog
 from mybb_sync.config import Database
-from mybb_sync.layout import GLOBAL_SID, MASTER_SID
 from mybb_sync.errors import DatabaseUnavailable
-from mybb_sync.poller import Look, PollTarget, Poller, RecentWrites, added_rows, counts_moved, lost_rows, news, template_paths
+from mybb_sync.layout import GLOBAL_SID, MASTER_SID
+from mybb_sync.poller import (
+    Look,
+    Poller,
+    PollTarget,
+    RecentWrites,
+    added_rows,
+    counts_moved,
+    lost_rows,
+    news,
+    template_paths,
+)
 from mybb_sync.store import Store, seen
-from boards import CatalogTarget
 
 from conftest import raw_sql
 

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from conftest import golden
 from mybb_sync.security import Threat, Verdict, check_template
+
+from conftest import golden
 
 FIXTURES = golden("check-template")
 

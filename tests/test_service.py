@@ -25,29 +25,30 @@ import anyio
 import anyio.to_thread
 import pytest
 
+from boards import PrivateMariaDB, create_board, drop_board
 from mybb_sync import export as export_module
 from mybb_sync import php
 from mybb_sync import service as service_module
 from mybb_sync.config import Database, Settings
+from mybb_sync.layout import Kind
 from mybb_sync.poller import Poller
 from mybb_sync.reconcile import content_hash
-from mybb_sync.layout import Kind
 from mybb_sync.service import Batch, Service, offline_status, serve
 from mybb_sync.state import State
 from mybb_sync.store import open_store
 from mybb_sync.store.sql import SQLStore
 from mybb_sync.synthetic import Board
-from boards import PrivateMariaDB, create_board, drop_board
+
 from service_helpers import (
-    TIMEOUT,
     SET_SID,
+    TIMEOUT,
     Running,
     audit,
     audit_mark,
     cli,
-    connect,
     cli_env,
     cli_service,
+    connect,
     control,
     db_url,
     imported_path,
@@ -1037,10 +1038,10 @@ async def test_json_logs_carry_fields_and_every_line_is_json(db: Database, board
     async with cli_service(db, root, root.parent, "--log-format", "json") as svc:
         mark = svc.log.mark()
         write(root / rel, "<p>json</p>")
-        line = await svc.log.wait_for(lambda l: f'"imported {rel}' in l, since=mark)
+        line = await svc.log.wait_for(lambda line: f'"imported {rel}' in line, since=mark)
     fields = json.loads(line)
     assert (fields["event"], fields["path"], fields["set"], fields["bytes"]) == ("imported", rel, SET_SID, len("<p>json</p>"))
-    assert all(json.loads(l) for l in svc.log.lines if l.strip())
+    assert all(json.loads(line) for line in svc.log.lines if line.strip())
 
 
 async def test_index_command_adds_reports_and_drops_the_poll_index(db: Database, root: Path) -> None:

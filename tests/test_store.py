@@ -10,16 +10,15 @@ from typing import Any
 import anyio
 import pytest
 
+from boards import PrivateMariaDB, create_board, drop_board
 from mybb_sync import php
 from mybb_sync.config import Database
 from mybb_sync.errors import ConfigError, DatabaseUnavailable, MybbSyncError
 from mybb_sync.store import Column, TemplateRow, TemplateSet, md5_hex, open_store, row_digest, seen
-from mybb_sync.store.mysql import MySQLStore
-from mybb_sync.store.mysql import _CODECS, charset_refusal
+from mybb_sync.store.mysql import _CODECS, MySQLStore, charset_refusal
 from mybb_sync.store.mysql import escape_string as mysql_escape
 from mybb_sync.stylesheets import StylesheetUpdate
 from mybb_sync.synthetic import GROUP_PREFIXES, INSTALL_TIME, Board
-from boards import PrivateMariaDB, create_board, drop_board
 
 from conftest import golden, raw_sql
 from service_helpers import connect, writes_waiting_for_a_lock
@@ -916,7 +915,7 @@ async def test_each_charset_lets_through_only_what_mariadb_can_store(server_db: 
     text = "".join(chr(cp) for cp in range(1, 0x10000) if not 0xD800 <= cp <= 0xDFFF)
     [(back,)] = await sql(server_db, f"SELECT CONVERT(CONVERT(%s USING {charset}) USING utf8mb4)", (text,))
     assert len(back) == len(text)  # each character that cannot be stored becomes one '?'
-    stored = {c for c, b in zip(text, back) if c == b}
+    stored = {c for c, b in zip(text, back, strict=True) if c == b}
     allowed = {c for c in text if charset_refusal(charset, c) is None}
     assert allowed - stored == set()
     assert set(_CODECS[charset][1]) & stored == set()

@@ -55,7 +55,7 @@ async def test_the_issue_example_is_refused_and_changes_nothing(db: Database, bo
         before = await shown(db, title)
         mark = svc.log.mark()
         write(root / rel, "<div>{${system(\"id\")}} {$config['database']['password']}</div>")
-        line = await svc.log.wait_for(lambda l: l.startswith(f"refused {rel}:"), since=mark)
+        line = await svc.log.wait_for(lambda line: line.startswith(f"refused {rel}:"), since=mark)
         await svc.barrier()
         assert "security check" in line and "database settings" in line  # test 1 comes first
         assert await audit(db) == []
@@ -69,7 +69,7 @@ async def test_each_test_of_the_check_refuses_its_file_with_its_reason(db: Datab
         for reason, text in UNSAFE.items():
             write(root / tpath(titles[reason]), text)
         lines = {
-            reason: await svc.log.wait_for(lambda l, t=titles[reason]: l.startswith(f"refused {tpath(t)}:"), since=mark)
+            reason: await svc.log.wait_for(lambda line, t=titles[reason]: line.startswith(f"refused {tpath(t)}:"), since=mark)
             for reason in UNSAFE
         }
         await svc.barrier()
@@ -86,7 +86,7 @@ async def test_an_unsafe_new_template_creates_no_row(db: Database, root: Path) -
     async with running_service(db, root) as svc:
         mark = svc.log.mark()
         write(root / rel, "{${phpinfo()}}")
-        await svc.log.wait_for(lambda l: l.startswith(f"refused {rel}:"), since=mark)
+        await svc.log.wait_for(lambda line: line.startswith(f"refused {rel}:"), since=mark)
         await svc.barrier()
         assert await raw_sql(db, "SELECT tid FROM mybb_templates WHERE title = %s", ("brand_new_unsafe",)) == []
 
@@ -97,7 +97,7 @@ async def test_a_fixed_file_is_imported_and_leaves_the_refused_list(db: Database
     async with running_service(db, root) as svc:
         mark = svc.log.mark()
         write(root / rel, "<b>{$config[x][y]}</b>")
-        await svc.log.wait_for(lambda l: l.startswith(f"refused {rel}:"), since=mark)
+        await svc.log.wait_for(lambda line: line.startswith(f"refused {rel}:"), since=mark)
         await svc.barrier()
         assert rel in invalid(root)
         mark = svc.log.mark()
@@ -117,7 +117,7 @@ async def test_an_unsafe_edit_made_while_stopped_is_refused_at_start(db: Databas
     write(root / rel, "<div>{$a[$b[0]]}</div>")
     async with running_service(db, root) as svc:
         await svc.barrier()
-        assert any(l.startswith(f"refused {rel}:") for l in svc.log.lines)
+        assert any(line.startswith(f"refused {rel}:") for line in svc.log.lines)
     assert await shown(db, title) == before
     assert await audit(db) == []
 
@@ -153,7 +153,7 @@ async def test_the_service_warns_once_at_start_about_stored_unsafe_templates(db:
     title = board_spec.master_title(5)
     await raw_sql(db, "UPDATE mybb_templates SET template = %s WHERE sid = -2 AND title = %s", ("{${`id`}}", title))
     async with running_service(db, root) as svc:
-        line = await svc.log.wait_for(lambda l: "fail MyBB's security check" in l)
+        line = await svc.log.wait_for(lambda line: "fail MyBB's security check" in line)
         await svc.barrier()
         assert repr(title) in line and "mybb-sync check" in line
-        assert sum("fail MyBB's security check" in l for l in svc.log.lines) == 1
+        assert sum("fail MyBB's security check" in line for line in svc.log.lines) == 1

@@ -17,6 +17,7 @@ import anyio
 import pytest
 
 from mybb_sync.watch import News, Rescan, Touched, Watcher
+
 from service_helpers import queue_limit
 
 pytestmark = pytest.mark.anyio

@@ -16,9 +16,9 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0"
 
 # After __version__: the modules below read it.
-from .config import Database, Settings, load_settings  # noqa: E402
-from .errors import ConfigError, DatabaseUnavailable, DiskUnavailable, MybbSyncError, UnsafeName  # noqa: E402
-from .service import ServiceHandle, Status, serve  # noqa: E402
+from .config import Database, Settings, load_settings
+from .errors import ConfigError, DatabaseUnavailable, DiskUnavailable, MybbSyncError, UnsafeName
+from .service import ServiceHandle, Status, serve
 
 __all__ = [
     "ConfigError",

@@ -35,7 +35,7 @@ import re
 import secrets
 import stat
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +51,7 @@ SYNCFS_THRESHOLD = 32  # files in a batch from which one syncfs beats an fsync p
 CHUNK = 64  # fewest files worth a worker thread of their own
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
+_syncfs: Callable[[int], int] | None
 try:
     _syncfs = ctypes.CDLL(None, use_errno=True).syncfs
 except (OSError, AttributeError):  # not Linux/glibc: fall back to fsync per file
@@ -355,7 +356,8 @@ def _flush(root: Root) -> None:
     """Phase 2 of a bulk batch: one syncfs makes every staged temp durable."""
     fd = root.open_root()
     try:
-        if _syncfs(fd) != 0:  # type: ignore[misc]
+        assert _syncfs is not None  # only bulk batches flush, and only where syncfs exists
+        if _syncfs(fd) != 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err))
     finally:
@@ -439,7 +441,8 @@ async def write_files(root: Root, writes: Sequence[Write], limiter: anyio.Capaci
         return []
     # Shielded: a batch cancelled between its phases would leave its temps behind.
     with anyio.CancelScope(shield=True):
-        return await _write_files(root, writes, limiter)
+        results = await _write_files(root, writes, limiter)
+    return results
 
 
 async def _write_files(root: Root, writes: Sequence[Write], limiter: anyio.CapacityLimiter) -> list[Result]:

@@ -344,7 +344,7 @@ async def cmd_diff(args: argparse.Namespace) -> int:
         entries = await service.entries_for(paths)
         reads = await anyio.to_thread.run_sync(read_files, root, [e.path for e in entries], 16 * 1024 * 1024)
     differ = 0
-    for entry, read in zip(entries, reads):
+    for entry, read in zip(entries, reads, strict=True):
         disk = None if read.data is None else read.data.decode("utf-8", "replace")
         text = unified_diff(entry.path, entry.kind, entry.text, disk)
         if text:

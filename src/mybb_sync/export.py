@@ -216,7 +216,7 @@ async def in_parallel(
         error = reported_error(group)
         if error is None:
             raise
-        raise error
+        raise error from None
 
 
 async def finish_within(
@@ -409,7 +409,9 @@ class Exporter:
         confirmed = []
         for read in read_files(self.root, paths, max_bytes=max_bytes(Kind.STYLESHEET)):
             st = states.get(read.path)
-            if st is None or read.data is None or read.stat != st.stat or read.stat.mtime_ns + self.root.racy_ns >= seen_ns:
+            if st is None or read.data is None or read.stat is None or read.stat != st.stat:
+                continue
+            if read.stat.mtime_ns + self.root.racy_ns >= seen_ns:
                 continue
             try:
                 text = read.data.decode("utf-8")

@@ -36,7 +36,7 @@ class TextFormatter(logging.Formatter):
         second = int(record.created)
         if second != self._second:
             self._second, self._stamp = second, time.strftime(self.default_time_format, self.converter(second))
-        return self.default_msec_format % (self._stamp, record.msecs)
+        return f"{self._stamp},{int(record.msecs):03d}"  # logging's default_msec_format
 
 
 class JournalFormatter(logging.Formatter):
@@ -97,5 +97,5 @@ def use_json() -> None:
 def _cheap_records() -> None:
     """Leave out of log records what no format here shows (the logging HOWTO's "Optimization"):
     the caller's file and line, thread, process and multiprocessing names."""
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False

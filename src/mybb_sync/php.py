@@ -10,7 +10,7 @@ from typing import TypeAlias
 
 __all__ = ["PhpValue", "dumps", "loads", "rtrim"]
 
-PhpValue: TypeAlias = "None | bool | int | float | str | dict[int | str, PhpValue]"
+PhpValue: TypeAlias = "bool | int | float | str | dict[int | str, PhpValue] | None"
 
 # What PHP's unserialize accepts after "d:" (besides INF/-INF/NAN).
 _FLOAT = re.compile(rb"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")

@@ -199,9 +199,9 @@ def _failure_cost(data: bytes, end: int, span: bytes) -> float:
         if ways > BACKTRACK_LIMIT:
             return ways
     tail = 1
-    if (m := _KEY_RUN.match(data, end)) is not None:  # a bracket that never closes
-        spaces = len(m.group(1)) - len(m.group(1).rstrip(b" "))
-        tail = (spaces + 1) * (len(m.group(2)) + spaces + 1)
+    if (run := _KEY_RUN.match(data, end)) is not None:  # a bracket that never closes
+        spaces = len(run.group(1)) - len(run.group(1).rstrip(b" "))
+        tail = (spaces + 1) * (len(run.group(2)) + spaces + 1)
     return ways * (tail + retries)
 
 

@@ -361,6 +361,7 @@ class State:
             self._db.executemany("DELETE FROM problems WHERE path = ?", [(p,) for p in paths])
 
     def problems(self, kind: ProblemKind | None = None) -> list[Problem]:
+        args: tuple[str, ...]
         sql, args = "SELECT path, kind, detail, since FROM problems", ()
         if kind is not None:
             sql, args = sql + " WHERE kind = ?", (kind.value,)

@@ -148,6 +148,7 @@ class SQLStore(ABC):
         own: dict[str, int] = {}  # exact title -> tid of the copy that wins
         for tid, title in await self._fetch(f"SELECT tid, title FROM {table} WHERE sid = %s AND tid <= %s", (sid, newest)):
             own[title] = max(int(tid), own.get(title, -1))
+        args: tuple[int, ...]
         if sid == GLOBAL_SID:
             where, args = "sid = %s", (GLOBAL_SID,)
             twins: dict[str, int] = {}
