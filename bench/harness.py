@@ -270,7 +270,9 @@ async def reexport(db: Database, prefix: str, root: Path) -> dict[str, Any]:
 FOLLOWING_POLLS = 4  # polls timed after the one that finds a save (the table's header settles within 2 s)
 
 
-async def poll_costs(db: Database, prefix: str, idle_polls: int, saves: int, interval: float, index: bool) -> dict[str, Any]:
+async def poll_costs(
+    db: Database, prefix: str, idle_polls: int, saves: int, interval: float, index: bool
+) -> dict[str, Any]:
     """Wall time of the poller's queries at the client (database time plus round trips).
 
     Idle: polls with nothing changed. After a save: an Admin CP-style UPDATE
@@ -292,7 +294,9 @@ async def poll_costs(db: Database, prefix: str, idle_polls: int, saves: int, int
         conn.close()
 
 
-async def _time_polls(store: Any, conn: Any, prefix: str, idle_polls: int, saves: int, interval: float, index: bool) -> dict[str, Any]:
+async def _time_polls(
+    store: Any, conn: Any, prefix: str, idle_polls: int, saves: int, interval: float, index: bool
+) -> dict[str, Any]:
     """The polls of :func:`poll_costs` on an open store."""
     target = CatalogTarget(await load_catalog(store))
     poller = Poller(store, interval)
@@ -383,7 +387,9 @@ class Bench:
     def poll_cost(self, tag: str, db: Database, result: dict[str, Any]) -> None:
         for key, index in (("poll", False), ("poll_indexed", True)):
             label = " with the poll index" if index else ""
-            with Stage(f"{tag} poll cost{label}: {self.args.idle_polls} idle polls, {self.args.poll_saves} Admin CP style save(s)"):
+            with Stage(
+                f"{tag} poll cost{label}: {self.args.idle_polls} idle polls, {self.args.poll_saves} Admin CP style save(s)"
+            ):
                 cost = anyio.run(poll_costs, db, self.prefix, self.args.idle_polls, self.args.poll_saves, 1.0, index)
             result[key] = cost
             if cost["first_poll_missed"]:
@@ -436,7 +442,9 @@ class Bench:
                 "runs_files_per_s": [round(r, 1) for r in rates],
             }
             if "fetch_seconds" in runs[pattern][-1]:
-                export[pattern]["fetch_seconds"] = round(statistics.median(r["fetch_seconds"] for r in runs[pattern]), 4)
+                export[pattern]["fetch_seconds"] = round(
+                    statistics.median(r["fetch_seconds"] for r in runs[pattern]), 4
+                )
         counts = {export[p]["files"] for p in PATTERNS}
         if len(counts) != 1:
             result["errors"].append(f"export patterns wrote different file counts: {counts}")
@@ -503,7 +511,13 @@ class Bench:
             "rss_after_mib": round((rss or 0) / 1024, 1),
             "exit_code": rc,
         }
-        log.info("%s   watching after %.2fs (%.0f files/s incl. process start), peak RSS %.1f MiB", tag, seconds, n_files / seconds, (hwm or 0) / 1024)
+        log.info(
+            "%s   watching after %.2fs (%.0f files/s incl. process start), peak RSS %.1f MiB",
+            tag,
+            seconds,
+            n_files / seconds,
+            (hwm or 0) / 1024,
+        )
         if rc != 0:
             result["errors"].append(f"service exited {rc} on SIGTERM (expected 0)")
         # 2. restart on the unchanged root: start-up reconcile. Wait out the racy-clean window
@@ -524,8 +538,15 @@ class Bench:
                 "imports_during_startup": startup_imports,
             }
             if self.process_overhead_s is not None:
-                result["startup_reconcile"]["minus_process_overhead_seconds"] = round(max(0.0, seconds - self.process_overhead_s), 3)
-            log.info("%s   watching after %.2fs (interpreter + imports alone: %.2fs)", tag, seconds, self.process_overhead_s or 0)
+                result["startup_reconcile"]["minus_process_overhead_seconds"] = round(
+                    max(0.0, seconds - self.process_overhead_s), 3
+                )
+            log.info(
+                "%s   watching after %.2fs (interpreter + imports alone: %.2fs)",
+                tag,
+                seconds,
+                self.process_overhead_s or 0,
+            )
             if startup_imports:
                 result["errors"].append(f"start-up on an unchanged root imported {startup_imports} file(s)")
             self._guard(result, "idle", lambda: self.idle_cpu(tag, svc, result))
@@ -538,7 +559,9 @@ class Bench:
                 self._guard(result, "edits", lambda: self.single_edits(tag, svc, conn, catalog, root, edits, result))
                 self._guard(result, "burst", lambda: self.burst(tag, svc, conn, catalog, root, burst, result))
                 used = {layout.parse(p).name for p in edits + burst}  # type: ignore[union-attr]
-                self._guard(result, "db_to_file", lambda: self.db_to_file(tag, conn, catalog, root, templates, used, result))
+                self._guard(
+                    result, "db_to_file", lambda: self.db_to_file(tag, conn, catalog, root, templates, used, result)
+                )
             finally:
                 conn.close()
         finally:
@@ -549,12 +572,21 @@ class Bench:
                 result["errors"].append(f"service exited {rc} on SIGTERM (expected 0)")
         try:
             templates = [p for p in paths if p.startswith(layout.SETS_DIR + "/")]
-            self._guard(result, "backlog", lambda: self.backlog(tag, db, catalog, root, templates, startup_timeout, result))
+            self._guard(
+                result, "backlog", lambda: self.backlog(tag, db, catalog, root, templates, startup_timeout, result)
+            )
         finally:
             rmtree(root)
 
     def backlog(
-        self, tag: str, db: Database, catalog: Catalog, root: Path, templates: list[str], timeout: float, result: dict[str, Any]
+        self,
+        tag: str,
+        db: Database,
+        catalog: Catalog,
+        root: Path,
+        templates: list[str],
+        timeout: float,
+        result: dict[str, Any],
     ) -> None:
         """Files changed while the service was down: found by the start-up rescan and imported in batches.
 
@@ -567,7 +599,9 @@ class Bench:
         trials: list[dict[str, Any]] = []
         lost = 0
         for trial in range(self.args.backlog_trials):
-            unchanged, imports = self._timed_start(db, root, f"{tag} backlog trial {trial + 1}: start-up on the unchanged root", timeout, result)
+            unchanged, imports = self._timed_start(
+                db, root, f"{tag} backlog trial {trial + 1}: start-up on the unchanged root", timeout, result
+            )
             offset = (trial * n) % len(templates)
             chosen = (templates[offset:] + templates[:offset])[:n]
             expected: dict[str, tuple[int, str, str]] = {}
@@ -576,7 +610,13 @@ class Bench:
                 (root / rel).write_bytes(data)
                 expected[rel] = (*self._sid_title(catalog, rel), text)
             sync_disk()
-            seconds, _ = self._timed_start(db, root, f"{tag} backlog trial {trial + 1}: start-up with {n} files changed while down", timeout, result)
+            seconds, _ = self._timed_start(
+                db,
+                root,
+                f"{tag} backlog trial {trial + 1}: start-up with {n} files changed while down",
+                timeout,
+                result,
+            )
             conn = connect_sync(db)
             try:
                 landed = self._in_database(conn, expected)
@@ -592,7 +632,15 @@ class Bench:
                 "files_per_s": round(n / importing, 1),
                 "lost": n - len(landed),
             })  # fmt: skip
-            log.info("%s   backlog trial %d: %d files in %.2fs (%.0f files/s), lost %d", tag, trial + 1, n, importing, n / importing, n - len(landed))
+            log.info(
+                "%s   backlog trial %d: %d files in %.2fs (%.0f files/s), lost %d",
+                tag,
+                trial + 1,
+                n,
+                importing,
+                n / importing,
+                n - len(landed),
+            )
             if imports:
                 result["errors"].append(f"backlog: the start-up on the unchanged root imported {imports} file(s)")
         importing = statistics.median(t["import_seconds"] for t in trials)
@@ -604,11 +652,20 @@ class Bench:
             "lost": lost,
             "method": "per trial: start-up time with N files changed offline minus that of a start-up on the unchanged root just before; median over the trials",
         }
-        log.info("%s   backlog: median of %d trials %.2fs (%.0f files/s), lost %d", tag, len(trials), importing, n / importing, lost)
+        log.info(
+            "%s   backlog: median of %d trials %.2fs (%.0f files/s), lost %d",
+            tag,
+            len(trials),
+            importing,
+            n / importing,
+            lost,
+        )
         if lost:
             result["errors"].append(f"backlog: {lost} change(s) lost")
 
-    def _timed_start(self, db: Database, root: Path, label: str, timeout: float, result: dict[str, Any]) -> tuple[float, int]:
+    def _timed_start(
+        self, db: Database, root: Path, label: str, timeout: float, result: dict[str, Any]
+    ) -> tuple[float, int]:
         """(seconds from spawn to ``watching``, files imported meanwhile) of one service start, then stopped."""
         svc = ServiceProcess(db, root, self.work, prefix=self.prefix)
         try:
@@ -691,7 +748,9 @@ class Bench:
             for start in range(0, len(titles), 500):
                 chunk = list(titles[start : start + 500])
                 marks = ", ".join(["%s"] * len(chunk))
-                cur.execute(f"SELECT title, template FROM {self._table()} WHERE sid = %s AND title IN ({marks})", (sid, *chunk))
+                cur.execute(
+                    f"SELECT title, template FROM {self._table()} WHERE sid = %s AND title IN ({marks})", (sid, *chunk)
+                )
                 found.update((t, x) for t, x in cur.fetchall())
         return found
 
@@ -710,9 +769,15 @@ class Bench:
             f.write(data)
         return temp, final
 
-
     def single_edits(
-        self, tag: str, svc: ServiceProcess, conn: Any, catalog: Catalog, root: Path, paths: list[str], result: dict[str, Any]
+        self,
+        tag: str,
+        svc: ServiceProcess,
+        conn: Any,
+        catalog: Catalog,
+        root: Path,
+        paths: list[str],
+        result: dict[str, Any],
     ) -> None:
         latencies: list[float] = []
         service_ms: list[float] = []  # the service's own "x ms" for the database round trips
@@ -757,10 +822,24 @@ class Bench:
         if lost:
             result["errors"].append(f"{len(lost)} single edit(s) never reached the database: {lost[:3]}")
         if latencies:
-            log.info("%s   latency p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, lost %d", tag, stats["p50"], stats["p95"], stats["p99"], len(lost))
+            log.info(
+                "%s   latency p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, lost %d",
+                tag,
+                stats["p50"],
+                stats["p95"],
+                stats["p99"],
+                len(lost),
+            )
 
     def burst(
-        self, tag: str, svc: ServiceProcess, conn: Any, catalog: Catalog, root: Path, paths: list[str], result: dict[str, Any]
+        self,
+        tag: str,
+        svc: ServiceProcess,
+        conn: Any,
+        catalog: Catalog,
+        root: Path,
+        paths: list[str],
+        result: dict[str, Any],
     ) -> None:
         prepared = []
         for i, rel in enumerate(paths):
@@ -815,7 +894,9 @@ class Bench:
             "peak_rss_reset": hwm_reset,
         }
         if not hwm_reset:
-            result["notes"].append("could not reset VmHWM before the burst: its peak RSS is the process's lifetime peak")
+            result["notes"].append(
+                "could not reset VmHWM before the burst: its peak RSS is the process's lifetime peak"
+            )
         result["burst"] = burst
         if lost:
             result["errors"].append(f"burst: {lost} of {n} change(s) lost")
@@ -861,13 +942,17 @@ class Bench:
         status, note = "ok", ""
         last_second = 0
 
-        def admin_cp_save(row: tuple[Any, ...], label: str, dateline: int | None = None) -> tuple[Path, bytes, float, int]:
+        def admin_cp_save(
+            row: tuple[Any, ...], label: str, dateline: int | None = None
+        ) -> tuple[Path, bytes, float, int]:
             """UPDATE the row as the Admin CP saves a template: new text, dateline = TIME_NOW (whole seconds)."""
             tid, sid, title, template = row
             text = template.rstrip() + f"\n<!-- bench admin cp {label} {self.token} -->"
             second = int(time.time()) if dateline is None else dateline
             with conn.cursor() as cur:
-                cur.execute(f"UPDATE {self._table()} SET template = %s, dateline = %s WHERE tid = %s", (text, second, tid))
+                cur.execute(
+                    f"UPDATE {self._table()} SET template = %s, dateline = %s WHERE tid = %s", (text, second, tid)
+                )
             return root / by_title[(sid, title)], text.encode("utf-8"), time.perf_counter(), second
 
         def wait_file(path: Path, data: bytes, since: float) -> float | None:
@@ -898,19 +983,34 @@ class Bench:
                     )  # fmt: skip
                     break
                 latencies.append((seen - updated) * 1000)
-        result["db_to_file"] = {"status": status, "note": note, "latency_ms": summary_ms(latencies), "timeout_s": timeout}
+        result["db_to_file"] = {
+            "status": status,
+            "note": note,
+            "latency_ms": summary_ms(latencies),
+            "timeout_s": timeout,
+        }
         if status == "unsupported":
             log.info("%s   unsupported: %s", tag, note)
             return
         if latencies:
-            log.info("%s   p50 %.1f ms, p95 %.1f ms", tag, result["db_to_file"]["latency_ms"]["p50"], result["db_to_file"]["latency_ms"]["p95"])
+            log.info(
+                "%s   p50 %.1f ms, p95 %.1f ms",
+                tag,
+                result["db_to_file"]["latency_ms"]["p50"],
+                result["db_to_file"]["latency_ms"]["p95"],
+            )
         # Rows the trials did not touch first; on a tiny board, any two rows will do.
         spare = fresh[trials:] + [r for r in rows if r not in fresh[trials:]]
         probe_rows = list({r[0]: r for r in reversed(spare)}.values())[::-1][:2]
         result["db_to_file"]["same_second"] = self._same_second_probe(tag, probe_rows, admin_cp_save, wait_file, result)
 
     def _same_second_probe(
-        self, tag: str, rows: list[tuple[Any, ...]], save: Callable[..., Any], wait_file: Callable[..., Any], result: dict[str, Any]
+        self,
+        tag: str,
+        rows: list[tuple[Any, ...]],
+        save: Callable[..., Any],
+        wait_file: Callable[..., Any],
+        result: dict[str, Any],
     ) -> dict[str, Any]:
         """Two Admin CP saves stamped with the same second, the second one after the first reached its file.
 
@@ -1012,24 +1112,63 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m bench",
         description="Benchmark mybb-sync against the replaced tool's write pattern and a naive durable one.",
     )
-    parser.add_argument("--quick", action="store_true", help=f"sizes {','.join(map(str, QUICK_SIZES))} unless --sizes says otherwise (under 10 minutes on 2 cores)")
-    parser.add_argument("--sizes", type=_sizes, help=f"board sizes in master templates (default: {','.join(map(str, FULL_SIZES))}; --quick: {','.join(map(str, QUICK_SIZES))})")
-    parser.add_argument("--db", metavar="URL", help="an existing MySQL/MariaDB server (mysql://user:pass@host:port/any-db or ?unix_socket=); boards are created there as new databases and dropped. Default: a private throwaway mariadbd")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"sizes {','.join(map(str, QUICK_SIZES))} unless --sizes says otherwise (under 10 minutes on 2 cores)",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=_sizes,
+        help=f"board sizes in master templates (default: {','.join(map(str, FULL_SIZES))}; --quick: {','.join(map(str, QUICK_SIZES))})",
+    )
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        help="an existing MySQL/MariaDB server (mysql://user:pass@host:port/any-db or ?unix_socket=); boards are created there as new databases and dropped. Default: a private throwaway mariadbd",
+    )
     parser.add_argument("--prefix", default="mybb_", help="table prefix of the synthetic boards (default: mybb_)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: bench/results/)")
-    parser.add_argument("--work-dir", type=Path, help="where roots and the private server's data go (default: a temp folder in bench/, on the repository's disk); removed afterwards")
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        help="where roots and the private server's data go (default: a temp folder in bench/, on the repository's disk); removed afterwards",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per export pattern, in rotating order; the median is reported (default 3)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs per export pattern, in rotating order; the median is reported (default 3)",
+    )
     parser.add_argument("--edits", type=int, default=200, help="single edits to time (default 200)")
-    parser.add_argument("--edit-gap", type=float, default=0.02, help="pause between single edits in seconds (default 0.02)")
-    parser.add_argument("--burst", type=int, default=10000, help="files in the burst import, at most one per template (default 10000)")
-    parser.add_argument("--backlog", type=int, default=10000, help="files changed while the service is down (default 10000)")
-    parser.add_argument("--backlog-trials", type=int, default=3, help="backlog trials, each paired with a start-up on the unchanged root; the median is reported (default 3)")
+    parser.add_argument(
+        "--edit-gap", type=float, default=0.02, help="pause between single edits in seconds (default 0.02)"
+    )
+    parser.add_argument(
+        "--burst", type=int, default=10000, help="files in the burst import, at most one per template (default 10000)"
+    )
+    parser.add_argument(
+        "--backlog", type=int, default=10000, help="files changed while the service is down (default 10000)"
+    )
+    parser.add_argument(
+        "--backlog-trials",
+        type=int,
+        default=3,
+        help="backlog trials, each paired with a start-up on the unchanged root; the median is reported (default 3)",
+    )
     parser.add_argument("--idle-seconds", type=float, default=10.0, help="window for the idle CPU figure (default 10)")
     parser.add_argument("--db-edits", type=int, default=20, help="database -> file trials (default 20)")
     parser.add_argument("--idle-polls", type=int, default=200, help="idle polls to time (default 200)")
-    parser.add_argument("--poll-saves", type=int, default=5, help="Admin CP style saves whose polls are timed (default 5)")
-    parser.add_argument("--db-timeout", type=float, default=10.0, help="seconds to wait for a database change to reach its file (default 10)")
+    parser.add_argument(
+        "--poll-saves", type=int, default=5, help="Admin CP style saves whose polls are timed (default 5)"
+    )
+    parser.add_argument(
+        "--db-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to wait for a database change to reach its file (default 10)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs (the service's log lines too)")
     return parser
 

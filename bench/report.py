@@ -68,7 +68,9 @@ def check(document: dict[str, Any]) -> list[str]:
                 problems.append(f"{tag}: {key} peak RSS missing")
         poll = r.get("poll", {})
         indexed = r.get("poll_indexed", {})
-        if not all(_positive(p.get(k, {}).get("p50")) for p in (poll, indexed) for k in ("idle_ms", "first_after_save_ms")):
+        if not all(
+            _positive(p.get(k, {}).get("p50")) for p in (poll, indexed) for k in ("idle_ms", "first_after_save_ms")
+        ):
             problems.append(f"{tag}: poll cost missing")
         idle = r.get("idle", {}).get("cpu_percent")
         if not (isinstance(idle, (int, float)) and 0 <= idle <= 200):
@@ -118,24 +120,52 @@ def markdown(document: dict[str, Any]) -> str:
         row(f"export {SHORT[p]}, files/s", lambda r, p=p: _fmt(_get(r, "export", p, "files_per_s")))
     row("ratio (a)/(b)", lambda r: _fmt(_get(r, "export", "ratio_a_b"), 2))
     row("ratio (a)/(c)", lambda r: _fmt(_get(r, "export", "ratio_a_c"), 2))
-    row("re-export unchanged, s (share of full export)", lambda r: f"{_fmt(_get(r, 'reexport', 'seconds'), 3)} ({_fmt(100 * (_get(r, 'reexport', 'ratio_to_full') or float('nan')), 1)}%)")
+    row(
+        "re-export unchanged, s (share of full export)",
+        lambda r: (
+            f"{_fmt(_get(r, 'reexport', 'seconds'), 3)} ({_fmt(100 * (_get(r, 'reexport', 'ratio_to_full') or float('nan')), 1)}%)"
+        ),
+    )
     row("... files it read", lambda r: _fmt(_get(r, "reexport", "files_read")))
-    row("re-export again, s (share of full export)", lambda r: f"{_fmt(_get(r, 'reexport', 'second_pass_seconds'), 3)} ({_fmt(100 * (_get(r, 'reexport', 'second_pass_ratio_to_full') or float('nan')), 1)}%)")
+    row(
+        "re-export again, s (share of full export)",
+        lambda r: (
+            f"{_fmt(_get(r, 'reexport', 'second_pass_seconds'), 3)} ({_fmt(100 * (_get(r, 'reexport', 'second_pass_ratio_to_full') or float('nan')), 1)}%)"
+        ),
+    )
     row("... files it read", lambda r: _fmt(_get(r, "reexport", "second_pass_files_read")))
-    row("service start-up export into empty root, s (files/s)", lambda r: f"{_fmt(_get(r, 'service_export', 'seconds'), 2)} ({_fmt(_get(r, 'service_export', 'files_per_s'))})")
-    row("start-up reconcile, unchanged root, s to `watching`", lambda r: _fmt(_get(r, "startup_reconcile", "seconds"), 2))
-    row("... of which interpreter + imports, s", lambda r: _fmt(_get(r, "startup_reconcile", "process_overhead_seconds"), 2))
+    row(
+        "service start-up export into empty root, s (files/s)",
+        lambda r: f"{_fmt(_get(r, 'service_export', 'seconds'), 2)} ({_fmt(_get(r, 'service_export', 'files_per_s'))})",
+    )
+    row(
+        "start-up reconcile, unchanged root, s to `watching`",
+        lambda r: _fmt(_get(r, "startup_reconcile", "seconds"), 2),
+    )
+    row(
+        "... of which interpreter + imports, s",
+        lambda r: _fmt(_get(r, "startup_reconcile", "process_overhead_seconds"), 2),
+    )
     for q in ("p50", "p95", "p99"):
         row(f"single edit -> DB, {q}, ms", lambda r, q=q: _fmt(_get(r, "edits", "latency_ms", q), 1))
-    row("... of which the service's database round trips, p50, ms", lambda r: _fmt(_get(r, "edits", "service_db_ms", "p50"), 1))
-    row("single edits measured / lost", lambda r: f"{_fmt(_get(r, 'edits', 'measured'))} / {_fmt(_get(r, 'edits', 'lost'))}")
+    row(
+        "... of which the service's database round trips, p50, ms",
+        lambda r: _fmt(_get(r, "edits", "service_db_ms", "p50"), 1),
+    )
+    row(
+        "single edits measured / lost",
+        lambda r: f"{_fmt(_get(r, 'edits', 'measured'))} / {_fmt(_get(r, 'edits', 'lost'))}",
+    )
     row("burst: files", lambda r: _fmt(_get(r, "burst", "files")))
     row("burst: rename all into place, s", lambda r: _fmt(_get(r, "burst", "rename_seconds"), 3))
     row("burst: last rename -> all in DB, s", lambda r: _fmt(_get(r, "burst", "drain_seconds"), 3))
     row("burst: files/s (first rename -> all in DB)", lambda r: _fmt(_get(r, "burst", "files_per_s")))
     row("burst: lost", lambda r: _fmt(_get(r, "burst", "lost")))
     row("backlog found at start-up: files", lambda r: _fmt(_get(r, "backlog", "files")))
-    row("backlog: import files/s (median of the trials: start-up minus the unchanged start-up before it)", lambda r: _fmt(_get(r, "backlog", "files_per_s")))
+    row(
+        "backlog: import files/s (median of the trials: start-up minus the unchanged start-up before it)",
+        lambda r: _fmt(_get(r, "backlog", "files_per_s")),
+    )
     row("backlog: lost", lambda r: _fmt(_get(r, "backlog", "lost")))
 
     def d2f(r: dict[str, Any], q: str) -> str:
@@ -146,8 +176,14 @@ def markdown(document: dict[str, Any]) -> str:
 
     row("database -> file, p50, ms", lambda r: d2f(r, "p50"))
     row("database -> file, p95, ms", lambda r: d2f(r, "p95"))
-    row("database -> file, 2nd save with the same dateline second", lambda r: str(_get(r, "db_to_file", "same_second", "outcome") or "-"))
-    row("poll, nothing changed, p50 / p99, ms", lambda r: f"{_fmt(_get(r, 'poll', 'idle_ms', 'p50'), 2)} / {_fmt(_get(r, 'poll', 'idle_ms', 'p99'), 2)}")
+    row(
+        "database -> file, 2nd save with the same dateline second",
+        lambda r: str(_get(r, "db_to_file", "same_second", "outcome") or "-"),
+    )
+    row(
+        "poll, nothing changed, p50 / p99, ms",
+        lambda r: f"{_fmt(_get(r, 'poll', 'idle_ms', 'p50'), 2)} / {_fmt(_get(r, 'poll', 'idle_ms', 'p99'), 2)}",
+    )
     row("poll that finds a save, p50, ms", lambda r: _fmt(_get(r, "poll", "first_after_save_ms", "p50"), 1))
     row("polls in the seconds after a save, p50, ms", lambda r: _fmt(_get(r, "poll", "following_ms", "p50"), 1))
     row("with the poll index: poll that finds a save / following, p50, ms",
@@ -158,7 +194,9 @@ def markdown(document: dict[str, Any]) -> str:
     row("idle CPU, % of one core", lambda r: _fmt(_get(r, "idle", "cpu_percent"), 2))
     lines.append("")
     notes = sorted({n for r in results for n in r.get("notes", [])})
-    notes += sorted({f"database -> file: {_get(r, 'db_to_file', 'note')}" for r in results if _get(r, "db_to_file", "note")})
+    notes += sorted(
+        {f"database -> file: {_get(r, 'db_to_file', 'note')}" for r in results if _get(r, "db_to_file", "note")}
+    )
     lines += [
         "Notes:",
         "",

@@ -27,7 +27,9 @@ from . import procfs
 log = logging.getLogger("bench.service")
 
 # "imported <path> -> set 1 'title' (123 bytes, 4.5 ms)"  (mybb_sync.importer)
-IMPORTED_RE = re.compile(r" imported (?P<path>.+?) -> (?:global|set -?\d+|theme \d+) .*\((?P<bytes>\d+) bytes, (?P<ms>[\d.]+) ms\)\s*$")
+IMPORTED_RE = re.compile(
+    r" imported (?P<path>.+?) -> (?:global|set -?\d+|theme \d+) .*\((?P<bytes>\d+) bytes, (?P<ms>[\d.]+) ms\)\s*$"
+)
 WATCHING_RE = re.compile(r" watching (?P<root>.+) \((?P<folders>\d+) folders\)")
 
 
@@ -43,7 +45,9 @@ def db_url(db: Database) -> str:
 class ServiceProcess:
     """``python -m mybb_sync.cli watch`` on one root; settings through the environment (no password in argv)."""
 
-    def __init__(self, db: Database, root: Path, cwd: Path, *, prefix: str = "mybb_", profile_to: Path | None = None) -> None:
+    def __init__(
+        self, db: Database, root: Path, cwd: Path, *, prefix: str = "mybb_", profile_to: Path | None = None
+    ) -> None:
         self.db = db
         self.root = root
         self.cwd = cwd

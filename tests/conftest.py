@@ -93,7 +93,9 @@ def _backends(node: pytest.Item) -> tuple[tuple[str, ...], bool]:
     engines, parametrize = tuple(marker.args), marker.kwargs.get("parametrize", True)
     unknown = [e for e in engines if e not in BACKENDS]
     if not engines or unknown or set(marker.kwargs) - {"parametrize"}:
-        raise pytest.UsageError(f"{node.nodeid}: backends() takes engines among {BACKENDS} and parametrize=, not {marker}")
+        raise pytest.UsageError(
+            f"{node.nodeid}: backends() takes engines among {BACKENDS} and parametrize=, not {marker}"
+        )
     if not parametrize and len(engines) != 1:
         raise pytest.UsageError(f"{node.nodeid}: backends(..., parametrize=False) takes exactly one engine")
     return engines, parametrize

@@ -401,7 +401,9 @@ class CliService:
 
 
 @asynccontextmanager
-async def cli_service(db: Database, root: Path, cwd: Path, *extra: str, env: dict[str, str] | None = None) -> AsyncIterator[CliService]:
+async def cli_service(
+    db: Database, root: Path, cwd: Path, *extra: str, env: dict[str, str] | None = None
+) -> AsyncIterator[CliService]:
     """Start ``mybb-sync watch`` and return once it logged that it is watching ``root``."""
     log = LogTap()
     command = cli_command("watch", "--db", db_url(db), "--root", str(root), *extra)

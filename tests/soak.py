@@ -170,7 +170,10 @@ class Soak:
 
     def content(self, what: str) -> str:
         self.n += 1
-        body = "".join(f"\t<div class=\"soak{self.rng.randrange(1000)}\">{{$lang->x}}</div>\n" for _ in range(self.rng.randint(1, 30)))
+        body = "".join(
+            f'\t<div class="soak{self.rng.randrange(1000)}">{{$lang->x}}</div>\n'
+            for _ in range(self.rng.randint(1, 30))
+        )
         text = f"<!-- soak {self.summary.seed}:{self.n} {what} -->\n{body}"
         self.written.add(php.rtrim(text))
         self.written.add(text)
@@ -301,7 +304,9 @@ class Soak:
             code = await self.service.kill(signal.SIGTERM)
             took = time.monotonic() - started
             if code != 0 or took > 5:
-                self.summary.violations.append(f"SIGTERM{' under a table lock' if locked else ''}: exit {code} after {took:.1f}s")
+                self.summary.violations.append(
+                    f"SIGTERM{' under a table lock' if locked else ''}: exit {code} after {took:.1f}s"
+                )
             self.summary.faults["sigterm-locked" if locked else "sigterm"] += 1
         finally:
             if locker is not None:
@@ -361,7 +366,9 @@ class Soak:
         await self.rescan()
         lost = before - await self.copies(titles)
         if lost:
-            self.summary.violations.append(f"moving {self.rel(group)} aside reverted {len(lost)} copies, e.g. {sorted(lost)[0]!r}")
+            self.summary.violations.append(
+                f"moving {self.rel(group)} aside reverted {len(lost)} copies, e.g. {sorted(lost)[0]!r}"
+            )
         os.rename(aside, group)
         self.summary.faults["folder-moved-aside"] += 1
 
@@ -535,9 +542,12 @@ class Soak:
             if path in conflicts:
                 if last_disk is not None and disk_text != last_disk.content:
                     v.append(f"{path}: in conflict but the file is not the last disk write")
-                if last_db is not None and last_db.content is not None and db_text is not None and _normal(
-                    kind, db_text
-                ) != _normal(kind, last_db.content):
+                if (
+                    last_db is not None
+                    and last_db.content is not None
+                    and db_text is not None
+                    and _normal(kind, db_text) != _normal(kind, last_db.content)
+                ):
                     v.append(f"{path}: in conflict but the row is not the last database write")
                 continue
             if disk_text is None:

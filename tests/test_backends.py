@@ -82,5 +82,7 @@ async def test_a_stylesheet_edit_writes_the_forums_cache_files(board: Database, 
     assert (forum / "cache/themes/theme2/usercp.css").read_bytes() == b".usercp { color: #FFFFFF; }\n"
     assert (forum / "cache/themes/theme2/usercp.min.css").read_bytes() == b".usercp{color:#FFF}"
     assert (forum / "cache/themes/theme2/index.html").read_bytes() == b""
-    copies = await raw_sql(board, "SELECT tid, stylesheet FROM mybb_themestylesheets WHERE name = 'usercp.css' ORDER BY tid")
+    copies = await raw_sql(
+        board, "SELECT tid, stylesheet FROM mybb_themestylesheets WHERE name = 'usercp.css' ORDER BY tid"
+    )
     assert [(int(t), s) for t, s in copies] == [(1, SPEC.stylesheets()[1][3]), (2, ".usercp { color: #FFFFFF; }\n")]

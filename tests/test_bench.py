@@ -94,7 +94,9 @@ def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
     assert _positive(burst["files_per_s"]) and burst["drain_seconds"] >= 0
     backlog = r["backlog"]
     assert backlog["files"] > 0 and backlog["lost"] == 0 and _positive(backlog["files_per_s"])
-    assert len(backlog["trials"]) == 2 and all(t["lost"] == 0 and t["unchanged_startup_imports"] == 0 for t in backlog["trials"])
+    assert len(backlog["trials"]) == 2 and all(
+        t["lost"] == 0 and t["unchanged_startup_imports"] == 0 for t in backlog["trials"]
+    )
 
     d2f = r["db_to_file"]
     if d2f["status"] == "ok":

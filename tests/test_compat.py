@@ -52,7 +52,9 @@ async def test_aiomysql_calls_the_escape_hook_for_every_statement_with_parameter
 
 async def test_asyncinotify_still_buffers_the_rest_of_a_read(tmp_path: Path) -> None:
     with Inotify() as inotify:
-        assert isinstance(getattr(inotify, INOTIFY_BUFFER, None), list), f"asyncinotify.Inotify.{INOTIFY_BUFFER} is gone"
+        assert isinstance(getattr(inotify, INOTIFY_BUFFER, None), list), (
+            f"asyncinotify.Inotify.{INOTIFY_BUFFER} is gone"
+        )
         inotify.add_watch(tmp_path, Mask.CLOSE_WRITE)
         for name in "abc":
             (tmp_path / name).write_text(name)

@@ -703,9 +703,9 @@ def test_a_hostname_with_a_socket_after_the_colon_gives_the_socket() -> None:
 
 def test_the_password_is_read_as_php_reads_the_installers_addslashes() -> None:
     # addslashes() escapes ' \ " NUL; inside single quotes PHP only undoes \\ and \'.
-    password = "it's a \\ \"quoted\" pass"
+    password = 'it\'s a \\ "quoted" pass'
     db = forum(mybb_installer_config(dbpass=password))
-    assert db.password == "it's a \\ \\\"quoted\\\" pass"
+    assert db.password == 'it\'s a \\ \\"quoted\\" pass'
 
 
 def test_a_password_with_php_and_url_characters_is_kept_verbatim() -> None:

@@ -99,7 +99,9 @@ async def test_a_full_disk_keeps_an_admin_cp_save_pending_and_lands_it_when_spac
             with filled(disk):
                 mark = svc.log.mark()
                 await set_template(board, SET_SID, title, "<p>saved while the disk was full</p>", int(time.time()))
-                await svc.log.wait_for(lambda line: "No space left on device" in line and "kept pending" in line, since=mark)
+                await svc.log.wait_for(
+                    lambda line: "No space left on device" in line and "kept pending" in line, since=mark
+                )
                 status = (await control(root, "status"))["status"]
                 assert status["disk_up"] is False and status["pending"] >= 1
             await wait_file(root / tpath(title), lambda data: data == b"<p>saved while the disk was full</p>")
@@ -137,7 +139,9 @@ async def test_an_edit_the_full_state_store_cannot_record_waits_and_then_lands(
             with filled(state):
                 mark = svc.log.mark()
                 (root / tpath(title)).write_text("<p>edited while the disk was full</p>")
-                await svc.log.wait_for(lambda line: "cannot write the state store" in line and "kept pending" in line, since=mark)
+                await svc.log.wait_for(
+                    lambda line: "cannot write the state store" in line and "kept pending" in line, since=mark
+                )
                 assert (await shown(board, title)).template != "<p>edited while the disk was full</p>"
                 assert (await control(root, "status"))["status"]["disk_up"] is False
             await svc.imported([tpath(title)], since=mark)
@@ -149,7 +153,9 @@ async def test_an_edit_the_full_state_store_cannot_record_waits_and_then_lands(
 
 async def test_export_into_a_full_disk_exits_1_with_one_line_and_a_json_error(board: Database, tmp_path: Path) -> None:
     with small_disk(tmp_path / "disk", size="256k") as disk:
-        result = await cli("export", "--json", "--db", db_url(board), "--root", str(disk / "root"), cwd=tmp_path, check=False)
+        result = await cli(
+            "export", "--json", "--db", db_url(board), "--root", str(disk / "root"), cwd=tmp_path, check=False
+        )
     stderr = result.stderr.decode()
     assert result.returncode == 1
     assert "Traceback" not in stderr

@@ -198,7 +198,11 @@ async def test_export_writes_every_set_global_template_and_stylesheet_in_the_lay
     assert final_files(root) == expected
     assert {p.split("/")[0] for p in expected} == {"template_sets", "global_templates", "styles"}
     assert {p.split("/")[1] for p in expected if p.startswith("template_sets/")} == {"Default Templates", "Second Set"}
-    assert {p.split("/")[1] for p in expected if p.startswith("styles/")} == {"MyBB Master Style", "Default", "Child Theme"}
+    assert {p.split("/")[1] for p in expected if p.startswith("styles/")} == {
+        "MyBB Master Style",
+        "Default",
+        "Child Theme",
+    }
     css = {(tid, name): text.encode() for name, tid, _attached, text in SPEC.stylesheets()}
     assert (root / "styles/Child Theme/global.css").read_bytes() == css[3, "global.css"]  # its own row
     assert (root / "styles/Child Theme/color_blue.css").read_bytes() == css[2, "color_blue.css"]  # from its parent
@@ -303,6 +307,7 @@ async def test_changing_an_inherited_stylesheet_rewrites_it_in_every_theme(board
 
 # --- sets unchanged since they were last agreed: no rows read ---------------------------------
 
+
 async def agreed_export(db: Database, root: Path) -> None:
     """An export, then a re-export that reads (and re-stamps) the files still in the racy window."""
     assert (await export(db, root, "--json")).json()["rows_read"] > 0
@@ -310,7 +315,9 @@ async def agreed_export(db: Database, root: Path) -> None:
     assert (await export(db, root, "--json")).json()["written"] == 0
 
 
-async def test_a_reexport_of_sets_unchanged_since_the_last_agreed_pass_reads_no_row(board: Database, root: Path) -> None:
+async def test_a_reexport_of_sets_unchanged_since_the_last_agreed_pass_reads_no_row(
+    board: Database, root: Path
+) -> None:
     await agreed_export(board, root)
     before = snapshot(root)
     summary = (await export(board, root, "--json")).json()
@@ -322,7 +329,9 @@ async def test_a_row_changed_without_a_new_dateline_is_still_exported(board: Dat
     """Plugins' find_replace_templatesets updates the text and leaves dateline as it was."""
     await agreed_export(board, root)
     title = a_set_copy()
-    await sql(board, "UPDATE mybb_templates SET template = %s WHERE sid = 1 AND BINARY title = %s", ("<b>plugin</b>", title))
+    await sql(
+        board, "UPDATE mybb_templates SET template = %s WHERE sid = 1 AND BINARY title = %s", ("<b>plugin</b>", title)
+    )
     summary = (await export(board, root, "--json")).json()
     assert summary["written"] == 1 and (root / set_path(title)).read_bytes() == b"<b>plugin</b>"
 
@@ -370,9 +379,15 @@ async def test_lost_state_rows_make_the_set_read_in_full(board: Database, root: 
 
 async def test_a_new_template_group_moves_files_even_though_no_template_changed(board: Database, root: Path) -> None:
     await agreed_export(board, root)
-    title = next(t for t, _x, sid, _v, _d in SPEC.templates() if sid in (-2, 1) and t.split("_", 1)[0] not in SPEC.groups)
+    title = next(
+        t for t, _x, sid, _v, _d in SPEC.templates() if sid in (-2, 1) and t.split("_", 1)[0] not in SPEC.groups
+    )
     prefix = title.split("_", 1)[0]
-    await sql(board, "INSERT INTO mybb_templategroups (prefix, title, isdefault) VALUES (%s, %s, 0)", (prefix, f"<lang:{prefix}>"))
+    await sql(
+        board,
+        "INSERT INTO mybb_templategroups (prefix, title, isdefault) VALUES (%s, %s, 0)",
+        (prefix, f"<lang:{prefix}>"),
+    )
     summary = (await export(board, root, "--json")).json()
     assert summary["written"] > 0
     assert (root / f"template_sets/Default Templates/{prefix}/{title}.html").exists()
@@ -388,17 +403,25 @@ async def test_a_database_restored_to_rows_older_than_the_files_makes_the_set_re
     title = a_set_copy()
     file = root / set_path(title)
     original = file.read_bytes()
-    [(text, dateline)] = await sql(board, "SELECT template, dateline FROM mybb_templates WHERE sid = 1 AND BINARY title = %s", (title,))
+    [(text, dateline)] = await sql(
+        board, "SELECT template, dateline FROM mybb_templates WHERE sid = 1 AND BINARY title = %s", (title,)
+    )
     file.write_bytes(b"<p>synced, then the database was restored</p>")
     await change_template(board, 1, title, "<p>synced, then the database was restored</p>")
     assert (await export(board, root, "--json")).json()["written"] == 0  # both sides equal: agreed on the new row
-    await sql(board, "UPDATE mybb_templates SET template = %s, dateline = %s WHERE sid = 1 AND BINARY title = %s", (text, dateline, title))
+    await sql(
+        board,
+        "UPDATE mybb_templates SET template = %s, dateline = %s WHERE sid = 1 AND BINARY title = %s",
+        (text, dateline, title),
+    )
     summary = (await export(board, root, "--json")).json()
     assert summary["rows_read"] >= SPEC.masters and summary["written"] == 1
     assert file.read_bytes() == original
 
 
-async def test_a_set_synced_file_by_file_since_its_full_read_is_still_not_read_again(board: Database, root: Path) -> None:
+async def test_a_set_synced_file_by_file_since_its_full_read_is_still_not_read_again(
+    board: Database, root: Path
+) -> None:
     """The files were last agreed with exactly the rows the set shows, whichever pass agreed
     them: a row changed and exported is no reason to read the set in full next time."""
     await agreed_export(board, root)
@@ -413,9 +436,15 @@ async def test_a_set_synced_file_by_file_since_its_full_read_is_still_not_read_a
 async def test_a_master_added_beside_a_copy_equal_but_for_case_is_exported(board: Database, root: Path) -> None:
     """The database's collation matches 'ZZCASE_PROBE' to 'zzcase_probe'; PHP's cache does not,
     so the set shows both, and the new master must not hide behind the copy."""
-    await sql(board, "INSERT INTO mybb_templates (title, template, sid, version, status, dateline) VALUES ('ZZCASE_PROBE', 'copy', 1, '1837', '', 1)")
+    await sql(
+        board,
+        "INSERT INTO mybb_templates (title, template, sid, version, status, dateline) VALUES ('ZZCASE_PROBE', 'copy', 1, '1837', '', 1)",
+    )
     await agreed_export(board, root)
-    await sql(board, "INSERT INTO mybb_templates (title, template, sid, version, status, dateline) VALUES ('zzcase_probe', 'master', -2, '1837', '', 1)")
+    await sql(
+        board,
+        "INSERT INTO mybb_templates (title, template, sid, version, status, dateline) VALUES ('zzcase_probe', 'master', -2, '1837', '', 1)",
+    )
     summary = (await export(board, root, "--json")).json()
     assert summary["written"] == 2  # in each set
     assert (root / set_path("zzcase_probe")).read_bytes() == b"master"
@@ -427,7 +456,9 @@ async def test_a_save_without_change_costs_one_full_read_then_none(board: Databa
     """The Admin CP stamps a new dateline on an unchanged text: the file's state takes the new
     row, so the set's digest proves it unchanged again."""
     await agreed_export(board, root)
-    await sql(board, "UPDATE mybb_templates SET dateline = dateline + 60 WHERE sid = 1 AND BINARY title = %s", (a_set_copy(),))
+    await sql(
+        board, "UPDATE mybb_templates SET dateline = dateline + 60 WHERE sid = 1 AND BINARY title = %s", (a_set_copy(),)
+    )
     first = (await export(board, root, "--json")).json()
     assert first["written"] == 0 and first["rows_read"] >= SPEC.masters
     second = (await export(board, root, "--json")).json()

@@ -262,7 +262,9 @@ async def test_a_long_roots_socket_lives_in_a_private_folder_of_ours(
     assert not path.exists()
 
 
-async def test_an_impostor_on_the_old_predictable_socket_is_never_asked(board: Database, long_root: Path, tmp_env: Path) -> None:
+async def test_an_impostor_on_the_old_predictable_socket_is_never_asked(
+    board: Database, long_root: Path, tmp_env: Path
+) -> None:
     """nobody listens where the socket of a long root used to be (TMPDIR/mybb-sync-<digest>.sock): it used to
     get the export request and answer 'exported', and nothing was exported. Now it is never asked."""
     async with impostor(str(tmp_env / f"mybb-sync-{digest(long_root)}.sock")) as tap:
@@ -431,7 +433,9 @@ def test_deleting_the_state_folder_frees_no_lock(tmp_path: Path) -> None:
     try:
         State(tmp_path).close()
         shutil.rmtree(tmp_path / STATE_DIR)
-        other = subprocess.run([sys.executable, "-c", TRY_LOCK, str(tmp_path)], capture_output=True, text=True, timeout=60)
+        other = subprocess.run(
+            [sys.executable, "-c", TRY_LOCK, str(tmp_path)], capture_output=True, text=True, timeout=60
+        )
         assert other.stdout.strip() == "refused", other.stderr
         assert not (tmp_path / STATE_DIR).exists()
     finally:
@@ -449,7 +453,10 @@ async def test_a_service_whose_state_folder_is_deleted_stops_and_no_second_one_s
             shutil.rmtree(root / STATE_DIR)
             code, lines = await watch_outcome(board, root, shared)
             line = stopped_with_one_error(code, lines)
-            assert f"another mybb-sync process is already syncing {root} (pid {first.pid} of user root holds its lock)" in line
+            assert (
+                f"another mybb-sync process is already syncing {root} (pid {first.pid} of user root holds its lock)"
+                in line
+            )
         finally:
             first.signal(signal.SIGCONT)
         await first.log.wait_for(lambda line: line.startswith("mybb-sync: error: "))
@@ -504,7 +511,9 @@ async def test_another_user_gets_one_line_about_the_state_folder(
     assert f"{root / STATE_DIR} is owned by user root, not by you (nobody)" in line
 
 
-async def test_another_user_gets_one_line_about_a_root_it_cannot_enter(board: Database, root: Path, shared: Path) -> None:
+async def test_another_user_gets_one_line_about_a_root_it_cannot_enter(
+    board: Database, root: Path, shared: Path
+) -> None:
     State(root).close()
     os.chmod(root, 0o700)
     for args in (["status"], ["export", "--db", "sqlite:///nonexistent/forum.sqlite"]):

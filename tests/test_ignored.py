@@ -68,7 +68,9 @@ def test_what_is_synced_or_no_concern_is_not_reported(path: str) -> None:
 # -- the service ---------------------------------------------------------------------------
 
 
-async def test_a_new_symlink_fifo_and_folder_are_each_said_once_and_listed(board: Database, root: Path, tmp_path: Path) -> None:
+async def test_a_new_symlink_fifo_and_folder_are_each_said_once_and_listed(
+    board: Database, root: Path, tmp_path: Path
+) -> None:
     target = tmp_path / "elsewhere.html"
     target.write_text("<p>outside</p>")
     async with running_service(board, root) as svc:
@@ -76,8 +78,14 @@ async def test_a_new_symlink_fifo_and_folder_are_each_said_once_and_listed(board
         os.symlink(target, root / SET_FOLDER / "linked.html")
         os.mkfifo(root / SET_FOLDER / "piped.html")
         (root / SET_FOLDER / "folder.html").mkdir()
-        for name, why in (("linked.html", "symlink"), ("piped.html", "not a regular file"), ("folder.html", "a folder")):
-            line = await svc.log.wait_for(lambda line, n=name: line.startswith(f"ignored {SET_FOLDER}/{n}:"), since=mark)
+        for name, why in (
+            ("linked.html", "symlink"),
+            ("piped.html", "not a regular file"),
+            ("folder.html", "a folder"),
+        ):
+            line = await svc.log.wait_for(
+                lambda line, n=name: line.startswith(f"ignored {SET_FOLDER}/{n}:"), since=mark
+            )
             assert why in line
         await svc.handle.rescan()
         await svc.barrier()
@@ -104,7 +112,9 @@ async def test_names_mybb_sync_never_writes_are_said_with_their_spelling(board: 
     assert f"{SET_FOLDER}/pct%2.html" in ignored(root)
 
 
-async def test_what_was_made_while_stopped_is_said_at_start_and_cleared_once_gone(board: Database, root: Path, tmp_path: Path) -> None:
+async def test_what_was_made_while_stopped_is_said_at_start_and_cleared_once_gone(
+    board: Database, root: Path, tmp_path: Path
+) -> None:
     async with running_service(board, root):
         pass
     link = root / SET_FOLDER / "linked.html"

@@ -44,7 +44,9 @@ async def test_an_import_decided_on_a_copy_reverted_since_does_not_bring_the_cop
     await store.revert_templates(1, [copy.title])  # the Admin CP's revert lands first
     done = await import_templates(store, [decision])
     assert (done.states, done.recheck) == ([], [decision.entry.path])
-    assert await raw_sql(board, "SELECT tid FROM mybb_templates WHERE sid = 1 AND BINARY title = %s", (copy.title,)) == []
+    assert (
+        await raw_sql(board, "SELECT tid FROM mybb_templates WHERE sid = 1 AND BINARY title = %s", (copy.title,)) == []
+    )
 
 
 async def test_an_import_decided_on_a_copy_changed_since_keeps_the_other_writers_content(
@@ -124,9 +126,13 @@ async def refused_beside_an_edit(tables: Database, connection: str, text: str) -
     try:
         async with open_store(replace(board, charset=connection), "mybb_") as store:
             copy, kept = await disk_edit_of_a_set_copy(store)
-            other = next(r for r in [r async for batch in store.set_templates(1) for r in batch] if r.sid == 1 and r != copy)
+            other = next(
+                r for r in [r async for batch in store.set_templates(1) for r in batch] if r.sid == 1 and r != copy
+            )
             path = f"template_sets/Default Templates/ungrouped/{other.title}.html"
-            done = await import_templates(store, [kept, import_decision(path, Kind.TEMPLATE, 1, other.title, other, text)])
+            done = await import_templates(
+                store, [kept, import_decision(path, Kind.TEMPLATE, 1, other.title, other, text)]
+            )
             shown = await store.templates_by_title(1, [copy.title, other.title])
             assert (shown[copy.title].template, shown[other.title]) == ("edited on disk", other)
             assert [d.entry.path for d, _ in done.refused] == [path]

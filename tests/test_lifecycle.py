@@ -109,7 +109,9 @@ async def _lines_until(proc: anyio.abc.Process, wanted: str, seen: list[str], ti
 
 
 @pytest.mark.backends("sqlite")
-async def test_a_database_missing_at_start_is_waited_for_then_synced(board: Database, root: Path, tmp_path: Path) -> None:
+async def test_a_database_missing_at_start_is_waited_for_then_synced(
+    board: Database, root: Path, tmp_path: Path
+) -> None:
     later = tmp_path / "later.sqlite"
     argv = [*CLI, "watch", "--db", f"sqlite:///{later}", "--root", str(root)]
     seen: list[str] = []

@@ -23,7 +23,14 @@ def record_at(created: float, level: int = logging.INFO, exc_info: object = None
 
 def test_text_log_lines_are_stamped_as_loggings_default_formatter_stamps_them() -> None:
     ours, default = TextFormatter(), logging.Formatter(FORMAT)
-    moments = [1_700_000_000.0, 1_700_000_000.25, 1_700_000_000.999, 1_700_000_001.5, 1_700_000_000.5, 1_800_000_000.042]
+    moments = [
+        1_700_000_000.0,
+        1_700_000_000.25,
+        1_700_000_000.999,
+        1_700_000_001.5,
+        1_700_000_000.5,
+        1_800_000_000.042,
+    ]
     assert [ours.format(record_at(t)) for t in moments] == [default.format(record_at(t)) for t in moments]
 
 

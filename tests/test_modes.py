@@ -66,7 +66,9 @@ def write_in_child(
     (uid, gid, supplementary groups...) if given."""
     after = "" if umask_after_import is None else oct(umask_after_import)
     ids = ":".join(str(i) for i in as_user)
-    done = subprocess.run([sys.executable, "-c", WRITER, str(root), after, ids, *paths], umask=umask, capture_output=True)
+    done = subprocess.run(
+        [sys.executable, "-c", WRITER, str(root), after, ids, *paths], umask=umask, capture_output=True
+    )
     assert done.returncode == 0, done.stderr.decode()
     assert json.loads(done.stdout) == []
     for p in paths:

@@ -165,7 +165,9 @@ async def first_row(board: Database, sid: int) -> tuple[int, str]:
 
 
 async def save_like_the_admin_cp(board: Database, tid: int, text: str) -> None:
-    await raw_sql(board, "UPDATE mybb_templates SET template = %s, dateline = %s WHERE tid = %s", (text, int(time.time()), tid))
+    await raw_sql(
+        board, "UPDATE mybb_templates SET template = %s, dateline = %s WHERE tid = %s", (text, int(time.time()), tid)
+    )
 
 
 @pytest.mark.anyio
@@ -231,7 +233,9 @@ async def test_polls_wait_for_a_busy_service_no_longer_than_their_limit(
 
 
 @pytest.mark.anyio
-async def test_a_second_save_within_the_same_second_is_found_too(board: Database, polled: tuple[Poller, Target]) -> None:
+async def test_a_second_save_within_the_same_second_is_found_too(
+    board: Database, polled: tuple[Poller, Target]
+) -> None:
     poller, target = polled
     tid, title = await first_row(board, 1)
     stamp = int(time.time())
@@ -242,7 +246,9 @@ async def test_a_second_save_within_the_same_second_is_found_too(board: Database
 
 
 @pytest.mark.anyio
-async def test_a_template_a_plugin_inserts_without_a_dateline_is_found(board: Database, polled: tuple[Poller, Target]) -> None:
+async def test_a_template_a_plugin_inserts_without_a_dateline_is_found(
+    board: Database, polled: tuple[Poller, Target]
+) -> None:
     poller, target = polled
     await raw_sql(board, "INSERT INTO mybb_templates (title, template, sid, version, status, dateline) "
                          "VALUES ('myplugin_box', 'p', -2, '1800', '', 0)")  # fmt: skip
@@ -260,7 +266,9 @@ async def test_a_reverted_set_copy_is_found(board: Database, polled: tuple[Polle
 
 
 @pytest.mark.anyio
-async def test_a_copy_replaced_by_another_between_two_polls_is_found(board: Database, polled: tuple[Poller, Target]) -> None:
+async def test_a_copy_replaced_by_another_between_two_polls_is_found(
+    board: Database, polled: tuple[Poller, Target]
+) -> None:
     """One row gone and one new: the count is unchanged, yet both titles are looked at."""
     poller, target = polled
     tid, title = await first_row(board, 1)
@@ -281,13 +289,19 @@ async def test_a_row_still_as_our_own_import_stored_it_is_not_news(store: Store,
 
 
 @pytest.mark.anyio
-async def test_a_poll_long_after_the_last_one_finds_saves_stamped_in_between(board: Database, polled: tuple[Poller, Target]) -> None:
+async def test_a_poll_long_after_the_last_one_finds_saves_stamped_in_between(
+    board: Database, polled: tuple[Poller, Target]
+) -> None:
     """The first poll after a long start-up pass, or after polls skipped while the database was away."""
     poller, target = polled
     assert poller._look is not None  # noqa: SLF001 - the last poll began five minutes ago
     poller._look = replace(poller._look, started=poller._look.started - 300)  # noqa: SLF001
     tid, title = await first_row(board, 1)
-    await raw_sql(board, "UPDATE mybb_templates SET template = 'then', dateline = %s WHERE tid = %s", (int(time.time()) - 200, tid))
+    await raw_sql(
+        board,
+        "UPDATE mybb_templates SET template = 'then', dateline = %s WHERE tid = %s",
+        (int(time.time()) - 200, tid),
+    )
     assert (await poller.poll(target))[0] == template_paths(target.catalog, 1, [title])
 
 
@@ -311,21 +325,29 @@ async def test_a_poll_cut_short_by_the_database_is_done_again_in_full(
 
 
 @pytest.mark.anyio
-async def test_the_newest_row_deleted_and_its_tid_handed_out_again_is_found(board: Database, polled: tuple[Poller, Target]) -> None:
+async def test_the_newest_row_deleted_and_its_tid_handed_out_again_is_found(
+    board: Database, polled: tuple[Poller, Target]
+) -> None:
     poller, target = polled
-    (tid, title), = await raw_sql(board, "SELECT tid, title FROM mybb_templates WHERE sid = 1 ORDER BY tid DESC LIMIT 1")
+    ((tid, title),) = await raw_sql(
+        board, "SELECT tid, title FROM mybb_templates WHERE sid = 1 ORDER BY tid DESC LIMIT 1"
+    )
     assert int(tid) == max(target.rows)
     await raw_sql(board, "DELETE FROM mybb_templates WHERE tid = %s", (tid,))
     await raw_sql(board, "INSERT INTO mybb_templates (tid, title, template, sid, version, status, dateline) "
                          "VALUES (%s, 'myplugin_box', 'p', -2, '1800', '', 0)", (tid,))  # fmt: skip
     paths, _ = await poller.poll(target)
-    assert paths == template_paths(target.catalog, 1, [title]) | template_paths(target.catalog, MASTER_SID, ["myplugin_box"])
+    assert paths == template_paths(target.catalog, 1, [title]) | template_paths(
+        target.catalog, MASTER_SID, ["myplugin_box"]
+    )
 
 
 @pytest.mark.anyio
 async def test_a_copy_renamed_is_looked_at_under_both_titles(board: Database, polled: tuple[Poller, Target]) -> None:
     poller, target = polled
     tid, title = await first_row(board, 1)
-    await raw_sql(board, "UPDATE mybb_templates SET title = 'renamed_box', dateline = %s WHERE tid = %s", (int(time.time()), tid))
+    await raw_sql(
+        board, "UPDATE mybb_templates SET title = 'renamed_box', dateline = %s WHERE tid = %s", (int(time.time()), tid)
+    )
     paths, _ = await poller.poll(target)
     assert paths == template_paths(target.catalog, 1, [title, "renamed_box"])

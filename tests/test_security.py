@@ -173,7 +173,9 @@ def test_refuses_the_database_settings_in_any_ascii_letter_case() -> None:
     ids=["long-s-key", "long-s-database", "dotted-capital-I", "dotless-i"],
 )
 def test_folds_letter_case_of_ascii_only(template: str) -> None:
-    assert re.search(ORIGINAL_DATABASE_SETTINGS.pattern.decode(), template, re.IGNORECASE), "Unicode folding would match"
+    assert re.search(ORIGINAL_DATABASE_SETTINGS.pattern.decode(), template, re.IGNORECASE), (
+        "Unicode folding would match"
+    )
     assert check_template(template) is None
 
 

@@ -374,7 +374,9 @@ async def test_a_poll_does_not_bring_back_our_own_import_but_sees_a_same_second_
 # -- the inotify queue overflows -------------------------------------------------------------
 
 
-async def test_overflow_while_stalled_loses_no_change(db: Database, board_spec: Board, root: Path, tmp_path: Path) -> None:
+async def test_overflow_while_stalled_loses_no_change(
+    db: Database, board_spec: Board, root: Path, tmp_path: Path
+) -> None:
     """SIGSTOP the service, overflow its (small) queue for real, SIGCONT: every change lands."""
     await cli("export", "--db", db_url(db), "--root", str(root), cwd=tmp_path)  # so start-up writes nothing
     titles = [board_spec.master_title(i) for i in range(0, 300, 2)]
@@ -397,7 +399,9 @@ async def test_overflow_while_stalled_loses_no_change(db: Database, board_spec: 
         assert [r.template for r in rows] == [f"<div>overflow {i}</div>"], title
 
 
-async def test_folder_created_during_an_overflow_is_watched(db: Database, board_spec: Board, root: Path, tmp_path: Path) -> None:
+async def test_folder_created_during_an_overflow_is_watched(
+    db: Database, board_spec: Board, root: Path, tmp_path: Path
+) -> None:
     """A group folder made while the queue is full (its IN_CREATE lost): later edits in it still land.
 
     The test's own task blocks the event loop while it makes the changes, so
@@ -523,7 +527,9 @@ async def test_conflict_is_reported_and_resolve_settles_it(db: Database, board_s
 # -- while the service was down ---------------------------------------------------------------
 
 
-async def test_offline_changes_are_handled_at_start(db: Database, board_spec: Board, root: Path, tmp_path: Path) -> None:
+async def test_offline_changes_are_handled_at_start(
+    db: Database, board_spec: Board, root: Path, tmp_path: Path
+) -> None:
     """Killed (SIGKILL: no clean-up), changed on both sides, started again."""
     disk_only, db_only, both = (board_spec.master_title(i) for i in (OWN, 40, 60))
     async with cli_service(db, root, tmp_path) as svc:
@@ -859,7 +865,9 @@ def _once_pending(service: Service, wanted: set[str]) -> anyio.Event:
     return noticed
 
 
-async def _batches_of_a_flood(db: Database, board_spec: Board, root: Path) -> tuple[list[str], list[str], list[list[str]]]:
+async def _batches_of_a_flood(
+    db: Database, board_spec: Board, root: Path
+) -> tuple[list[str], list[str], list[list[str]]]:
     """Five files saved while paused (three chunks of two, two in hand at once), then, once the
     first save of their batch is under way, a full chunk of two more ("late"): the paths of
     each batch the service handled, in order."""
@@ -969,7 +977,9 @@ async def test_status_reports_running_paused_and_counts(db: Database, board_spec
         return json.loads(result.stdout)
 
     async with running_service(db, root) as svc:
-        files = [p for p in root.rglob("*") if p.is_file() and ".mybb-sync" not in p.parts and p.name != "zz_barrier.html"]
+        files = [
+            p for p in root.rglob("*") if p.is_file() and ".mybb-sync" not in p.parts and p.name != "zz_barrier.html"
+        ]
         report = await status()
         assert report["running"] is True
         assert report["paused"] is False
@@ -1023,7 +1033,9 @@ async def test_database_edit_is_exported_while_watching(db: Database, board_spec
         assert len(await audit(db, mark)) == 1  # ours; the export is not echoed back into the database
 
 
-async def test_an_admin_cp_save_written_to_its_file_gets_an_info_line(db: Database, board_spec: Board, root: Path) -> None:
+async def test_an_admin_cp_save_written_to_its_file_gets_an_info_line(
+    db: Database, board_spec: Board, root: Path
+) -> None:
     title = board_spec.master_title(OWN)
     rel = tpath(title)
     async with running_service(db, root, poll_interval=0.2) as svc:
@@ -1040,7 +1052,12 @@ async def test_json_logs_carry_fields_and_every_line_is_json(db: Database, board
         write(root / rel, "<p>json</p>")
         line = await svc.log.wait_for(lambda line: f'"imported {rel}' in line, since=mark)
     fields = json.loads(line)
-    assert (fields["event"], fields["path"], fields["set"], fields["bytes"]) == ("imported", rel, SET_SID, len("<p>json</p>"))
+    assert (fields["event"], fields["path"], fields["set"], fields["bytes"]) == (
+        "imported",
+        rel,
+        SET_SID,
+        len("<p>json</p>"),
+    )
     assert all(json.loads(line) for line in svc.log.lines if line.strip())
 
 

@@ -20,6 +20,8 @@ async def test_a_soak_with_random_edits_and_faults_keeps_every_invariant() -> No
     seconds = float(os.environ.get("MYBB_SYNC_SOAK_SECONDS", "60"))
     summary = await soak(seed, seconds)
     print(summary.line())
-    assert summary.violations == [], f"replay with: python tests/soak.py --seed {seed}\n" + "\n".join(summary.violations)
+    assert summary.violations == [], f"replay with: python tests/soak.py --seed {seed}\n" + "\n".join(
+        summary.violations
+    )
     assert sum(summary.operations.values()) > 50, summary.line()
     assert summary.faults, summary.line()

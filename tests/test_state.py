@@ -549,7 +549,9 @@ def test_digest_of_sums_the_row_ids_and_row_digests_of_one_sets_files(state: Sta
 
 def test_digest_of_is_none_while_a_file_has_no_row_digest(state: State) -> None:
     """Rows written by an older version: their set cannot be proven unchanged until read in full."""
-    state.put([make_state(row_digest=100), make_state("template_sets/S/index/other.html", name="other", row_digest=None)])
+    state.put(
+        [make_state(row_digest=100), make_state("template_sets/S/index/other.html", name="other", row_digest=None)]
+    )
     assert state.digest_of(Kind.TEMPLATE, 1) is None
 
 
@@ -572,7 +574,11 @@ def test_a_store_written_by_schema_version_1_gains_row_digests_and_drops_its_per
         [s] = state.get(["template_sets/S/index/index.html"]).values()
         assert (s.base, s.row_id, s.row_digest) == ("b", 17, None)
         assert state.digest_of(Kind.TEMPLATE, 1) is None
-        assert (state.meta("agreed:set:1"), state.meta("board"), state.meta("schema")) == (None, "kept", str(SCHEMA_VERSION))
+        assert (state.meta("agreed:set:1"), state.meta("board"), state.meta("schema")) == (
+            None,
+            "kept",
+            str(SCHEMA_VERSION),
+        )
     finally:
         state.close()
 

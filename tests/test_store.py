@@ -46,9 +46,7 @@ _RAW_COLS = "tid, sid, CAST(title AS BINARY), CAST(template AS BINARY), version,
 
 async def rows_titled(db: Database, title: str) -> list[tuple[Any, ...]]:
     """Every templates row with exactly this title, raw bytes, ordered by tid."""
-    return await sql(
-        db, f"SELECT {_RAW_COLS} FROM mybb_templates WHERE BINARY title = %s ORDER BY tid", (title,)
-    )
+    return await sql(db, f"SELECT {_RAW_COLS} FROM mybb_templates WHERE BINARY title = %s ORDER BY tid", (title,))
 
 
 async def add_copy(db: Database, title: str, text: str) -> None:
@@ -148,7 +146,9 @@ async def large_board(server_db: Database) -> Any:
         await drop_board(db)
 
 
-async def test_set_templates_streams_every_title_of_a_large_set_once_with_the_set_copy_winning(large_board: Any) -> None:
+async def test_set_templates_streams_every_title_of_a_large_set_once_with_the_set_copy_winning(
+    large_board: Any,
+) -> None:
     spec, _db, store = large_board
     rows, sizes = await stream(store, 1, batch=500)
     titles = [r.title for r in rows]
@@ -376,9 +376,7 @@ async def test_saving_into_the_master_sid_is_refused(board: Database, store: MyS
     assert await rows_titled(board, title) == before
 
 
-
 # --- saves decided on a row seen earlier (expect) -------------------------------------
-
 
 
 async def test_save_expecting_a_copy_that_was_reverted_meanwhile_writes_nothing(
@@ -392,16 +390,22 @@ async def test_save_expecting_a_copy_that_was_reverted_meanwhile_writes_nothing(
     assert [r[1] for r in await rows_titled(board, title)] == [-2]  # the copy is not re-created
 
 
-async def test_save_expecting_a_copy_that_was_changed_meanwhile_writes_nothing(board: Database, store: MySQLStore) -> None:
+async def test_save_expecting_a_copy_that_was_changed_meanwhile_writes_nothing(
+    board: Database, store: MySQLStore
+) -> None:
     title = overridden_title(SPEC)
     before = (await store.templates_by_title(1, [title]))[title]
     await store.save_templates(1, [(title, "the other writer")], now=NOW)
-    saved = await store.save_templates(1, [(title, "decided on the old copy")], now=NOW + 1, expect={title: seen(before)})
+    saved = await store.save_templates(
+        1, [(title, "decided on the old copy")], now=NOW + 1, expect={title: seen(before)}
+    )
     assert saved == {}
     assert (await store.templates_by_title(1, [title]))[title].template == "the other writer"
 
 
-async def test_save_expecting_a_copy_that_was_renamed_meanwhile_writes_nothing(board: Database, store: MySQLStore) -> None:
+async def test_save_expecting_a_copy_that_was_renamed_meanwhile_writes_nothing(
+    board: Database, store: MySQLStore
+) -> None:
     """Another writer gave the row another title, keeping its id and second: the save is not for it."""
     title = overridden_title(SPEC)
     before = (await store.templates_by_title(1, [title]))[title]
@@ -532,10 +536,13 @@ async def test_a_title_another_writer_changes_as_it_is_inserted_is_left_out(boar
             "BEGIN IF NEW.title = %s THEN SET NEW.template = 'the other writer'; END IF; END",
             (taken,),
         )
-    saved = await store.save_templates(1, [(taken, "ours"), (fine, "also ours")], now=NOW, expect={taken: None, fine: None})
+    saved = await store.save_templates(
+        1, [(taken, "ours"), (fine, "also ours")], now=NOW, expect={taken: None, fine: None}
+    )
     assert set(saved) == {fine}
     [row] = [r for r in await rows_titled(board, fine) if r[1] == 1]
     assert (saved[fine].tid, saved[fine].template) == (row[0], "also ours")
+
 
 # --- the digest of what a set shows ------------------------------------------------------------
 
@@ -552,7 +559,11 @@ async def test_shown_digest_sums_the_sets_copies_and_the_masters_it_does_not_ove
 
 
 def digest_of_rows(rows: list[TemplateRow]) -> tuple[int, int, int]:
-    return len(rows), sum(r.tid for r in rows), sum(row_digest(r.tid, r.sid, r.dateline, r.title, r.template) for r in rows)
+    return (
+        len(rows),
+        sum(r.tid for r in rows),
+        sum(row_digest(r.tid, r.sid, r.dateline, r.title, r.template) for r in rows),
+    )
 
 
 async def test_shown_digest_sums_exactly_the_rows_the_set_streams(store: MySQLStore) -> None:
@@ -588,7 +599,9 @@ async def test_shown_digest_changes_when_only_the_text_changes_even_to_the_same_
     [(text,)] = await sql(board, "SELECT template FROM mybb_templates WHERE sid = 1 AND BINARY title = %s", (title,))
     before = await store.shown_digest(1)
     same_length = ("y" if text[0] == "x" else "x") + text[1:]
-    await sql(board, "UPDATE mybb_templates SET template = %s WHERE sid = 1 AND BINARY title = %s", (same_length, title))
+    await sql(
+        board, "UPDATE mybb_templates SET template = %s WHERE sid = 1 AND BINARY title = %s", (same_length, title)
+    )
     assert await store.shown_digest(1) != before
 
 
@@ -608,7 +621,10 @@ async def test_revert_deletes_only_the_set_copy(board: Database, store: MySQLSto
     everything_else = await sql(board, "SELECT tid FROM mybb_templates WHERE BINARY title != %s ORDER BY tid", (title,))
     assert await store.revert_templates(1, [title]) == 1
     assert await rows_titled(board, title) == [r for r in before if r[1] == -2]
-    assert await sql(board, "SELECT tid FROM mybb_templates WHERE BINARY title != %s ORDER BY tid", (title,)) == everything_else
+    assert (
+        await sql(board, "SELECT tid FROM mybb_templates WHERE BINARY title != %s ORDER BY tid", (title,))
+        == everything_else
+    )
     assert await store.revert_templates(1, [title]) == 0
     shown = await store.templates_by_title(1, [title])
     assert shown[title].sid == -2  # the master shows through again
@@ -856,7 +872,9 @@ async def test_copy_counts_tell_modified_masters_from_custom_templates(store: My
 # --- escaping of text parameters (MySQL) ------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", ["plain", "quote ' and \" both", "back\\slash \\' \\\\", "nul \0 cr \r lf \n ^Z \x1a", "ünï\u00a0€ 🙂 '\\"])
+@pytest.mark.parametrize(
+    "text", ["plain", "quote ' and \" both", "back\\slash \\' \\\\", "nul \0 cr \r lf \n ^Z \x1a", "ünï\u00a0€ 🙂 '\\"]
+)
 def test_fast_escape_is_pymysqls_escape(text: str) -> None:
     from pymysql.converters import escape_string as pymysql_escape
 
@@ -903,7 +921,10 @@ def test_mysqls_utf8_refuses_a_four_byte_character_naming_it(charset: str) -> No
 
 
 def test_latin1_refuses_what_windows_1252_lacks_naming_it() -> None:
-    assert charset_refusal("latin1", "<p>€ 中</p>") == "holds '中' (U+4E2D), which the database's charset latin1 cannot store"
+    assert (
+        charset_refusal("latin1", "<p>€ 中</p>")
+        == "holds '中' (U+4E2D), which the database's charset latin1 cannot store"
+    )
 
 
 @pytest.mark.filterwarnings("ignore:Cannot convert")  # the server's word for each '?' it made
@@ -923,7 +944,10 @@ async def test_each_charset_lets_through_only_what_mariadb_can_store(server_db: 
 
 def test_a_cyrillic_boards_cp1251_carries_cyrillic_and_refuses_the_rest() -> None:
     assert charset_refusal("cp1251", "<p>Привет</p>") is None
-    assert charset_refusal("cp1251", "<p>Привет é</p>") == "holds 'é' (U+00E9), which the database's charset cp1251 cannot store"
+    assert (
+        charset_refusal("cp1251", "<p>Привет é</p>")
+        == "holds 'é' (U+00E9), which the database's charset cp1251 cannot store"
+    )
 
 
 @pytest.mark.parametrize("charset", ["utf16", "utf32", "binary"])
@@ -933,4 +957,7 @@ def test_unicode_charsets_carry_everything(charset: str) -> None:
 
 def test_a_charset_of_unknown_repertoire_carries_only_ascii() -> None:
     assert charset_refusal("armscii8", "<p>plain</p>") is None
-    assert charset_refusal("armscii8", "<p>é</p>") == "holds 'é' (U+00E9), which the database's charset armscii8 cannot store"
+    assert (
+        charset_refusal("armscii8", "<p>é</p>")
+        == "holds 'é' (U+00E9), which the database's charset armscii8 cannot store"
+    )

@@ -124,7 +124,9 @@ async def a_save_cut_short_after_its_row(board: Database, root: Path, forum: Pat
     with closing(State(root)) as state:
         state.record_intents({LANDED: content_hash(Kind.STYLESHEET, LANDED_TEXT)})
     await raw_sql(
-        board, "UPDATE mybb_themestylesheets SET stylesheet = %s WHERE tid = 2 AND name = 'color_blue.css'", (LANDED_TEXT,)
+        board,
+        "UPDATE mybb_themestylesheets SET stylesheet = %s WHERE tid = 2 AND name = 'color_blue.css'",
+        (LANDED_TEXT,),
     )
 
 

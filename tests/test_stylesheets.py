@@ -361,7 +361,7 @@ def test_cache_css_replaces_theme_placeholder_everywhere_including_comments() ->
 
 
 def test_cache_css_keeps_other_bytes_exactly() -> None:
-    text = ".x {\r\n\tcontent: \"\u2192 \xfc\xa0\";\r\n}\n\n"
+    text = '.x {\r\n\tcontent: "\u2192 \xfc\xa0";\r\n}\n\n'
     assert cache_css(text, 2) == text.encode("utf-8")
 
 
@@ -505,8 +505,7 @@ def test_highest_tid_in_the_chain_wins_like_mybb_even_over_the_theme_itself() ->
 def test_default_theme_cache_is_name_tid_string_and_raw_columns() -> None:
     theme = replace(CHILD, properties="a:0:{}", stylesheets="a:0:{}")
     assert default_theme_cache(theme) == (
-        'a:4:{s:4:"name";s:5:"Child";s:3:"tid";s:1:"2";'
-        's:10:"properties";s:6:"a:0:{}";s:11:"stylesheets";s:6:"a:0:{}";}'
+        'a:4:{s:4:"name";s:5:"Child";s:3:"tid";s:1:"2";s:10:"properties";s:6:"a:0:{}";s:11:"stylesheets";s:6:"a:0:{}";}'
     )
 
 

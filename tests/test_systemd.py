@@ -18,12 +18,18 @@ pytestmark = pytest.mark.anyio
 
 
 def test_the_status_line_says_what_the_service_is_doing() -> None:
-    assert status_line(starting=False, files=1016, pending=0, conflicts=0, database_up=True, paused=False) == "watching 1016 files"
+    assert (
+        status_line(starting=False, files=1016, pending=0, conflicts=0, database_up=True, paused=False)
+        == "watching 1016 files"
+    )
     assert (
         status_line(starting=False, files=5, pending=3, conflicts=2, database_up=False, paused=True)
         == "watching 5 files; database unavailable; paused; 3 pending; 2 conflicts"
     )
-    assert status_line(starting=True, files=0, pending=1, conflicts=0, database_up=True, paused=False) == "starting: first reconcile; 1 pending"
+    assert (
+        status_line(starting=True, files=0, pending=1, conflicts=0, database_up=True, paused=False)
+        == "starting: first reconcile; 1 pending"
+    )
     assert (
         status_line(starting=False, files=5, pending=1, conflicts=0, database_up=True, paused=False, disk_up=False)
         == "watching 5 files; cannot write files; 1 pending"
@@ -73,7 +79,9 @@ async def test_keep_alive_extends_the_start_timeout_until_ready_then_pings(tmp_p
 
 
 @pytest.mark.backends("mysql", parametrize=False)
-async def test_the_service_pings_the_watchdog_and_reports_its_status(board: Database, root: Path, tmp_path: Path) -> None:
+async def test_the_service_pings_the_watchdog_and_reports_its_status(
+    board: Database, root: Path, tmp_path: Path
+) -> None:
     path = tmp_path / "notify.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(str(path))

@@ -62,14 +62,18 @@ async def test_the_issue_example_is_refused_and_changes_nothing(db: Database, bo
         assert await shown(db, title) == before
 
 
-async def test_each_test_of_the_check_refuses_its_file_with_its_reason(db: Database, board_spec: Board, root: Path) -> None:
+async def test_each_test_of_the_check_refuses_its_file_with_its_reason(
+    db: Database, board_spec: Board, root: Path
+) -> None:
     titles = {reason: board_spec.master_title(40 + i) for i, reason in enumerate(UNSAFE)}
     async with running_service(db, root) as svc:
         mark = svc.log.mark()
         for reason, text in UNSAFE.items():
             write(root / tpath(titles[reason]), text)
         lines = {
-            reason: await svc.log.wait_for(lambda line, t=titles[reason]: line.startswith(f"refused {tpath(t)}:"), since=mark)
+            reason: await svc.log.wait_for(
+                lambda line, t=titles[reason]: line.startswith(f"refused {tpath(t)}:"), since=mark
+            )
             for reason in UNSAFE
         }
         await svc.barrier()
@@ -91,7 +95,9 @@ async def test_an_unsafe_new_template_creates_no_row(db: Database, root: Path) -
         assert await raw_sql(db, "SELECT tid FROM mybb_templates WHERE title = %s", ("brand_new_unsafe",)) == []
 
 
-async def test_a_fixed_file_is_imported_and_leaves_the_refused_list(db: Database, board_spec: Board, root: Path) -> None:
+async def test_a_fixed_file_is_imported_and_leaves_the_refused_list(
+    db: Database, board_spec: Board, root: Path
+) -> None:
     title = board_spec.master_title(INHERITED)
     rel = tpath(title)
     async with running_service(db, root) as svc:
@@ -108,7 +114,9 @@ async def test_a_fixed_file_is_imported_and_leaves_the_refused_list(db: Database
         assert rel not in invalid(root)
 
 
-async def test_an_unsafe_edit_made_while_stopped_is_refused_at_start(db: Database, board_spec: Board, root: Path) -> None:
+async def test_an_unsafe_edit_made_while_stopped_is_refused_at_start(
+    db: Database, board_spec: Board, root: Path
+) -> None:
     title = board_spec.master_title(OWN)
     rel = tpath(title)
     async with running_service(db, root):
@@ -128,9 +136,19 @@ async def test_the_store_refuses_an_unsafe_template_from_any_caller(db: Database
     assert await audit(db) == []
 
 
-async def test_check_lists_stored_unsafe_templates_with_set_and_title(db: Database, board_spec: Board, root: Path) -> None:
-    await raw_sql(db, "UPDATE mybb_templates SET template = %s WHERE sid = -2 AND title = %s", ("{${`id`}}", board_spec.master_title(3)))
-    await raw_sql(db, "UPDATE mybb_templates SET template = %s WHERE sid = %s AND title = %s", ("{$config[a][b]}", SET_SID, board_spec.master_title(OWN)))
+async def test_check_lists_stored_unsafe_templates_with_set_and_title(
+    db: Database, board_spec: Board, root: Path
+) -> None:
+    await raw_sql(
+        db,
+        "UPDATE mybb_templates SET template = %s WHERE sid = -2 AND title = %s",
+        ("{${`id`}}", board_spec.master_title(3)),
+    )
+    await raw_sql(
+        db,
+        "UPDATE mybb_templates SET template = %s WHERE sid = %s AND title = %s",
+        ("{$config[a][b]}", SET_SID, board_spec.master_title(OWN)),
+    )
     result = await cli("check", "--db", db_url(db), cwd=root, check=False)
     assert result.returncode == 1
     out = result.stdout.decode()
@@ -149,7 +167,9 @@ async def test_check_of_a_clean_board_exits_0(db: Database, root: Path) -> None:
     assert (result.returncode, result.stdout.decode().strip()) == (0, "no template fails the security check")
 
 
-async def test_the_service_warns_once_at_start_about_stored_unsafe_templates(db: Database, board_spec: Board, root: Path) -> None:
+async def test_the_service_warns_once_at_start_about_stored_unsafe_templates(
+    db: Database, board_spec: Board, root: Path
+) -> None:
     title = board_spec.master_title(5)
     await raw_sql(db, "UPDATE mybb_templates SET template = %s WHERE sid = -2 AND title = %s", ("{${`id`}}", title))
     async with running_service(db, root) as svc:

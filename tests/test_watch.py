@@ -147,7 +147,9 @@ async def test_a_file_is_being_written_from_its_first_write_to_its_close(root: P
     assert watcher.writing == set()
 
 
-async def test_what_ends_a_write_and_what_carries_it_to_another_name(root: Path, watcher: Watcher, tmp_path: Path) -> None:
+async def test_what_ends_a_write_and_what_carries_it_to_another_name(
+    root: Path, watcher: Watcher, tmp_path: Path
+) -> None:
     """Deleted, moved out (alone or with its folder), replaced by a rename: no longer written
     there. Renamed inside the root, alone or with its folder: written on under the new name."""
     outside = tmp_path / "outside"
@@ -168,7 +170,14 @@ async def test_what_ends_a_write_and_what_carries_it_to_another_name(root: Path,
         for fd in fds:
             os.write(fd, b"half")
         await reader.sentinel(root)
-        assert watcher.writing == {"deleted.html", "moved-out.html", "replaced.html", "renamed.html", "dir/f.html", "moving/g.html"}
+        assert watcher.writing == {
+            "deleted.html",
+            "moved-out.html",
+            "replaced.html",
+            "renamed.html",
+            "dir/f.html",
+            "moving/g.html",
+        }
         paths["deleted"].unlink()
         os.rename(paths["moved-out"], outside / "moved-out.html")
         os.rename(root / "newcomer.html", paths["replaced"])
@@ -292,7 +301,10 @@ async def test_directory_rename_rebases_watches(root: Path, watcher: Watcher) ->
     reader = Reader(watcher)
     os.rename(root / "old", root / "renamed")
     news = await reader.rescan("renamed")
-    assert {(r.prefix, r.reason) for r in rescans(news)} >= {("old", "directory moved away"), ("renamed", "directory moved in")}
+    assert {(r.prefix, r.reason) for r in rescans(news)} >= {
+        ("old", "directory moved away"),
+        ("renamed", "directory moved in"),
+    }
     assert watcher.watch_count == count
     (root / "renamed" / "a.html").write_text("x")
     (root / "renamed" / "sub" / "b.html").write_text("y")
@@ -324,7 +336,9 @@ async def test_directory_rename_split_across_reads_rebases_watches(root: Path, w
     assert not any(p.startswith(f"{old}/") for p in paths), paths
 
 
-async def test_directory_moved_out_of_the_root_is_no_longer_watched(root: Path, watcher: Watcher, tmp_path: Path) -> None:
+async def test_directory_moved_out_of_the_root_is_no_longer_watched(
+    root: Path, watcher: Watcher, tmp_path: Path
+) -> None:
     (root / "leaving" / "sub").mkdir(parents=True)
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -342,7 +356,9 @@ async def test_directory_moved_out_of_the_root_is_no_longer_watched(root: Path, 
     assert not any(p.startswith("leaving/") for p in touched_paths(news)), touched_paths(news)
 
 
-async def test_directory_moved_in_from_outside_is_watched_and_rescanned(root: Path, watcher: Watcher, tmp_path: Path) -> None:
+async def test_directory_moved_in_from_outside_is_watched_and_rescanned(
+    root: Path, watcher: Watcher, tmp_path: Path
+) -> None:
     outside = tmp_path / "outside" / "incoming"
     (outside / "sub").mkdir(parents=True)
     (outside / "sub" / "f.html").write_text("x")
@@ -386,7 +402,9 @@ async def test_dot_directories_are_not_watched(root: Path, watcher: Watcher) -> 
     assert touched_paths(news) == {p for p in touched_paths(news) if p.startswith("sentinel-")}
 
 
-async def test_symlinked_directories_are_never_watched_or_followed(root: Path, watcher: Watcher, tmp_path: Path) -> None:
+async def test_symlinked_directories_are_never_watched_or_followed(
+    root: Path, watcher: Watcher, tmp_path: Path
+) -> None:
     target = tmp_path / "elsewhere"
     (target / "deep").mkdir(parents=True)
     (root / "real").mkdir()

@@ -47,6 +47,8 @@ def take_buffered(inotify: Inotify) -> list[Event]:
     """The events asyncinotify read from the kernel but has not handed out; it forgets them."""
     events = getattr(inotify, INOTIFY_BUFFER, None)
     if not isinstance(events, list):
-        raise DriverChanged(f"asyncinotify.Inotify.{INOTIFY_BUFFER} is gone: install asyncinotify<5 (see pyproject.toml)")
+        raise DriverChanged(
+            f"asyncinotify.Inotify.{INOTIFY_BUFFER} is gone: install asyncinotify<5 (see pyproject.toml)"
+        )
     setattr(inotify, INOTIFY_BUFFER, [])
     return events

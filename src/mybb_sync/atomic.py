@@ -497,7 +497,9 @@ def read_files(root: Root, paths: Sequence[str], max_bytes: int) -> list[FileRea
         for path in paths:
             directory, name = _split(path)
             try:
-                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dirs.fd(directory))
+                fd = os.open(
+                    name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dirs.fd(directory)
+                )
             except FileNotFoundError:
                 out.append(FileRead(path, None, None))
                 continue
@@ -518,7 +520,9 @@ def read_files(root: Root, paths: Sequence[str], max_bytes: int) -> list[FileRea
                     out.append(FileRead(path, None, stat_of(st), why))
                     continue
                 if st.st_size > max_bytes:
-                    out.append(FileRead(path, None, stat_of(st), f"{st.st_size} bytes is over the {max_bytes}-byte limit"))
+                    out.append(
+                        FileRead(path, None, stat_of(st), f"{st.st_size} bytes is over the {max_bytes}-byte limit")
+                    )
                     continue
                 chunks = []
                 while chunk := os.read(fd, max(65536, st.st_size + 1)):

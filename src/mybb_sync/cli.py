@@ -73,8 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     watch = sub.add_parser("watch", help="run the two-way sync service (inotify + database)")
     watch.add_argument("--rescan-interval", type=float, metavar="SECONDS", help="also rescan everything this often")
     watch.add_argument("--log-format", choices=("text", "json"), help="log lines as text (default) or JSON")
-    watch.add_argument("--on-delete", choices=("ignore", "revert"), help="a deleted set-copy file: ignore it (default) or revert the copy")
-    watch.add_argument("--poll-interval", type=float, metavar="SECONDS", help="how often to look for database edits (default 1)")
+    watch.add_argument(
+        "--on-delete",
+        choices=("ignore", "revert"),
+        help="a deleted set-copy file: ignore it (default) or revert the copy",
+    )
+    watch.add_argument(
+        "--poll-interval", type=float, metavar="SECONDS", help="how often to look for database edits (default 1)"
+    )
     watch.add_argument(
         "--allow-mass-revert", action="store_true", default=None,
         help="with --on-delete revert, also revert mass deletions at once: by default more than 5 files deleted "
@@ -92,21 +98,30 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print machine-readable status")
     status.add_argument("--outdated", action="store_true", help="list set copies older than their master template")
     _common(status)
-    for name, text in (("pause", "stop applying changes (they are still recorded)"), ("resume", "apply what was recorded while paused"), ("rescan", "compare the whole root and database again")):
+    for name, text in (
+        ("pause", "stop applying changes (they are still recorded)"),
+        ("resume", "apply what was recorded while paused"),
+        ("rescan", "compare the whole root and database again"),
+    ):
         _common(sub.add_parser(name, help=text))
 
     diff = sub.add_parser("diff", help="unified diff between files and the database")
     diff.add_argument("paths", nargs="*", metavar="PATH", help="files to compare (default: everything that differs)")
     _common(diff)
 
-
     demo = sub.add_parser("demo", help="try it: a synthetic board on SQLite, exported and watched")
     demo.add_argument("dir", nargs="?", default="mybb-sync-demo", help="where to put the board and files")
     demo.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
 
-    index = sub.add_parser("index", help="the optional index on templates.dateline that keeps polls cheap on large boards")
+    index = sub.add_parser(
+        "index", help="the optional index on templates.dateline that keeps polls cheap on large boards"
+    )
     change = index.add_mutually_exclusive_group()
-    change.add_argument("--add", action="store_true", help="add it (MyBB neither needs nor minds it; MyISAM rewrites the table meanwhile, under a second per 100,000 templates)")
+    change.add_argument(
+        "--add",
+        action="store_true",
+        help="add it (MyBB neither needs nor minds it; MyISAM rewrites the table meanwhile, under a second per 100,000 templates)",
+    )
     change.add_argument("--drop", action="store_true", help="remove it again")
     index.add_argument("--json", action="store_true", help="print a machine-readable answer")
     _common(index)
@@ -374,7 +389,16 @@ async def cmd_status(args: argparse.Namespace) -> int:
         return 0
     state = "running" + (" (paused)" if report.get("paused") else "") if report["running"] else "not running"
     print(f"service: {state}")
-    keys = ("tracked", "set_copies", "modified_from_master", "custom_templates", "conflicts", "invalid", "missing", "ignored")
+    keys = (
+        "tracked",
+        "set_copies",
+        "modified_from_master",
+        "custom_templates",
+        "conflicts",
+        "invalid",
+        "missing",
+        "ignored",
+    )
     for key in (*keys, "held_deletions", "pending", "imports", "exports", "last_import", "last_export", "database"):
         if key in report:
             value = report[key]

@@ -185,9 +185,7 @@ def load_settings(
         toml_values = _read_toml(default) if default.is_file() else {}
     else:
         toml_values = _read_toml(config_path)
-    env_values = {
-        key: environ[ENV_PREFIX + key.upper()] for key in _CONVERTERS if ENV_PREFIX + key.upper() in environ
-    }
+    env_values = {key: environ[ENV_PREFIX + key.upper()] for key in _CONVERTERS if ENV_PREFIX + key.upper() in environ}
     merged: dict[str, Any] = {}
     for source in (toml_values, env_values, {k: v for k, v in flags.items() if v is not None}):
         merged.update(source)

@@ -51,7 +51,9 @@ def socket_path(root: Path, *, create: bool = False) -> Path:
     return path
 
 
-async def serve_control(root: Path, handler: Handler, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+async def serve_control(
+    root: Path, handler: Handler, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+) -> None:
     """Answer requests until cancelled; the socket file is private to the owner."""
     path = socket_path(root, create=True)
     path.unlink(missing_ok=True)

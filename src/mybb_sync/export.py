@@ -243,7 +243,9 @@ async def finish_within(
 
     async def end_overdue() -> None:
         """The work outlived the grace period: interrupt it, then cancel it if still running."""
-        log.warning("stopping: a database write still runs after %.1fs (a lock held elsewhere?): interrupting it", grace)
+        log.warning(
+            "stopping: a database write still runs after %.1fs (a lock held elsewhere?): interrupting it", grace
+        )
         try:
             with anyio.move_on_after(abandon):
                 if interrupt is not None:
@@ -352,7 +354,9 @@ class Exporter:
             await anyio.to_thread.run_sync(self._confirm, report.fresh[start : start + BATCH], limiter=self.limiter)
         report.orphans = await anyio.to_thread.run_sync(self._orphans, catalog, scope, exported, report)
         for sid, layout_ in layouts.items():
-            if sid not in unsettled and not any(under(f, report.orphans) for f in scope_folders(catalog, Scope((sid,), ()))):
+            if sid not in unsettled and not any(
+                under(f, report.orphans) for f in scope_folders(catalog, Scope((sid,), ()))
+            ):
                 await anyio.to_thread.run_sync(self.state.set_meta, layout_key(sid), layout_, limiter=self.limiter)
         report.seconds = time.perf_counter() - started
         return report
@@ -478,9 +482,13 @@ class Exporter:
                         settled.append(agreed_state(d.entry, d.db_hash, d.disk_stat, d.seen_ns))
             elif action is Action.NOTHING:
                 report.unchanged += 1
-                if d.state is not None and d.disk_stat is not None and (
-                    d.disk_stat != d.state.stat
-                    or (d.disk_text is not None and not d.state.unchanged(d.disk_stat, self.root.racy_ns))
+                if (
+                    d.state is not None
+                    and d.disk_stat is not None
+                    and (
+                        d.disk_stat != d.state.stat
+                        or (d.disk_text is not None and not d.state.unchanged(d.disk_stat, self.root.racy_ns))
+                    )
                 ):  # re-stamp a file read and found unchanged, so its stat alone proves it next time
                     settled.append(agreed_state(d.entry, d.state.base, d.disk_stat, d.seen_ns))
                 elif d.state is not None and row_facts(d.entry.row) != d.state.agreed_row:
@@ -506,7 +514,12 @@ class Exporter:
             else:
                 report.conflicts.append(d.entry.path)
                 problems.append(Problem(d.entry.path, ProblemKind.CONFLICT, _conflict_detail(d), now))
-                log.warning("conflict: %s: %s", d.entry.path, _conflict_detail(d), extra={"event": "conflict", "path": d.entry.path})
+                log.warning(
+                    "conflict: %s: %s",
+                    d.entry.path,
+                    _conflict_detail(d),
+                    extra={"event": "conflict", "path": d.entry.path},
+                )
         if imports and two_way is not None:
             intents = {d.entry.path: d.disk_hash for d in imports if d.disk_text is not None and d.disk_hash}
             await anyio.to_thread.run_sync(self.state.record_intents, intents, limiter=self.limiter)
@@ -571,7 +584,9 @@ class Exporter:
         if unwritable:
             first = unwritable[0]
             why = os.strerror(first.errno) if first.errno is not None else first.reason
-            raise DiskUnavailable(f"cannot write {self.root.path}: {why} ({len(unwritable)} file(s) waiting, e.g. {first.path})")
+            raise DiskUnavailable(
+                f"cannot write {self.root.path}: {why} ({len(unwritable)} file(s) waiting, e.g. {first.path})"
+            )
         return not (problems or rechecked or deleted or removals or forget)
 
     def _orphans(self, catalog: Catalog, scope: Scope, exported: set[str], report: ExportReport) -> list[str]:
@@ -657,7 +672,14 @@ def _log_exported(written: Sequence[Written]) -> None:
     """The service's database -> file writes, a line each as imports get (a chunk of a full
     start-up export gets one line: a line per file would be 100,000 lines)."""
     if len(written) > PER_FILE_LINES:
-        log.info("exported %d files", len(written), extra={"event": "exported", "bytes": sum(w.stat.size for w in written)})
+        log.info(
+            "exported %d files", len(written), extra={"event": "exported", "bytes": sum(w.stat.size for w in written)}
+        )
         return
     for w in written:
-        log.info("exported %s (%d bytes)", w.path, w.stat.size, extra={"event": "exported", "path": w.path, "bytes": w.stat.size})
+        log.info(
+            "exported %s (%d bytes)",
+            w.path,
+            w.stat.size,
+            extra={"event": "exported", "path": w.path, "bytes": w.stat.size},
+        )

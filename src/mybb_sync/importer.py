@@ -117,7 +117,10 @@ async def import_templates(store: Store, decisions: Sequence[Decision]) -> Impor
 def _note_bom(d: Decision) -> None:
     """MyBB stores and serves a byte-order mark as it is: imported, but said."""
     if d.disk_text is not None and d.disk_text.startswith("\ufeff"):
-        log.warning("%s starts with a UTF-8 byte-order mark: imported with it (MyBB serves it as is; save without BOM to drop it)", d.entry.path)
+        log.warning(
+            "%s starts with a UTF-8 byte-order mark: imported with it (MyBB serves it as is; save without BOM to drop it)",
+            d.entry.path,
+        )
 
 
 def _still_shown(row: Row | None, themes: Sequence[Theme], sheets: Sequence[Stylesheet], tid: int, name: str) -> bool:
@@ -179,9 +182,13 @@ class ForumCache:
         """Write the plan's cache files atomically (and the folder's empty index.html); returns failures."""
         tids = {f.tid for f in plan.cache_files}
         writes = [Write(f.path, f.content, None) for f in plan.cache_files]
-        writes += [Write(f"theme{t}/index.html", b"", ABSENT) for t in tids if not (self.root.path / f"theme{t}").is_dir()]
+        writes += [
+            Write(f"theme{t}/index.html", b"", ABSENT) for t in tids if not (self.root.path / f"theme{t}").is_dir()
+        ]
         results = write_batch(self.root, writes)
-        return [f"{r.path}: {r.reason}" for r in results if not isinstance(r, Written) and not r.path.endswith("index.html")]
+        return [
+            f"{r.path}: {r.reason}" for r in results if not isinstance(r, Written) and not r.path.endswith("index.html")
+        ]
 
 
 async def import_stylesheets(store: Store, cache: ForumCache | None, decisions: Sequence[Decision]) -> Imported:
@@ -208,7 +215,9 @@ async def import_stylesheets(store: Store, cache: ForumCache | None, decisions: 
             continue
         try:
             if d.entry.row is None:
-                plan = plan_add_stylesheet(themes, sheets, tid, name, d.disk_text, now, next_sid, cache_file_mtime=cache.mtime)
+                plan = plan_add_stylesheet(
+                    themes, sheets, tid, name, d.disk_text, now, next_sid, cache_file_mtime=cache.mtime
+                )
             else:
                 plan = plan_edit_stylesheet(themes, sheets, tid, name, d.disk_text, now, next_sid, cache.mtime)
         except ValueError as exc:
@@ -228,7 +237,9 @@ async def import_stylesheets(store: Store, cache: ForumCache | None, decisions: 
             # MyBB's fallback: serve the sheet through css.php, and list it so.
             log.error("cannot write the forum's cache file (%s); theme %d serves it via css.php", failures[0], tid)
             await store.set_stylesheet_cachefile(sid, f"css.php?stylesheet={sid}")
-            theme_updates, default_theme = rebuild_theme_lists(await store.themes(), await store.stylesheets(), tid, cache.mtime)
+            theme_updates, default_theme = rebuild_theme_lists(
+                await store.themes(), await store.stylesheets(), tid, cache.mtime
+            )
         await store.save_theme_lists(theme_updates, default_theme)
         row = next((r for r in await store.stylesheets() if r.sid == sid), None)
         states.append(agreed_state(d.entry, d.disk_hash, d.disk_stat, d.seen_ns, row))

@@ -26,9 +26,7 @@ class ProgressBar:
         width = 30
         filled = width * done // total
         rate = done / max(now - self.started, 1e-6)
-        self.stream.write(
-            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {rate:,.0f} files/s"
-        )
+        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {rate:,.0f} files/s")
         self.stream.flush()
 
     def close(self) -> None:

@@ -514,13 +514,17 @@ class Service:
         found = (await anyio.to_thread.run_sync(gather, self.root.path, [path]))[path]
         verdict = judge(found)
         if verdict is Verdict.REPLACED:
-            raise MybbSyncError(f"{path} is a {found.entry}, not a file: nothing to take (--take db puts the file back)")
+            raise MybbSyncError(
+                f"{path} is a {found.entry}, not a file: nothing to take (--take db puts the file back)"
+            )
         if verdict is Verdict.FOLDER_GONE:
             raise MybbSyncError(f"{path}: {explain(found)}")
         if verdict is Verdict.PRESENT:
             raise MybbSyncError(f"{path} is back on disk: resolve it again")
         if not _is_set_copy(decision):
-            raise MybbSyncError(f"{path} does not exist on disk and stands for no set's own copy: nothing to revert (--take db writes it again)")
+            raise MybbSyncError(
+                f"{path} does not exist on disk and stands for no set's own copy: nothing to revert (--take db writes it again)"
+            )
         sid, name = decision.entry.owner, decision.entry.name
         await self.store.revert_templates(sid, [name])
         log.info("reverted %r in set %d: its file's deletion was confirmed (resolve --take disk)", name, sid)
@@ -540,7 +544,10 @@ class Service:
         elif op in ("rescan", "export"):
             await self.request(prefixes=[""])
         elif op == "resolve":
-            return {"ok": True, "message": await self.resolve(str(request.get("path", "")), str(request.get("take", "")))}
+            return {
+                "ok": True,
+                "message": await self.resolve(str(request.get("path", "")), str(request.get("take", ""))),
+            }
         else:
             raise MybbSyncError(f"unknown operation {op!r}")
         return {"ok": True}
@@ -574,7 +581,9 @@ class Service:
 
         def look() -> tuple[dict[str, Facts], list[tuple[str, str]]]:
             problems = self.state.problems(ProblemKind.MISSING) if first_look else []
-            return gather(self.root.path, [*asked, *others]), [(p.path, p.detail) for p in problems if p.detail.startswith(HELD)]
+            return gather(self.root.path, [*asked, *others]), [
+                (p.path, p.detail) for p in problems if p.detail.startswith(HELD)
+            ]
 
         facts, held_before = await anyio.to_thread.run_sync(look, limiter=self.exporter.limiter)
         if first_look:  # a restart is no person's word: what an earlier run held stays held
@@ -802,13 +811,18 @@ def offline_status(root: Path) -> dict[str, Any]:
     }
 
 
-async def serve(settings: Settings, *, task_status: anyio.abc.TaskStatus[ServiceHandle] = anyio.TASK_STATUS_IGNORED) -> None:
+async def serve(
+    settings: Settings, *, task_status: anyio.abc.TaskStatus[ServiceHandle] = anyio.TASK_STATUS_IGNORED
+) -> None:
     """Run the service until cancelled; ``task_status.started()`` hands back a :class:`ServiceHandle`."""
     root = Root(settings.require_root(), settings.temp_suffix)
     lock = RootLock(root.path)  # makes the root if need be
     if not lock.acquire():
         holder = lock.holder()
-        raise MybbSyncError(f"another mybb-sync process is already syncing {root.path}" + (f" ({holder} holds its lock)" if holder else ""))
+        raise MybbSyncError(
+            f"another mybb-sync process is already syncing {root.path}"
+            + (f" ({holder} holds its lock)" if holder else "")
+        )
     finished = anyio.Event()
     try:
         with ExitStack() as cleanup:
@@ -873,7 +887,9 @@ async def _run(
             "there is imported once it held still for %.0fs", root.path, remote, interval, service.writers.window,
         )  # fmt: skip
     if settings.mybb_root is None:
-        log.warning("no --mybb-root: stylesheet edits will not be imported (the forum would keep its old cache files); templates sync as usual")
+        log.warning(
+            "no --mybb-root: stylesheet edits will not be imported (the forum would keep its old cache files); templates sync as usual"
+        )
     watcher = Watcher(root.path, root.temp_suffix)
     poller = Poller(store, settings.poll_interval)
     notifier, ready = Notifier(), anyio.Event()

@@ -64,7 +64,9 @@ def _check(path: Path, st: os.stat_result, what: str, others: int, fix: str) -> 
         raise MybbSyncError(f"{path} is not a folder: {what} must be one; move it away")
     if st.st_uid != os.geteuid():
         owner = user_name(st.st_uid)
-        raise MybbSyncError(f"{not_yours(path, st.st_uid)}: run mybb-sync as {owner}, or remove it if {owner} did not make it for you")
+        raise MybbSyncError(
+            f"{not_yours(path, st.st_uid)}: run mybb-sync as {owner}, or remove it if {owner} did not make it for you"
+        )
     if st.st_mode & others:
         mode = stat.S_IMODE(st.st_mode)
         how = "writable by other users" if st.st_mode & others & 0o222 else "open to other users"

@@ -232,9 +232,7 @@ def _child_list(themes: Sequence[Theme], tid: int) -> list[int]:
     return result
 
 
-def effective_stylesheets(
-    themes: Sequence[Theme], sheets: Iterable[Stylesheet], tid: int
-) -> dict[str, Stylesheet]:
+def effective_stylesheets(themes: Sequence[Theme], sheets: Iterable[Stylesheet], tid: int) -> dict[str, Stylesheet]:
     """Per name, the row the theme uses, in the order MyBB walks them.
 
     Like MyBB (`tid IN (chain) ORDER BY tid DESC`), the highest tid in the
@@ -385,8 +383,7 @@ def plan_edit_stylesheet(
     if current.tid == tid:
         updates = (StylesheetUpdate(current.sid, text, name, now),)
         after = [
-            replace(s, stylesheet=text, cachefile=name, lastmodified=now) if s.sid == current.sid else s
-            for s in sheets
+            replace(s, stylesheet=text, cachefile=name, lastmodified=now) if s.sid == current.sid else s for s in sheets
         ]
     else:
         _check_next_sid(sheets, next_sid)

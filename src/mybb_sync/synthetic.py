@@ -179,7 +179,9 @@ async def install_board(run: Run, run_many: Run, board: Board, p: str) -> None:
         [(t.tid, t.name, t.pid, t.def_, t.properties, t.stylesheets) for t in themes],
     )
     default = next(t for t in themes if t.def_)
-    await run(f"INSERT INTO `{p}datacache` (title, cache) VALUES ('default_theme', %s)", (default_theme_cache(default),))
+    await run(
+        f"INSERT INTO `{p}datacache` (title, cache) VALUES ('default_theme', %s)", (default_theme_cache(default),)
+    )
 
 
 async def _insert_templates(run: Run, p: str, rows: list[tuple[str, str, int, str, int]]) -> None:

@@ -61,7 +61,7 @@ def _escape_fast(cursor: aiomysql.Cursor, args: Any, conn: Any) -> Any | None:
 Cursor = cursor_with_escaping(_escape_fast)
 
 
-_FOUR_BYTE = re.compile("[\U00010000-\U0010FFFF]")  # what UTF-8 needs 4 bytes for: beyond utf8mb3
+_FOUR_BYTE = re.compile("[\U00010000-\U0010ffff]")  # what UTF-8 needs 4 bytes for: beyond utf8mb3
 _ALL_OF_UNICODE = frozenset({"utf8mb4", "utf16", "utf16le", "utf32", "gb18030", "binary"})
 _NO_FOUR_BYTE = frozenset({"utf8", "utf8mb3", "ucs2"})
 # A MySQL charset narrower than Unicode: Python's codec for it (MySQL's latin1 is Windows-1252),
@@ -148,7 +148,9 @@ class MySQLStore(SQLStore):
             if (column := by_name.get((table, name))) is not None:
                 self._charsets[column] = tuple(dict.fromkeys([connection, charset]))
         if len(self._charsets) < len(Column):
-            log.warning("cannot read the charsets of the forum's text columns; checking text against the connection's only")
+            log.warning(
+                "cannot read the charsets of the forum's text columns; checking text against the connection's only"
+            )
 
     def _still_seen(self, copies: Sequence[tuple[str, Seen]]) -> tuple[str, list[Any]]:
         """As one ASCII string per copy, ``tid:dateline:MD5 of text:MD5 of title``: MariaDB

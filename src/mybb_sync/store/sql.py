@@ -146,7 +146,9 @@ class SQLStore(ABC):
         table = self._t["templates"]
         (newest,) = (await self._fetch(f"SELECT COALESCE(MAX(tid), 0) FROM {table}"))[0]
         own: dict[str, int] = {}  # exact title -> tid of the copy that wins
-        for tid, title in await self._fetch(f"SELECT tid, title FROM {table} WHERE sid = %s AND tid <= %s", (sid, newest)):
+        for tid, title in await self._fetch(
+            f"SELECT tid, title FROM {table} WHERE sid = %s AND tid <= %s", (sid, newest)
+        ):
             own[title] = max(int(tid), own.get(title, -1))
         args: tuple[int, ...]
         if sid == GLOBAL_SID:
@@ -233,7 +235,9 @@ class SQLStore(ABC):
         where a set's files are edited, most are copies, and each row read
         costs the driver more than the query costs the server.
         """
-        rows = await self._by_title(_TEMPLATE_COLS, sid, titles, masters=not own and sid not in (GLOBAL_SID, MASTER_SID))
+        rows = await self._by_title(
+            _TEMPLATE_COLS, sid, titles, masters=not own and sid not in (GLOBAL_SID, MASTER_SID)
+        )
         # Among duplicate copies the last one read wins, as in PHP's cache.
         return {r[2]: _template_row(r) for r in rows}
 
@@ -466,7 +470,9 @@ class SQLStore(ABC):
         rows = await self._by_title(f"tid, sid, title, dateline, {self._md5}", sid, titles)
         return {title: (int(tid), int(dateline), digest) for tid, _sid, title, dateline, digest in rows}
 
-    async def _update_templates(self, sid: int, updates: Sequence[tuple[str, Seen, str]], version: str, now: int) -> None:
+    async def _update_templates(
+        self, sid: int, updates: Sequence[tuple[str, Seen, str]], version: str, now: int
+    ) -> None:
         """(title, copy seen, text): each copy is updated by tid only while it still is as seen,
         and guarded by its set (SQLite reuses the largest rowid after a delete)."""
         table = self._t["templates"]
@@ -535,7 +541,6 @@ class SQLStore(ABC):
             )
             deleted += affected
         return deleted
-
 
     # -- stylesheets (the Admin CP's save, applied from a SavePlan) -------------
 

@@ -81,6 +81,8 @@ class SQLiteStore(SQLStore):
 
 def _translate(exc: sqlite3.Error) -> MybbSyncError:
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if isinstance(exc, sqlite3.OperationalError) and ("locked" in message or "busy" in message or "unable to open" in message):
+    if isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in message or "busy" in message or "unable to open" in message
+    ):
         return DatabaseUnavailable(f"database unavailable: {message}")
     return MybbSyncError(f"database error: {message}")
