@@ -22,9 +22,9 @@ import aiomysql
 
 from mybb_sync.catalog import Catalog
 from mybb_sync.config import Database
+from mybb_sync.pending import Pending
 from mybb_sync.poller import RecentWrites
 from mybb_sync.schema import mysql_ddl
-from mybb_sync.service import Pending
 from mybb_sync.synthetic import Board, create_sqlite_board, install_board
 
 READY_TIMEOUT = 60.0

@@ -37,7 +37,7 @@ from boards import PrivateMariaDB, create_board
 from mybb_sync import php
 from mybb_sync.config import Settings
 from mybb_sync.layout import Kind
-from mybb_sync.service import offline_service, offline_status
+from mybb_sync.offline import offline_service, offline_status
 from mybb_sync.store import open_store
 from mybb_sync.synthetic import Board
 

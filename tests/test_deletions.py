@@ -37,7 +37,7 @@ from mybb_sync.deletions import (
     judge,
 )
 from mybb_sync.errors import ConfigError
-from mybb_sync.service import offline_status
+from mybb_sync.offline import offline_status
 from mybb_sync.synthetic import Board
 
 from service_helpers import SET_SID, audit, audit_mark, cli, db_url, install_audit, running_service, template, tpath

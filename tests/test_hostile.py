@@ -36,7 +36,8 @@ from mybb_sync.config import Database, Settings
 from mybb_sync.control import SUN_PATH_MAX, call, socket_path
 from mybb_sync.errors import MybbSyncError
 from mybb_sync.layout import STATE_DIR
-from mybb_sync.service import offline_service, offline_status, serve
+from mybb_sync.offline import offline_service, offline_status
+from mybb_sync.service import serve
 from mybb_sync.state import RootLock, State
 from mybb_sync.synthetic import Board
 

@@ -14,7 +14,7 @@ import pytest
 
 from mybb_sync.config import Database
 from mybb_sync.layout import Found, why_ignored
-from mybb_sync.service import offline_status
+from mybb_sync.offline import offline_status
 
 from service_helpers import cli, db_url, running_service, tpath, write
 

@@ -23,7 +23,7 @@ import pytest
 from boards import create_board, drop_board
 from mybb_sync.atomic import SYNCFS_THRESHOLD, Root, Write, Written, _commit, _stage, stat_of, write_batch
 from mybb_sync.config import Database
-from mybb_sync.service import offline_status
+from mybb_sync.offline import offline_status
 from mybb_sync.synthetic import Board
 
 from service_helpers import (

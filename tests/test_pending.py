@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mybb_sync.service import Pending
+from mybb_sync.pending import Pending
 
 pytestmark = pytest.mark.anyio
 

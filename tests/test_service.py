@@ -31,9 +31,11 @@ from mybb_sync import php
 from mybb_sync import service as service_module
 from mybb_sync.config import Database, Settings
 from mybb_sync.layout import Kind
+from mybb_sync.offline import offline_status
+from mybb_sync.pending import Batch
 from mybb_sync.poller import Poller
 from mybb_sync.reconcile import content_hash
-from mybb_sync.service import Batch, Service, offline_status, serve
+from mybb_sync.service import Service, serve
 from mybb_sync.state import State
 from mybb_sync.store import open_store
 from mybb_sync.store.sql import SQLStore

@@ -11,8 +11,8 @@ import pytest
 from mybb_sync import layout, php
 from mybb_sync.config import Database
 from mybb_sync.layout import Kind
+from mybb_sync.offline import offline_status
 from mybb_sync.reconcile import content_hash
-from mybb_sync.service import offline_status
 from mybb_sync.state import State
 from mybb_sync.store import open_store
 from mybb_sync.stylesheets import build_stylesheet_list, cache_css, default_theme_cache, minify_css

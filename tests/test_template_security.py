@@ -9,7 +9,7 @@ import pytest
 
 from mybb_sync.config import Database
 from mybb_sync.errors import MybbSyncError
-from mybb_sync.service import offline_status
+from mybb_sync.offline import offline_status
 from mybb_sync.store import Store
 from mybb_sync.synthetic import INSTALL_TIME, Board
 

@@ -8,14 +8,7 @@ command line does). Every error it raises is a :class:`MybbSyncError`
 with a one-line message. Everything else is internal and may change.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("mybb-sync")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0"
-
-# After __version__: the modules below read it.
+from ._version import __version__
 from .config import Database, Settings, load_settings
 from .errors import ConfigError, DatabaseUnavailable, DiskUnavailable, MybbSyncError, UnsafeName
 from .service import ServiceHandle, Status, serve

@@ -19,7 +19,8 @@ from typing import Any
 
 import anyio
 
-from . import __version__, logs
+from . import logs
+from ._version import __version__
 from .atomic import Root, read_files, sweep_temps
 from .catalog import Catalog, load_catalog
 from .config import Settings, load_settings
@@ -27,10 +28,11 @@ from .control import call
 from .errors import ConfigError, MybbSyncError, reported_error
 from .export import Exporter, Scope, walk_files
 from .layout import GLOBAL_DIR, GLOBAL_SID, MASTER_SID, SETS_DIR, STYLES_DIR
+from .offline import offline_service, offline_status
 from .progress import ProgressBar
 from .reconcile import unified_diff
 from .security import unsafe_templates
-from .service import ServiceHandle, offline_service, offline_status, serve
+from .service import ServiceHandle, serve
 from .state import RootLock, State
 from .store import open_store
 

@@ -24,7 +24,8 @@ import anyio.abc
 import anyio.lowlevel
 import anyio.to_thread
 
-from . import __version__, layout
+from . import layout
+from ._version import __version__
 from .atomic import NotWritten, Root, Written, read_files, remove_files, stat_files, write_files
 from .catalog import Catalog
 from .deletions import Deletions

@@ -19,17 +19,15 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import anyio
 
 from .catalog import Catalog
 from .errors import DatabaseUnavailable, UnsafeName
 from .layout import GLOBAL_SID, MASTER_SID, STYLES_DIR
+from .pending import Pending
 from .store import Seen, Store, TableMarker
-
-if TYPE_CHECKING:
-    from .service import Pending
 
 log = logging.getLogger(__name__)
 

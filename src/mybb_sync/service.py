@@ -28,8 +28,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import ExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -65,11 +65,12 @@ from .errors import DatabaseUnavailable, DiskUnavailable, MybbSyncError
 from .export import BATCH, Exporter, ExportReport, Scope, TwoWay, in_parallel, scope_folders, walk_tree
 from .importer import ForumCache, Imported, import_stylesheets, import_templates
 from .layout import GLOBAL_SID, Kind, under
+from .pending import Batch, Pending
 from .poller import Poller, RecentWrites
 from .reconcile import Action
 from .security import unsafe_templates
 from .state import Problem, ProblemKind, RootLock, State
-from .statedir import StateDirGuard, state_dir
+from .statedir import StateDirGuard
 from .store import Store, open_store, seen
 from .stylesheets import effective_stylesheets
 from .systemd import Notifier, status_line
@@ -81,66 +82,6 @@ log = logging.getLogger(__name__)
 RETRY_MIN, RETRY_MAX = 0.5, 30.0  # seconds between attempts while the database is away
 DELETE_GRACE = 2.0  # seconds a deleted file must stay gone before on_delete = revert acts
 STREAM_SECONDS = 2.0  # a batch takes in files touched meanwhile for this long, then ends
-
-
-@dataclass
-class Batch:
-    """Work the reconciler has in hand; it covers every add to :class:`Pending` up to ``seq``."""
-
-    paths: set[str]
-    prefixes: set[str]
-    seq: int
-
-
-@dataclass
-class Pending:
-    """What changed and has not been handled yet; the reconciler takes it all at once."""
-
-    paths: set[str] = field(default_factory=set)
-    prefixes: set[str] = field(default_factory=set)
-    seq: int = 0  # bumped by every add; a batch taken at seq N covers every add up to N
-    _wake: anyio.Event = field(default_factory=anyio.Event)
-
-    def __bool__(self) -> bool:
-        return bool(self.paths or self.prefixes)
-
-    def add(self, paths: Sequence[str] = (), prefixes: Sequence[str] = ()) -> int:
-        """Queue work; returns the sequence number a batch must reach to cover it."""
-        if paths or prefixes:
-            self.paths.update(paths)
-            self.prefixes.update(prefixes)
-            self.seq += 1
-            self._wake.set()
-        return self.seq
-
-    def take(self) -> Batch:
-        batch = Batch(self.paths, self.prefixes, self.seq)
-        self.paths, self.prefixes = set(), set()
-        self._wake = anyio.Event()
-        return batch
-
-    def top_up(self, batch: Batch, at_least: int, kept_out: Callable[[str], bool]) -> list[str]:
-        """Move the paths added since ``batch`` was taken into it, so that a flood of changes
-        is handled as one stream, not in rounds that each wait for the slowest part of the
-        last. All or none: none while a folder is pending, or when one of them is already
-        in the batch (a path gets one decision at a time) or is ``kept_out``, or when
-        there are fewer than ``at_least`` (a service keeping up gains nothing by streaming,
-        and a next batch coalesces more saves); those wait for the next batch."""
-        if (
-            len(self.paths) < at_least
-            or self.prefixes
-            or not self.paths.isdisjoint(batch.paths)
-            or any(map(kept_out, self.paths))
-        ):
-            return []
-        more = self.take()
-        batch.paths |= more.paths
-        batch.seq = more.seq
-        return sorted(more.paths)
-
-    async def wait(self) -> None:
-        if not self:
-            await self._wake.wait()
 
 
 @dataclass
@@ -764,51 +705,6 @@ def _is_set_copy(d: Decision) -> bool:
 
 def _is_stylesheet(path: str) -> bool:
     return path.startswith(layout.STYLES_DIR + "/")
-
-
-@asynccontextmanager
-async def offline_service(settings: Settings, *, read_only: bool = False) -> AsyncIterator[Service]:
-    """A service object without watcher, for one-off operations while no service runs.
-
-    ``read_only`` (for ``diff``) skips the root lock: nothing will be written.
-    """
-    root = Root(settings.require_root(), settings.temp_suffix)
-    lock = RootLock(root.path)
-    if not read_only and not lock.acquire():
-        raise MybbSyncError(f"a mybb-sync process holds {root.path} but does not answer on its control socket")
-    try:
-        state = State(root.path)
-        try:
-            async with open_store(settings.require_db(), settings.prefix) as store:
-                yield Service(settings, store, root, state)
-        finally:
-            state.close()
-    finally:
-        lock.release()
-
-
-def offline_status(root: Path) -> dict[str, Any]:
-    """Counts from the state store alone (works with no service and no database)."""
-    directory = state_dir(root, create=False)
-    if directory is None or not (directory / "state.sqlite").exists():
-        raise MybbSyncError(f"{root} has never been synced (no {layout.STATE_DIR}/state.sqlite)")
-    state = State(root)
-    try:
-        rows = list(state.all())
-        problems = state.problems()
-    finally:
-        state.close()
-    kinds = [p.kind.value for p in problems]
-    return {
-        "root": str(root),
-        "tracked": len(rows),
-        "set_copies": sum(1 for r in rows if r.kind is Kind.TEMPLATE and r.owner > 0 and r.row_owner == r.owner),
-        "conflicts": kinds.count("conflict"),
-        "invalid": kinds.count("invalid"),
-        "missing": kinds.count("missing"),
-        "ignored": kinds.count("ignored"),
-        "problems": [{"path": p.path, "kind": p.kind.value, "detail": p.detail, "since": p.since} for p in problems],
-    }
 
 
 async def serve(
