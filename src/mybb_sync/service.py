@@ -3,9 +3,15 @@
 ::
 
     serve()
-     ├─ inotify reader   Watcher.news() -> Pending (paths, rescans)
+     ├─ state guard      the state folder deleted or moved away: stop with one line
+     ├─ timers           second looks (deletion grace, files to hold still) -> Pending
+     ├─ inotify reader   Watcher.news() -> Pending (paths, rescans); writers; ignored
      ├─ reconciler       the single decision maker: takes everything pending,
      │                   plans it with the rule, imports, exports, records state
+     ├─ control socket   status, pause, resume, rescan, resolve (control.py)
+     ├─ systemd          WATCHDOG=1, STATUS=, EXTEND_TIMEOUT_USEC (systemd.py)
+     ├─ poller           database saves -> Pending (poller.py), once started
+     ├─ unsafe check     one warning if stored templates fail the security check
      └─ periodic rescan  (optional safety net; forced on network filesystems)
 
 Use it from another asyncio program::
@@ -74,6 +80,7 @@ from .statedir import StateDirGuard
 from .store import Store, open_store, seen
 from .stylesheets import effective_stylesheets
 from .systemd import Notifier, status_line
+from .timers import Timers
 from .watch import Passed, Rescan, Touched, Watcher
 from .writers import Writers
 
@@ -159,11 +166,9 @@ class Service:
         self._held_warned = -float("inf")  # when a mass deletion was last warned of
         self._held_loaded = False  # whether the deletions held by an earlier run were read from the state
         self.finished = anyio.Event()
-        self._tg: anyio.abc.TaskGroup | None = None
         self._progress = anyio.Event()  # set (and replaced) after each handled batch
         self._ignored = {p.path: p.detail for p in state.problems(ProblemKind.IGNORED)}  # said already
-        self._later_count = 0  # second looks scheduled by _later and not yet queued
-        self._later_seq = 0  # Pending.seq of the last second look queued
+        self.timers = Timers(self.pending, self._progressed)  # second looks (grace periods, files to hold still)
         self.writers = Writers(root, self._later)  # files still being written: no pass imports them
         self._unsure_through = 0  # batches up to this Pending.seq meet writers inotify did not report
         self.writers.unsure = lambda: self._handled < self._unsure_through
@@ -201,7 +206,7 @@ class Service:
         the second looks pending (a file held until it stops changing, a deletion in its grace
         period): a rescan is done when what it found is settled, not merely looked at."""
         target = self.pending.add(paths, prefixes)
-        while self._handled < max(target, self._later_seq) or self._later_count:
+        while self._handled < max(target, self.timers.last_seq) or self.timers.outstanding:
             await self._progress.wait()
 
     async def until_idle(self) -> None:
@@ -639,18 +644,7 @@ class Service:
 
     def _later(self, path: str, delay: float) -> None:
         """Look at ``path`` again after ``delay`` seconds."""
-
-        async def wake() -> None:
-            try:
-                await anyio.sleep(delay)  # a timer for the grace period, not synchronisation
-                self._later_seq = max(self._later_seq, self.pending.add([path]))
-            finally:
-                self._later_count -= 1
-                self._progressed()
-
-        if self._tg is not None:
-            self._later_count += 1
-            self._tg.start_soon(wake)
+        self.timers.add(path, delay)
 
     def _progressed(self) -> None:
         """Wake whoever waits in :meth:`request` or :meth:`until_idle` to look again."""
@@ -794,7 +788,7 @@ async def _run(
         await poller.baseline()  # likewise for the database
         with anyio.CancelScope() as scope:
             async with anyio.create_task_group() as tg:
-                service._tg = tg
+                tg.start_soon(service.timers.run)
                 tg.start_soon(_stop_when_removed, guard)
                 tg.start_soon(service.read_events, watcher)
                 tg.start_soon(service.reconcile_forever)
