@@ -13,22 +13,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from mybb_sync.atomic import (
-    ABSENT,
-    SYNCFS_THRESHOLD,
-    FileRead,
-    NotWritten,
-    Root,
-    Write,
-    Written,
-    read_files,
-    remove_files,
-    stat_files,
-    stat_of,
-    sweep_temps,
-    write_batch,
-    write_files,
-)
+from mybb_sync.atomic import ABSENT, SYNCFS_THRESHOLD, NotWritten, Write, Written, write_batch, write_files
+from mybb_sync.files import FileRead, Root, read_files, remove_files, stat_files, stat_of, sweep_temps
 from mybb_sync.state import FINE_RACY_NS, RACY_NS, State
 
 
@@ -125,7 +111,8 @@ async def test_write_files_small_batch_writes_exact_content(sync_root: Root) -> 
 _FAILING_WRITER = """
 import json, resource, signal, sys
 from pathlib import Path
-from mybb_sync.atomic import Root, Write, write_batch
+from mybb_sync.atomic import Write, write_batch
+from mybb_sync.files import Root
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # writes past 4 KiB fail with EFBIG
 root, count = Root(Path(sys.argv[1])), int(sys.argv[2])

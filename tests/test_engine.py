@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mybb_sync.atomic import Root
 from mybb_sync.engine import Entry, _invalid, plan
+from mybb_sync.files import Root
 from mybb_sync.layout import Kind
 from mybb_sync.reconcile import Action, content_hash
 from mybb_sync.state import FileState, State

@@ -22,11 +22,11 @@ from asyncinotify import Inotify, Mask
 
 from boards import PrivateMariaDB, create_board, drop_board
 from mybb_sync import export as export_module
-from mybb_sync.atomic import Root
 from mybb_sync.catalog import load_catalog
 from mybb_sync.config import Database
 from mybb_sync.errors import DatabaseUnavailable
 from mybb_sync.export import Exporter, Scope
+from mybb_sync.files import Root
 from mybb_sync.layout import Kind
 from mybb_sync.state import FINE_RACY_NS, RACY_NS, State
 from mybb_sync.store import open_store

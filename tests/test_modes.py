@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from boards import create_board, drop_board
-from mybb_sync.atomic import SYNCFS_THRESHOLD, Root, Write, Written, _commit, _stage, stat_of, write_batch
+from mybb_sync.atomic import SYNCFS_THRESHOLD, Write, Written, _commit, _stage, write_batch
 from mybb_sync.config import Database
+from mybb_sync.files import Root, stat_of
 from mybb_sync.offline import offline_status
 from mybb_sync.synthetic import Board
 
@@ -45,7 +46,8 @@ MEMBER_GID, OTHER_GID = 54321, 54322  # groups that need no /etc/group entry: th
 WRITER = """
 import json, os, sys
 from pathlib import Path
-from mybb_sync.atomic import Root, Write, Written, write_batch
+from mybb_sync.atomic import Write, Written, write_batch
+from mybb_sync.files import Root
 root, umask_now, ids, paths = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
 if ids:  # become that user here: the interpreter itself may live where that user cannot reach
     uid, gid, *groups = (int(i) for i in ids.split(":"))
@@ -100,8 +102,8 @@ def shared() -> Iterator[Path]:
 
 def test_the_umask_is_read_without_changing_it() -> None:
     script = (
-        "import os; from mybb_sync import atomic; "
-        "print(atomic.UMASK, atomic.read_umask(), atomic.read_umask('/nonexistent/status'), os.umask(0))"
+        "import os; from mybb_sync import modes; "
+        "print(modes.UMASK, modes.read_umask(), modes.read_umask('/nonexistent/status'), os.umask(0))"
     )
     done = subprocess.run([sys.executable, "-c", script], umask=0o027, capture_output=True, check=True)
     assert [int(v) for v in done.stdout.split()] == [0o027] * 4

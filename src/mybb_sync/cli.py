@@ -21,12 +21,12 @@ import anyio
 
 from . import logs
 from ._version import __version__
-from .atomic import Root, read_files, sweep_temps
 from .catalog import Catalog, load_catalog
 from .config import Settings, load_settings
 from .control import call
 from .errors import ConfigError, MybbSyncError, reported_error
 from .export import Exporter, Scope, walk_files
+from .files import Root, read_files, sweep_temps
 from .layout import GLOBAL_DIR, GLOBAL_SID, MASTER_SID, SETS_DIR, STYLES_DIR
 from .offline import offline_service, offline_status
 from .progress import ProgressBar

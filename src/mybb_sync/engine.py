@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from .atomic import ABSENT, Expect, Root, Write, Written, read_files, stat_files
+from .atomic import ABSENT, Expect, Write, Written
+from .files import Root, read_files, stat_files
 from .layout import Kind
 from .reconcile import Action, content_hash, decide
 from .state import FileStat, FileState, State

@@ -26,7 +26,7 @@ import anyio.to_thread
 
 from . import layout
 from ._version import __version__
-from .atomic import NotWritten, Root, Written, read_files, remove_files, stat_files, write_files
+from .atomic import NotWritten, Written, write_files
 from .catalog import Catalog
 from .deletions import Deletions
 from .engine import (
@@ -42,6 +42,7 @@ from .engine import (
     with_row,
 )
 from .errors import DiskUnavailable, UnsafeName, reported_error
+from .files import Root, read_files, remove_files, stat_files
 from .importer import Imported
 from .layout import GLOBAL_SID, Kind, under
 from .reconcile import Action, content_hash

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import anyio.to_thread
 
-from .atomic import ABSENT, Root, Write, Written, write_batch
+from .atomic import ABSENT, Write, Written, write_batch
 from .engine import Decision, Row, agreed_state
 from .errors import DatabaseUnavailable, MybbSyncError
+from .files import Root
 from .layout import GLOBAL_SID, Kind
 from .reconcile import content_hash
 from .security import check_template

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from . import layout
-from .atomic import Root
 from .config import Settings
 from .errors import MybbSyncError
+from .files import Root
 from .layout import Kind
 from .service import Service
 from .state import RootLock, State

@@ -45,7 +45,6 @@ import anyio.abc
 import anyio.to_thread
 
 from . import layout
-from .atomic import Root, remote_filesystem, sweep_temps
 from .catalog import Catalog, load_catalog
 from .config import Settings
 from .control import serve_control
@@ -69,6 +68,8 @@ from .deletions import (
 from .engine import Decision, Entry, plan
 from .errors import DatabaseUnavailable, DiskUnavailable, MybbSyncError
 from .export import BATCH, Exporter, ExportReport, Scope, TwoWay, in_parallel, scope_folders, walk_tree
+from .files import Root, sweep_temps
+from .filesystems import remote_filesystem
 from .importer import ForumCache, Imported, import_stylesheets, import_templates
 from .layout import GLOBAL_SID, Kind, under
 from .pending import Batch, Pending

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import anyio.from_thread
 
-from .atomic import Root
+from .files import Root
 from .state import FileStat
 
 log = logging.getLogger(__name__)
