@@ -55,10 +55,12 @@ import mybb_sync
 from mybb_sync import layout
 from mybb_sync.catalog import Catalog, load_catalog
 from mybb_sync.config import Database
-from mybb_sync.export import Exporter, ExportReport, Scope, set_entries, stylesheet_entries
+from mybb_sync.export import Exporter, set_entries, stylesheet_entries
 from mybb_sync.files import Root
 from mybb_sync.layout import GLOBAL_SID
 from mybb_sync.poller import Poller
+from mybb_sync.report import ExportReport
+from mybb_sync.scope import Scope
 from mybb_sync.state import RACY_NS, State
 from mybb_sync.store import open_store
 from mybb_sync.synthetic import Board

@@ -25,9 +25,11 @@ from mybb_sync import export as export_module
 from mybb_sync.catalog import load_catalog
 from mybb_sync.config import Database
 from mybb_sync.errors import DatabaseUnavailable
-from mybb_sync.export import Exporter, Scope
+from mybb_sync.export import Exporter
 from mybb_sync.files import Root
 from mybb_sync.layout import Kind
+from mybb_sync.report import ExportReport
+from mybb_sync.scope import Scope
 from mybb_sync.state import FINE_RACY_NS, RACY_NS, State
 from mybb_sync.store import open_store
 from mybb_sync.store.sql import SQLStore
@@ -504,7 +506,7 @@ async def _moved_in_an_agreed_set(board: Database, root: Path) -> list[str]:
 
 async def _export_recording_lookups(
     board: Database, root: Path, monkeypatch: pytest.MonkeyPatch
-) -> tuple[export_module.ExportReport, list[Any]]:
+) -> tuple[ExportReport, list[Any]]:
     """One pass over set 1; events: "page" per page of the state read, the batch size per row lookup."""
     events: list[Any] = []
     page_of, by_title = State.page_of, SQLStore.templates_by_title

@@ -1,4 +1,4 @@
-"""A stop and the writes in hand (``export.finish_within``): finished if they can be, interrupted
+"""A stop and the writes in hand (``stopping.finish_within``): finished if they can be, interrupted
 if they hang, abandoned if even that fails, so that a SIGTERM always ends within 5 s."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from mybb_sync.errors import DatabaseUnavailable
-from mybb_sync.export import finish_within
+from mybb_sync.stopping import finish_within
 
 pytestmark = pytest.mark.anyio
 

@@ -25,16 +25,18 @@ from .catalog import Catalog, load_catalog
 from .config import Settings, load_settings
 from .control import call
 from .errors import ConfigError, MybbSyncError, reported_error
-from .export import Exporter, Scope, walk_files
+from .export import Exporter
 from .files import Root, read_files, sweep_temps
 from .layout import GLOBAL_DIR, GLOBAL_SID, MASTER_SID, SETS_DIR, STYLES_DIR
 from .offline import offline_service, offline_status
 from .progress import ProgressBar
 from .reconcile import unified_diff
+from .scope import Scope
 from .security import unsafe_templates
 from .service import ServiceHandle, serve
 from .state import RootLock, State
 from .store import open_store
+from .tree import walk_files
 
 log = logging.getLogger("mybb_sync")
 TOP_DIRS = (SETS_DIR, GLOBAL_DIR, STYLES_DIR)

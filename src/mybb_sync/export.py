@@ -14,14 +14,10 @@ import errno
 import logging
 import os
 import time
-from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 
 import anyio
-import anyio.abc
-import anyio.lowlevel
 import anyio.to_thread
 
 from . import layout
@@ -41,84 +37,24 @@ from .engine import (
     states_after_writes,
     with_row,
 )
-from .errors import DiskUnavailable, UnsafeName, reported_error
+from .errors import DiskUnavailable, UnsafeName
 from .files import Root, read_files, remove_files, stat_files
 from .importer import Imported
-from .layout import GLOBAL_SID, Kind, under
+from .layout import Kind, under
+from .parallel import in_parallel
 from .reconcile import Action, content_hash
+from .report import ExportReport
+from .scope import Scope, scope_folders, scope_label
 from .state import Problem, ProblemKind, State, Tracked
+from .stopping import finish_within
 from .store import Store
 from .stylesheets import effective_stylesheets
+from .tree import walk_tree
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
-STOP_GRACE = 2.5  # seconds a stop waits for the writes in hand before interrupting them
-STOP_ABANDON = 1.0  # then seconds it waits for the interrupted writes before abandoning them
-T = TypeVar("T")
 Progress = Callable[[int, int], None]  # (done, total so far)
-
-
-@dataclass
-class ExportReport:
-    """What an export did; ``as_json()`` is the ``--json`` output."""
-
-    written: int = 0
-    unchanged: int = 0
-    adopted: int = 0
-    forced: int = 0
-    bytes: int = 0
-    seconds: float = 0.0
-    conflicts: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    orphans: list[str] = field(default_factory=list)
-    ignored: dict[str, str] = field(default_factory=dict)  # path -> why it is not synced
-    imported: int = 0
-    rows_read: int = 0  # template rows fetched (a set unchanged since it was last agreed costs none)
-    refused: list[str] = field(default_factory=list)
-    recheck: list[str] = field(default_factory=list)  # paths to look at again (changed while being handled)
-    fresh: list[str] = field(default_factory=list)  # written files whose stat is too young to trust yet
-    seen: set[str] = field(default_factory=set)  # every path the pass met a row for
-    per_scope: Counter[str] = field(default_factory=Counter)
-    per_group: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def files(self) -> int:
-        return self.written + self.unchanged + self.adopted + len(self.conflicts)
-
-    def summary(self) -> str:
-        parts = [f"{self.written} written", f"{self.unchanged + self.adopted} unchanged"]
-        if self.forced:
-            parts.append(f"{self.forced} conflicting file(s) overwritten (--force)")
-        if self.conflicts:
-            parts.append(f"{len(self.conflicts)} conflict(s)")
-        if self.skipped:
-            parts.append(f"{len(self.skipped)} skipped")
-        if self.errors:
-            parts.append(f"{len(self.errors)} error(s)")
-        if self.orphans:
-            parts.append(f"{len(self.orphans)} file(s) with no database row")
-        if self.ignored:
-            parts.append(f"{len(self.ignored)} ignored (not a file mybb-sync syncs; see --json)")
-        return f"exported {self.files} files: " + ", ".join(parts) + f" in {self.seconds:.2f}s"
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "written": self.written,
-            "unchanged": self.unchanged + self.adopted,
-            "conflicts": self.conflicts,
-            "forced": self.forced,
-            "skipped": self.skipped,
-            "errors": self.errors,
-            "orphans": self.orphans,
-            "ignored": self.ignored,
-            "bytes": self.bytes,
-            "rows_read": self.rows_read,
-            "seconds": round(self.seconds, 3),
-            "per_scope": dict(self.per_scope),
-            "per_group": dict(self.per_group),
-        }
 
 
 @dataclass(frozen=True)
@@ -129,20 +65,6 @@ class TwoWay:
     on_deleted: Callable[[Sequence[Decision]], Awaitable[Deletions]]  # what became of files found gone
     interrupt: Callable[[], Awaitable[None]]  # aborts their statements in flight (Store.interrupt)
     hold: Hold | None = None  # files still being written: left out of the pass (engine.plan)
-
-
-@dataclass(frozen=True)
-class Scope:
-    """What to export: template set sids (-1 = global templates) and theme tids."""
-
-    sets: tuple[int, ...]
-    themes: tuple[int, ...]
-
-
-def scope_label(catalog: Catalog, kind: Kind, owner: int) -> str:
-    if kind is Kind.STYLESHEET:
-        return f"theme:{catalog.themes[owner].name}"
-    return "global" if owner == GLOBAL_SID else f"set:{catalog.sets[owner]}"
 
 
 async def set_entries(store: Store, catalog: Catalog, sid: int, report: ExportReport) -> AsyncIterator[list[Entry]]:
@@ -186,105 +108,6 @@ def layout_key(sid: int) -> str:
 def set_layout(catalog: Catalog, sid: int) -> str:
     """What a set's file paths depend on besides its rows: its folder name, the template groups, this version."""
     return f"{catalog.sets.get(sid, '')}|{','.join(sorted(catalog.groups))}|{__version__}"
-
-
-async def in_parallel(
-    batches: AsyncIterable[T], handle: Callable[[T], Awaitable[None]], workers: int = 2, *, ready: int = 2
-) -> None:
-    """Handle batches as they come, ``workers`` at a time, so that one's database round
-    trips overlap another's file work; up to ``ready`` batches wait made in advance
-    (0: the next is made once a worker has taken the last, from what is known then).
-    A mybb-sync error (the database went away) surfaces as itself, not as an
-    exception group, so callers can catch it by type.
-    """
-    send, receive = anyio.create_memory_object_stream[T](ready)
-
-    async def produce() -> None:
-        async with send:
-            async for batch in batches:
-                await send.send(batch)
-
-    async def consume(stream: anyio.abc.ObjectReceiveStream[T]) -> None:
-        async with stream:
-            async for batch in stream:
-                await handle(batch)
-
-    try:
-        async with anyio.create_task_group() as tg, receive:
-            tg.start_soon(produce)
-            for _ in range(workers):
-                tg.start_soon(consume, receive.clone())
-    except BaseExceptionGroup as group:
-        error = reported_error(group)
-        if error is None:
-            raise
-        raise error from None
-
-
-async def finish_within(
-    work: Callable[[], Awaitable[T]],
-    interrupt: Callable[[], Awaitable[None]] | None,
-    grace: float = STOP_GRACE,
-    abandon: float = STOP_ABANDON,
-) -> T:
-    """Run ``work`` shielded from cancellation, but not for ever.
-
-    Once cancelled (a stop, or a sibling's failure: either way its caller is done
-    waiting), it gets ``grace`` seconds to finish; then ``interrupt`` aborts its
-    statements (a write waiting for a lock held elsewhere would keep a SIGTERM
-    waiting for as long as the lock is held), and after ``abandon`` more seconds it
-    is cancelled anyway. Once a cancelled work is over, the cancellation goes on
-    (its own error, such as the interrupted statement's, gives way to it). What it
-    left undone, the next start finds: the state store keeps the old bases and the
-    intents.
-    """
-    outcome: list[T] = []
-    failure: list[Exception] = []
-    finished = anyio.Event()
-    shield = anyio.CancelScope(shield=True)
-
-    async def end_overdue() -> None:
-        """The work outlived the grace period: interrupt it, then cancel it if still running."""
-        log.warning(
-            "stopping: a database write still runs after %.1fs (a lock held elsewhere?): interrupting it", grace
-        )
-        try:
-            with anyio.move_on_after(abandon):
-                if interrupt is not None:
-                    try:
-                        await interrupt()
-                    except Exception as exc:  # noqa: BLE001 - the deadline matters more
-                        log.warning("could not interrupt it: %s", exc)
-                await finished.wait()
-        finally:
-            shield.cancel()  # nothing if it finished
-
-    async def guard() -> None:
-        try:
-            await anyio.sleep_forever()
-        except anyio.get_cancelled_exc_class():  # a stop, or the work is over
-            with anyio.CancelScope(shield=True):
-                with anyio.move_on_after(grace):
-                    await finished.wait()
-                if not finished.is_set():
-                    await end_overdue()
-            raise
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(guard)
-        with shield:
-            try:
-                outcome.append(await work())
-            except Exception as exc:  # raised below, not as a group
-                failure.append(exc)
-            finally:
-                finished.set()
-        tg.cancel_scope.cancel()
-    if failure or not outcome:  # not outcome: abandoned, which only a cancellation does
-        await anyio.lowlevel.checkpoint_if_cancelled()
-    if failure:
-        raise failure[0]
-    return outcome[0]
 
 
 class Exporter:
@@ -602,15 +425,6 @@ class Exporter:
         return sorted(orphans)
 
 
-def scope_folders(catalog: Catalog, scope: Scope) -> list[str]:
-    """The top folders of the sync root a scope covers."""
-    folders = [
-        layout.GLOBAL_DIR if sid == GLOBAL_SID else f"{layout.SETS_DIR}/{layout.escape_part(catalog.sets[sid])}"
-        for sid in scope.sets
-    ]
-    return folders + [f"{layout.STYLES_DIR}/{layout.escape_part(catalog.themes[tid].name)}" for tid in scope.themes]
-
-
 def _conflict_detail(d: Decision) -> str:
     if d.invalid:
         return f"file is invalid ({d.invalid}) and the database changed"
@@ -619,50 +433,6 @@ def _conflict_detail(d: Decision) -> str:
     if d.action is Action.IMPORT:
         return "file changed on disk since the last sync (not overwritten)"
     return "both the file and the database changed since the last sync"
-
-
-@dataclass(slots=True)
-class Walk:
-    """What a walk of a folder found: the regular files to sync, and what it passes over where a
-    file could be, with why (:func:`layout.why_ignored`)."""
-
-    files: list[str] = field(default_factory=list)
-    ignored: dict[str, str] = field(default_factory=dict)
-
-
-def walk_tree(root: Root, folder: str) -> Walk:
-    """Walk ``folder`` (blocking; no symlink followed, dot-folders skipped)."""
-    walk = Walk()
-    stack = [folder]
-    while stack:
-        rel = stack.pop()
-        try:
-            with os.scandir(root.path / rel) as it:
-                items = list(it)
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
-            continue
-        for entry in items:
-            child = f"{rel}/{entry.name}"
-            if entry.is_dir(follow_symlinks=False):
-                if entry.name.startswith("."):
-                    continue
-                stack.append(child)
-                found = layout.Found.DIR
-            elif entry.is_file(follow_symlinks=False):
-                found = layout.Found.FILE
-            else:
-                found = layout.Found.SYMLINK if entry.is_symlink() else layout.Found.OTHER
-            why = layout.why_ignored(child, found, root.temp_suffix)
-            if why is not None:
-                walk.ignored[child] = why
-            elif found is layout.Found.FILE and not layout.is_ignored_name(entry.name, root.temp_suffix):
-                walk.files.append(child)
-    return walk
-
-
-def walk_files(root: Root, folder: str) -> list[str]:
-    """Relative paths of the regular files below ``folder`` that are synced or could be."""
-    return walk_tree(root, folder).files
 
 
 PER_FILE_LINES = 100

@@ -67,14 +67,17 @@ from .deletions import (
 )  # fmt: skip
 from .engine import Decision, Entry, plan
 from .errors import DatabaseUnavailable, DiskUnavailable, MybbSyncError
-from .export import BATCH, Exporter, ExportReport, Scope, TwoWay, in_parallel, scope_folders, walk_tree
+from .export import BATCH, Exporter, TwoWay
 from .files import Root, sweep_temps
 from .filesystems import remote_filesystem
 from .importer import ForumCache, Imported, import_stylesheets, import_templates
 from .layout import GLOBAL_SID, Kind, under
+from .parallel import in_parallel
 from .pending import Batch, Pending
 from .poller import Poller, RecentWrites
 from .reconcile import Action
+from .report import ExportReport
+from .scope import Scope, scope_folders
 from .security import unsafe_templates
 from .state import Problem, ProblemKind, RootLock, State
 from .statedir import StateDirGuard
@@ -82,6 +85,7 @@ from .store import Store, open_store, seen
 from .stylesheets import effective_stylesheets
 from .systemd import Notifier, status_line
 from .timers import Timers
+from .tree import walk_tree
 from .watch import Passed, Rescan, Touched, Watcher
 from .writers import Writers
 

@@ -42,6 +42,7 @@ from asyncinotify import Event, Inotify, Mask, Watch
 from ._compat import take_buffered
 from .errors import MybbSyncError
 from .layout import STATE_DIR, Found, is_ignored_name, why_ignored
+from .tree import folders
 
 log = logging.getLogger(__name__)
 
@@ -136,19 +137,10 @@ class Watcher:
         return name.startswith(".") or name == STATE_DIR
 
     def add_tree(self, rel: str = "") -> None:
-        """Watch ``rel`` and every directory below it (blocking but cheap: one syscall per dir)."""
-        stack = [rel]
-        while stack:
-            current = stack.pop()
-            if not self._add(current):
-                continue
-            try:
-                with os.scandir(self.root / current if current else self.root) as it:
-                    for entry in it:
-                        if entry.is_dir(follow_symlinks=False) and not self._ignored_dir(entry.name):
-                            stack.append(f"{current}/{entry.name}" if current else entry.name)
-            except (FileNotFoundError, NotADirectoryError, PermissionError):
-                continue
+        """Watch ``rel`` and every directory below it (blocking but cheap: one syscall per dir),
+        each watched before it is listed (:func:`.tree.folders`)."""
+        for _ in folders(self.root, rel, enter=self._add):
+            pass
 
     def _add(self, rel: str) -> bool:
         path = self.root / rel if rel else self.root
