@@ -21,7 +21,6 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from mybb_sync import service as service_module
 from mybb_sync.cli import build_parser
 from mybb_sync.config import Database, load_settings
 from mybb_sync.deletions import (
@@ -188,15 +187,14 @@ def test_facts_are_gathered_with_lstat_and_no_symlink_is_followed(root: Path, tm
 
 @pytest.mark.parametrize("level", ["template_sets", "set", "group"])
 async def test_a_folder_moved_away_reverts_nothing_and_moving_it_back_changes_nothing(
-    db: Database, board_spec: Board, root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, level: str
+    db: Database, board_spec: Board, root: Path, tmp_path: Path, level: str
 ) -> None:
     """``mv template_sets /elsewhere`` took a set from 2,300 rows to 0 in 6 s (issue 22)."""
-    monkeypatch.setattr(service_module, "DELETE_GRACE", 0.0)
     copy = tpath(board_spec.master_title(OWN))
     group = copy.rsplit("/", 1)[0]
     folder = {"template_sets": "template_sets", "set": "template_sets/Default Templates", "group": group}[level]
     aside = tmp_path / "elsewhere"
-    async with running_service(db, root, on_delete="revert") as svc:
+    async with running_service(db, root, on_delete="revert", delete_grace=0.0) as svc:
         before, files = await template(db, SET_SID, board_spec.master_title(OWN)), files_under(root / folder)
         mark, writes = svc.log.mark(), await audit_mark(db)
         os.rename(root / folder, aside)
@@ -221,14 +219,13 @@ async def test_a_folder_moved_away_reverts_nothing_and_moving_it_back_changes_no
 
 @pytest.mark.parametrize("replacement", ["symlink", "FIFO", "folder"])
 async def test_a_set_copys_file_replaced_by_something_else_reverts_nothing(
-    db: Database, board_spec: Board, root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, replacement: str
+    db: Database, board_spec: Board, root: Path, tmp_path: Path, replacement: str
 ) -> None:
-    monkeypatch.setattr(service_module, "DELETE_GRACE", 0.0)
     title = board_spec.master_title(OWN)
     rel = tpath(title)
     path = root / rel
     url = ["--db", db_url(db), "--root", str(root)]
-    async with running_service(db, root, on_delete="revert") as svc:
+    async with running_service(db, root, on_delete="revert", delete_grace=0.0) as svc:
         before = await template(db, SET_SID, title)
         same = tmp_path / "same.html"
         same.write_bytes(path.read_bytes())
@@ -312,7 +309,7 @@ async def test_ten_copies_deleted_at_once_are_held_and_resolve_reverts_one_at_a_
 
 
 async def test_deletions_held_stay_held_across_a_restart_even_when_fewer_than_the_limit_remain(
-    db: Database, board_spec: Board, root: Path, monkeypatch: pytest.MonkeyPatch
+    db: Database, board_spec: Board, root: Path
 ) -> None:
     """A restart is no person's word. With no grace period a revert would happen in the
     start-up pass itself, so its end proves none did."""
@@ -328,8 +325,7 @@ async def test_deletions_held_stay_held_across_a_restart_even_when_fewer_than_th
     for rel in rels[:4]:
         await cli("resolve", str(root / rel), "--take", "db", *url, cwd=root.parent)
     writes = await audit_mark(db)
-    monkeypatch.setattr(service_module, "DELETE_GRACE", 0.0)
-    async with running_service(db, root, on_delete="revert") as svc:
+    async with running_service(db, root, on_delete="revert", delete_grace=0.0) as svc:
         assert await audit(db, writes) == []
         assert not any(text.startswith("reverted ") for text in svc.log.lines)
         assert any(

@@ -106,6 +106,7 @@ class Settings:
     rescan_interval: float | None = None
     log_format: Literal["text", "json"] = "text"
     allow_mass_revert: bool = False  # on_delete = revert: revert mass deletions too, unconfirmed
+    delete_grace: float = 2.0  # seconds a deleted set-copy file must stay gone before on_delete = revert acts
     # Whether inotify misses writers of the root (NFS, SMB, FUSE): rescans, and imports once a file held still.
     network_filesystem: Literal["auto", "yes", "no"] = "auto"
 
@@ -169,6 +170,7 @@ _CONVERTERS: dict[str, Any] = {
     "log_format": _choice("text", "json"),
     "allow_mass_revert": _flag,
     "network_filesystem": _choice("auto", "yes", "no"),
+    "delete_grace": _positive,
 }
 assert set(_CONVERTERS) == {f.name for f in fields(Settings)}
 

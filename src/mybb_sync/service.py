@@ -48,23 +48,7 @@ from . import layout
 from .catalog import Catalog, load_catalog
 from .config import Settings
 from .control import serve_control
-from .deletions import (
-    DELETED,
-    HELD,
-    KEPT,
-    MASS_WINDOW,
-    Deletions,
-    Facts,
-    Held,
-    Sighting,
-    Verdict,
-    explain,
-    gather,
-    held_detail,
-    holds,
-    judge,
-    waiting,
-)  # fmt: skip
+from .deletions import Deletions
 from .engine import Decision, Entry, plan
 from .errors import DatabaseUnavailable, DiskUnavailable, MybbSyncError
 from .export import BATCH, Exporter, TwoWay
@@ -77,6 +61,7 @@ from .pending import Batch, Pending
 from .poller import Poller, RecentWrites
 from .reconcile import Action
 from .report import ExportReport
+from .reverts import Reverts
 from .scope import Scope, scope_folders
 from .security import unsafe_templates
 from .state import Problem, ProblemKind, RootLock, State
@@ -92,7 +77,6 @@ from .writers import Writers
 log = logging.getLogger(__name__)
 
 RETRY_MIN, RETRY_MAX = 0.5, 30.0  # seconds between attempts while the database is away
-DELETE_GRACE = 2.0  # seconds a deleted file must stay gone before on_delete = revert acts
 STREAM_SECONDS = 2.0  # a batch takes in files touched meanwhile for this long, then ends
 
 
@@ -165,16 +149,12 @@ class Service:
         self._resumed.set()
         self._writer = anyio.Lock()  # held by whoever decides and writes: one at a time
         self._handled = 0  # Pending.seq of the last batch handled
-        self._sightings: dict[str, Sighting] = {}  # files seen deleted lately, still gone
-        self._held: dict[str, Held] = {}  # set-copy deletions waiting for a person (resolve)
-        self._reverted: list[Sighting] = []  # deletions reverted lately (they count towards a mass deletion)
-        self._held_warned = -float("inf")  # when a mass deletion was last warned of
-        self._held_loaded = False  # whether the deletions held by an earlier run were read from the state
         self.finished = anyio.Event()
         self._progress = anyio.Event()  # set (and replaced) after each handled batch
         self._ignored = {p.path: p.detail for p in state.problems(ProblemKind.IGNORED)}  # said already
         self.timers = Timers(self.pending, self._progressed)  # second looks (grace periods, files to hold still)
         self.writers = Writers(root, self._later)  # files still being written: no pass imports them
+        self.reverts = Reverts(settings, root, state, store, self.exporter.limiter, self._later)
         self._unsure_through = 0  # batches up to this Pending.seq meet writers inotify did not report
         self.writers.unsure = lambda: self._handled < self._unsure_through
         self._outage: type[MybbSyncError] | None = None  # the outage the last batch met, if any
@@ -451,37 +431,9 @@ class Service:
                 raise MybbSyncError(report.errors[0])
             self._account(report)
             await anyio.to_thread.run_sync(self.state.clear_problems, [path])
-            self._sightings.pop(path, None)
-            self._held.pop(path, None)
-            self._status.held_deletions = len(self._held)
+            self.reverts.forget(path)
+            self._status.held_deletions = self.reverts.held
         return message
-
-    async def _take_deletion(self, decision: Decision, report: ExportReport) -> None:
-        """``resolve --take disk`` of a file that is gone: a person confirms its deletion, which
-        reverts its set's copy, as ``on_delete = revert`` would have (a file replaced by
-        something else, or gone with its folder, is no deletion: refused). The file then shows
-        what the set shows now, its master template if there is one."""
-        path = decision.entry.path
-        found = (await anyio.to_thread.run_sync(gather, self.root.path, [path]))[path]
-        verdict = judge(found)
-        if verdict is Verdict.REPLACED:
-            raise MybbSyncError(
-                f"{path} is a {found.entry}, not a file: nothing to take (--take db puts the file back)"
-            )
-        if verdict is Verdict.FOLDER_GONE:
-            raise MybbSyncError(f"{path}: {explain(found)}")
-        if verdict is Verdict.PRESENT:
-            raise MybbSyncError(f"{path} is back on disk: resolve it again")
-        if not _is_set_copy(decision):
-            raise MybbSyncError(
-                f"{path} does not exist on disk and stands for no set's own copy: nothing to revert (--take db writes it again)"
-            )
-        sid, name = decision.entry.owner, decision.entry.name
-        await self.store.revert_templates(sid, [name])
-        log.info("reverted %r in set %d: its file's deletion was confirmed (resolve --take disk)", name, sid)
-        await anyio.to_thread.run_sync(self.state.delete, [path])
-        entries = await self.entries_for([path])
-        await self.exporter.apply(await self._plan(entries), report, two_way=self._two_way())
 
     async def control(self, request: dict[str, Any]) -> dict[str, Any]:
         """Answer one control-socket request."""
@@ -514,138 +466,22 @@ class Service:
     async def files_of_rows(self, tids: Sequence[int]) -> dict[int, list[tuple[str, tuple[int, str]]]]:
         return await anyio.to_thread.run_sync(self.state.files_of_rows, Kind.TEMPLATE, tids)
 
+    async def _take_deletion(self, decision: Decision, report: ExportReport) -> None:
+        """``resolve --take disk`` of a file that is gone: :meth:`Reverts.confirm`, then the
+        file shows what the set shows now, its master template if there is one."""
+        await self.reverts.confirm(decision)
+        entries = await self.entries_for([decision.entry.path])
+        await self.exporter.apply(await self._plan(entries), report, two_way=self._two_way())
+
+    async def _on_deleted(self, decisions: Sequence[Decision]) -> Deletions:
+        out = await self.reverts.on_deleted(decisions)
+        self._status.held_deletions = self.reverts.held
+        return out
+
     def _two_way(self) -> TwoWay:
         return TwoWay(
             importer=self._import, on_deleted=self._on_deleted, interrupt=self.store.interrupt, hold=self.writers.hold
         )
-
-    async def _on_deleted(self, decisions: Sequence[Decision]) -> Deletions:
-        """Files found gone with their rows unchanged. What ``lstat`` finds on the way to each
-        decides (:mod:`.deletions`): with ``on_delete = revert``, only a real deletion of a set
-        copy's file reverts the copy, once the file has stayed gone for ``DELETE_GRACE`` (an
-        editor's rename-and-rewrite save is no delete), and not in a mass deletion, which waits
-        for a person (``resolve``). A folder gone or a file replaced reverts nothing."""
-        revert = self.settings.on_delete == "revert"
-        asked = {d.entry.path for d in decisions}
-        others = [p for p in {**self._sightings, **self._held} if p not in asked]
-        first_look = revert and not self._held_loaded
-
-        def look() -> tuple[dict[str, Facts], list[tuple[str, str]]]:
-            problems = self.state.problems(ProblemKind.MISSING) if first_look else []
-            return gather(self.root.path, [*asked, *others]), [
-                (p.path, p.detail) for p in problems if p.detail.startswith(HELD)
-            ]
-
-        facts, held_before = await anyio.to_thread.run_sync(look, limiter=self.exporter.limiter)
-        if first_look:  # a restart is no person's word: what an earlier run held stays held
-            self._held_loaded = True
-            for path, detail in held_before:
-                self._held.setdefault(path, Held(Sighting(path, -float("inf")), detail, None, True))
-            if held_before:
-                log.warning(
-                    "%d set-copy deletion(s) held before this start are still held ('mybb-sync status' lists them)",
-                    len(held_before), extra={"event": "held"},
-                )  # fmt: skip
-        now = time.monotonic()
-        horizon = now - 5 * DELETE_GRACE - MASS_WINDOW  # older sightings: the file came back since
-        for path in others:
-            if judge(facts[path]) is not Verdict.DELETED:  # back, or its folder went: no deletion now
-                self._sightings.pop(path, None)
-                self._held.pop(path, None)
-        self._sightings = {p: s for p, s in self._sightings.items() if s.first > horizon}
-        self._reverted = [s for s in self._reverted if s.first > horizon]
-        out = Deletions()
-        due: list[tuple[Decision, Sighting]] = []
-        folders_gone: dict[str, int] = defaultdict(int)
-        for d in decisions:
-            path, found = d.entry.path, facts[d.entry.path]
-            verdict, copy = judge(found), _is_set_copy(d)
-            if verdict is not Verdict.DELETED:
-                self._sightings.pop(path, None)
-                self._held.pop(path, None)
-                if verdict is Verdict.PRESENT:  # back meanwhile
-                    out.recheck.append(path)
-                    continue
-                out.details[path] = explain(found)
-                if revert and verdict is Verdict.FOLDER_GONE:
-                    folders_gone[found.folder or ""] += 1
-                elif revert and copy:
-                    log.warning(
-                        "not reverted: %s was replaced by a %s (only the deletion of the file itself reverts its copy)",
-                        path, found.entry, extra={"event": "not-reverted", "path": path},
-                    )  # fmt: skip
-                continue
-            if not revert:
-                out.details[path] = KEPT if copy else DELETED
-                continue
-            key = None if d.state is None else replace(d.state, stat=None)  # as the exporter keeps it
-            held = self._held.get(path)
-            if held is not None and held.before:
-                held = self._held[path] = Held(Sighting(path, held.sighting.first, d.entry.owner), held.detail, key)
-            if held is not None and held.state == key:
-                out.details[path] = held.detail
-                continue
-            self._held.pop(path, None)
-            sighting = self._sightings.get(path)
-            if sighting is None:
-                sighting = self._sightings[path] = Sighting(path, now, d.entry.owner if copy else 0)
-            if not copy:
-                out.details[path] = DELETED
-            elif now - sighting.first < DELETE_GRACE:
-                self._later(path, DELETE_GRACE - (now - sighting.first))
-                out.details[path] = waiting(DELETE_GRACE)
-            else:
-                due.append((d, sighting))
-        for folder, count in sorted(folders_gone.items()):
-            log.warning(
-                "%s is gone: %d file(s) in it not reverted (a folder gone is no deletion of its files; see 'mybb-sync status')",
-                folder or "the sync root", count, extra={"event": "folder-gone", "path": folder},
-            )  # fmt: skip
-        if due:
-            await self._revert_or_hold(due, out, now)
-        self._status.held_deletions = len(self._held)
-        return out
-
-    async def _revert_or_hold(self, due: Sequence[tuple[Decision, Sighting]], out: Deletions, now: float) -> None:
-        """Revert the copies whose files' grace period is over, unless a person must confirm
-        (:func:`.deletions.holds`; not with ``--allow-mass-revert``): those are held, with one
-        warning per mass deletion."""
-        reasons: dict[str, str] = {}
-        if not self.settings.allow_mass_revert:
-            sids = {s.sid for _, s in due}
-            copies = await anyio.to_thread.run_sync(
-                lambda: {sid: len(self.state.names_agreed_with(Kind.TEMPLATE, sid)) for sid in sids},
-                limiter=self.exporter.limiter,
-            )
-            gone = [*self._sightings.values(), *(h.sighting for h in self._held.values())]
-            reasons = holds([s for _, s in due], gone, self._reverted, copies)
-        for d, s in due:
-            if s.path in reasons:
-                detail = held_detail(reasons[s.path])
-                self._held[s.path] = Held(s, detail, None if d.state is None else replace(d.state, stat=None))
-                self._sightings.pop(s.path, None)
-                out.details[s.path] = detail
-        if reasons:
-            if now - self._held_warned > MASS_WINDOW + DELETE_GRACE:
-                log.warning(
-                    "held reverts: %s: nothing reverted until a person confirms each one "
-                    "(`mybb-sync resolve --take disk PATH` reverts a copy, `--take db` restores its file; "
-                    "'mybb-sync status' lists them)", max(reasons.values(), key=len), extra={"event": "held"},
-                )  # fmt: skip
-            else:
-                log.info("also held: %s", ", ".join(sorted(reasons)), extra={"event": "held"})
-            self._held_warned = now
-        by_set: dict[int, list[tuple[Decision, Sighting]]] = defaultdict(list)
-        for d, s in due:
-            if s.path not in reasons:
-                by_set[s.sid].append((d, s))
-        for sid, group in by_set.items():
-            await self.store.revert_templates(sid, [d.entry.name for d, _ in group])
-            for d, s in group:
-                self._sightings.pop(s.path, None)
-                self._reverted.append(s)
-                out.reverted.append(s.path)
-                log.info("reverted %r in set %d: its file was deleted (on_delete = revert)", d.entry.name, sid)
 
     def _later(self, path: str, delay: float) -> None:
         """Look at ``path`` again after ``delay`` seconds."""
@@ -694,12 +530,6 @@ class Service:
         while True:
             await anyio.sleep(interval)  # a timer, not synchronisation
             self.pending.add(prefixes=[""])
-
-
-def _is_set_copy(d: Decision) -> bool:
-    """Whether the file stands for its set's own copy (master and global rows are never reverted)."""
-    row = d.entry.row
-    return d.entry.kind is Kind.TEMPLATE and d.entry.owner > 0 and row is not None and row.sid == d.entry.owner
 
 
 def _is_stylesheet(path: str) -> bool:
