@@ -27,7 +27,8 @@ from asyncinotify import Inotify, Mask
 
 from mybb_sync import layout
 from mybb_sync.config import Database, Settings
-from mybb_sync.service import ServiceHandle, serve
+from mybb_sync.handle import ServiceHandle
+from mybb_sync.serve import serve
 from mybb_sync.synthetic import GROUP_PREFIXES
 
 from conftest import raw_sql

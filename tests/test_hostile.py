@@ -37,7 +37,7 @@ from mybb_sync.control import SUN_PATH_MAX, call, socket_path
 from mybb_sync.errors import MybbSyncError
 from mybb_sync.layout import STATE_DIR
 from mybb_sync.offline import offline_service, offline_status
-from mybb_sync.service import serve
+from mybb_sync.serve import serve
 from mybb_sync.state import RootLock, State
 from mybb_sync.synthetic import Board
 

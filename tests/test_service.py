@@ -35,7 +35,8 @@ from mybb_sync.offline import offline_status
 from mybb_sync.pending import Batch
 from mybb_sync.poller import Poller
 from mybb_sync.reconcile import content_hash
-from mybb_sync.service import Service, serve
+from mybb_sync.serve import serve
+from mybb_sync.service import Service
 from mybb_sync.state import State
 from mybb_sync.store import open_store
 from mybb_sync.store.sql import SQLStore

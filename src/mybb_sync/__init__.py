@@ -11,7 +11,8 @@ with a one-line message. Everything else is internal and may change.
 from ._version import __version__
 from .config import Database, Settings, load_settings
 from .errors import ConfigError, DatabaseUnavailable, DiskUnavailable, MybbSyncError, UnsafeName
-from .service import ServiceHandle, Status, serve
+from .handle import ServiceHandle, Status
+from .serve import serve
 
 __all__ = [
     "ConfigError",

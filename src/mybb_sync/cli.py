@@ -24,16 +24,18 @@ from ._version import __version__
 from .catalog import Catalog, load_catalog
 from .config import Settings, load_settings
 from .control import call
+from .demo import prepare_demo
 from .errors import ConfigError, MybbSyncError, reported_error
 from .export import Exporter
 from .files import Root, read_files, sweep_temps
+from .handle import ServiceHandle
 from .layout import GLOBAL_DIR, GLOBAL_SID, MASTER_SID, SETS_DIR, STYLES_DIR
 from .offline import offline_service, offline_status
 from .progress import ProgressBar
 from .reconcile import unified_diff
 from .scope import Scope
 from .security import unsafe_templates
-from .service import ServiceHandle, serve
+from .serve import serve
 from .state import RootLock, State
 from .store import open_store
 from .tree import walk_files
@@ -246,49 +248,10 @@ async def run_until_signalled(settings: Settings) -> None:
             tg.cancel_scope.cancel()
 
 
-DEMO_CONFIG_PHP = """<?php
-/**
- * Database configuration (written by mybb-sync demo, as MyBB's installer would)
- */
-
-$config['database']['type'] = 'sqlite';
-$config['database']['database'] = '{database}';
-$config['database']['table_prefix'] = 'mybb_';
-
-$config['database']['hostname'] = 'localhost';
-$config['database']['username'] = '';
-$config['database']['password'] = '';
-"""
-
-
 async def cmd_demo(args: argparse.Namespace) -> int:
     """A synthetic board on SQLite, exported, then watched: try mybb-sync with nothing installed."""
-    from .synthetic import Board, create_sqlite_board  # only the demo needs the generator
-
-    base = Path(args.dir).resolve()
-    forum, database, root = base / "forum", base / "forum.sqlite", base / "root"
-    if not database.exists():
-        base.mkdir(parents=True, exist_ok=True)
-        await create_sqlite_board(database, Board(masters=974))
-        (forum / "inc").mkdir(parents=True, exist_ok=True)
-        (forum / "cache" / "themes").mkdir(parents=True, exist_ok=True)
-        (forum / "inc" / "config.php").write_text(DEMO_CONFIG_PHP.format(database=str(database).replace("'", "\\'")))
-        log.info("created a synthetic board in %s", database)
-    settings = load_settings({"root": str(root), "mybb_root": str(forum)}, environ={}, cwd=base)
-    example = root / "template_sets" / "Default Templates" / "index" / "index_thead10.html"
-    print(
-        f"""mybb-sync demo: a MyBB board on SQLite ({database}), synced with {root}
-
-Try, in another terminal:
-  $EDITOR "{example}"          # save it: the row changes at once
-  sqlite3 {database} "SELECT title, dateline FROM mybb_templates WHERE title = 'index_thead10'"
-  mybb-sync status --root {root}
-  mybb-sync diff --root {root} --mybb-root {forum}
-
-Press Ctrl-C to stop.
-""",
-        flush=True,
-    )
+    settings, hints = await prepare_demo(Path(args.dir))
+    print(hints, flush=True)
     await run_until_signalled(settings)
     return 0
 
