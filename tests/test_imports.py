@@ -1,4 +1,4 @@
-"""The package's modules import each other without a cycle (checked on the source, at module level)."""
+"""The package's shape: no import cycle between its modules, and no module that does several jobs."""
 
 from __future__ import annotations
 
@@ -52,3 +52,9 @@ def test_no_module_of_the_package_imports_itself_through_others() -> None:
         if module not in done:
             visit(module, [module], done)
     assert cycles == [], "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_every_module_of_the_package_stays_under_500_lines() -> None:
+    """A module over 500 lines does several jobs (issue 23): split it by role instead."""
+    long = {_module(p): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 500}
+    assert long == {}
