@@ -30,19 +30,16 @@ from .engine import (
     Entry,
     Hold,
     agreed_state,
-    export_write,
     max_bytes,
     plan,
-    row_facts,
     states_after_writes,
-    with_row,
 )
 from .errors import DiskUnavailable, UnsafeName
 from .files import Root, read_files, remove_files, stat_files
 from .importer import Imported
 from .layout import Kind, under
 from .parallel import in_parallel
-from .reconcile import Action, content_hash
+from .reconcile import content_hash
 from .report import ExportReport
 from .scope import Scope, scope_folders, scope_label
 from .state import Problem, ProblemKind, State, Tracked
@@ -50,6 +47,8 @@ from .stopping import finish_within
 from .store import Store
 from .stylesheets import effective_stylesheets
 from .tree import walk_tree
+from .work import conflict_problem
+from .work import sort as work_of
 
 log = logging.getLogger(__name__)
 
@@ -289,62 +288,20 @@ class Exporter:
     async def _apply(
         self, decisions: Sequence[Decision], report: ExportReport, force: bool, two_way: TwoWay | None
     ) -> bool:
-        writes, settled, problems, imports, removals, forget, deleted = [], [], [], [], [], [], []
-        rechecked: list[str] = []
         now = time.time()
-        for d in decisions:
-            action = d.action
-            if action is Action.NOTHING and d.intent_landed and d.db_hash is not None:
-                # A stylesheet's row landed, but maybe not the forum's cache files and theme
-                # lists written after it: the service does the save again, whole (a one-way
-                # export leaves it, and its intent, to the service).
-                republish = d.entry.kind is Kind.STYLESHEET and d.disk_text is not None
-                if republish and two_way is not None:
-                    imports.append(d)
-                else:
-                    report.unchanged += 1
-                    if not republish:
-                        settled.append(agreed_state(d.entry, d.db_hash, d.disk_stat, d.seen_ns))
-            elif action is Action.NOTHING:
-                report.unchanged += 1
-                if (
-                    d.state is not None
-                    and d.disk_stat is not None
-                    and (
-                        d.disk_stat != d.state.stat
-                        or (d.disk_text is not None and not d.state.unchanged(d.disk_stat, self.root.racy_ns))
-                    )
-                ):  # re-stamp a file read and found unchanged, so its stat alone proves it next time
-                    settled.append(agreed_state(d.entry, d.state.base, d.disk_stat, d.seen_ns))
-                elif d.state is not None and row_facts(d.entry.row) != d.state.agreed_row:
-                    # Same content, another row (a save without change, a state written before
-                    # row digests): record the row, so the set's digest proves it unchanged again.
-                    settled.append(with_row(d.state, d.entry.row))
-            elif action is Action.ADOPT:
-                report.adopted += 1
-                settled.append(agreed_state(d.entry, d.db_hash or "", d.disk_stat, d.seen_ns))
-            elif action is Action.EXPORT or (action is Action.DISK_DELETED and two_way is None):
-                writes.append(export_write(d))
-            elif action is Action.IMPORT and two_way is not None:
-                imports.append(d)
-            elif action is Action.DISK_DELETED and two_way is not None:
-                deleted.append(d)
-            elif action is Action.DELETE_FILE and d.disk_stat is not None:
-                removals.append((d.entry.path, d.disk_stat))
-            elif action in (Action.FORGET, Action.DELETE_FILE):
-                forget.append(d.entry.path)
-            elif force and d.entry.text is not None:
-                report.forced += 1
-                writes.append(export_write(d, force=True))
-            else:
-                report.conflicts.append(d.entry.path)
-                problems.append(Problem(d.entry.path, ProblemKind.CONFLICT, _conflict_detail(d), now))
-                log.warning(
-                    "conflict: %s: %s",
-                    d.entry.path,
-                    _conflict_detail(d),
-                    extra={"event": "conflict", "path": d.entry.path},
-                )
+        work = work_of(decisions, two_way=two_way is not None, force=force, racy_ns=self.root.racy_ns)
+        writes, settled, imports, removals = work.writes, work.settled, work.imports, work.removals
+        forget, deleted = work.forget, work.deleted
+        report.unchanged += work.unchanged
+        report.adopted += work.adopted
+        report.forced += work.forced
+        problems = [conflict_problem(d, now) for d in work.conflicts]
+        rechecked: list[str] = []
+        for problem in problems:
+            report.conflicts.append(problem.path)
+            log.warning(
+                "conflict: %s: %s", problem.path, problem.detail, extra={"event": "conflict", "path": problem.path}
+            )
         if imports and two_way is not None:
             intents = {d.entry.path: d.disk_hash for d in imports if d.disk_text is not None and d.disk_hash}
             await anyio.to_thread.run_sync(self.state.record_intents, intents, limiter=self.limiter)
@@ -423,16 +380,6 @@ class Exporter:
             orphans += (rel for rel in walk.files if rel not in exported)
             report.ignored.update(walk.ignored)
         return sorted(orphans)
-
-
-def _conflict_detail(d: Decision) -> str:
-    if d.invalid:
-        return f"file is invalid ({d.invalid}) and the database changed"
-    if d.state is None:
-        return "file differs from the database and was never synced (no base): resolve --take disk|db"
-    if d.action is Action.IMPORT:
-        return "file changed on disk since the last sync (not overwritten)"
-    return "both the file and the database changed since the last sync"
 
 
 PER_FILE_LINES = 100
