@@ -137,3 +137,9 @@ async def test_sigterm_while_waiting_for_the_database_stops_at_once(tmp_path: Pa
         with anyio.fail_after(5):
             assert await proc.wait() == 0
     assert time.monotonic() - started < 2
+
+
+async def test_the_control_socket_refuses_an_unknown_operation_with_one_line(board: Database, root: Path) -> None:
+    async with running_service(board, root, settle=False):
+        reply = await call(root, {"op": "bogus"})
+    assert reply == {"ok": False, "error": "unknown operation 'bogus'"}

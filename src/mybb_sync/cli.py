@@ -23,7 +23,7 @@ from . import logs
 from ._version import __version__
 from .catalog import Catalog, load_catalog
 from .config import Settings, load_settings
-from .control import call
+from .control import Op, call
 from .demo import prepare_demo
 from .errors import ConfigError, MybbSyncError, reported_error
 from .export import Exporter
@@ -185,7 +185,7 @@ async def cmd_export(args: argparse.Namespace) -> int:
     root = Root(settings.require_root(), settings.temp_suffix)
     db = settings.require_db()
     root.path.mkdir(parents=True, exist_ok=True)
-    if not (args.set or args.theme or args.force) and await _ask_service(root.path, "export") is not None:
+    if not (args.set or args.theme or args.force) and await _ask_service(root.path, Op.EXPORT) is not None:
         print("exported through the running service (edits on disk were imported, not overwritten)")
         return 0
     lock = RootLock(root.path)
@@ -266,7 +266,7 @@ def _relative(root: Path, path: str) -> str:
         raise ConfigError(f"{path} is not inside the sync root {root}") from None
 
 
-async def _ask_service(root: Path, op: str, **fields: Any) -> dict[str, Any] | None:
+async def _ask_service(root: Path, op: Op, **fields: Any) -> dict[str, Any] | None:
     reply = await call(root, {"op": op, **fields})
     if reply is not None and not reply.get("ok"):
         raise MybbSyncError(reply.get("error", "the service refused"))
@@ -276,7 +276,7 @@ async def _ask_service(root: Path, op: str, **fields: Any) -> dict[str, Any] | N
 async def cmd_control(args: argparse.Namespace) -> int:
     """pause / resume / rescan: only meaningful for a running service."""
     root = _settings(args).require_root()
-    if await _ask_service(root, args.command) is None:
+    if await _ask_service(root, Op(args.command)) is None:
         raise MybbSyncError(f"no mybb-sync service is running on {root}")
     print(f"{args.command}: done")
     return 0
@@ -286,7 +286,7 @@ async def cmd_resolve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     root = settings.require_root()
     rel = _relative(root, args.path)
-    reply = await _ask_service(root, "resolve", path=rel, take=args.take)
+    reply = await _ask_service(root, Op.RESOLVE, path=rel, take=args.take)
     if reply is not None:
         print(reply["message"])
         return 0
@@ -340,7 +340,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
     root = settings.require_root()
     if args.outdated:
         return await _outdated(settings, args.json)
-    reply = await _ask_service(root, "status")
+    reply = await _ask_service(root, Op.STATUS)
     report = offline_status(root)
     report["running"] = reply is not None
     if reply is not None:

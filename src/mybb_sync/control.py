@@ -17,6 +17,7 @@ import socket
 import stat
 import struct
 from collections.abc import Awaitable, Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,18 @@ import anyio.abc
 from .errors import MybbSyncError
 from .layout import STATE_DIR
 from .statedir import not_yours, permission_error, socket_folder, state_dir, user_name, you
+
+
+class Op(StrEnum):
+    """The requests a running service answers on its socket (a :class:`ServiceHandle`'s, and resolve)."""
+
+    STATUS = "status"
+    PAUSE = "pause"
+    RESUME = "resume"
+    RESCAN = "rescan"
+    EXPORT = "export"  # a full pass, as rescan: disk edits are imported, not overwritten
+    RESOLVE = "resolve"
+
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ import anyio.to_thread
 from . import layout
 from .catalog import Catalog, load_catalog
 from .config import Settings
+from .control import Op
 from .deletions import Deletions
 from .engine import Decision, Entry, plan
 from .errors import DatabaseUnavailable, DiskUnavailable, MybbSyncError
@@ -361,22 +362,22 @@ class Service:
 
     async def control(self, request: dict[str, Any]) -> dict[str, Any]:
         """Answer one control-socket request."""
-        op = request["op"]
-        if op == "status":
-            return {"ok": True, "status": self.status().as_json()}
-        if op == "pause":
-            self.pause()
-        elif op == "resume":
-            self.resume()
-        elif op in ("rescan", "export"):
-            await self.request(prefixes=[""])
-        elif op == "resolve":
-            return {
-                "ok": True,
-                "message": await self.resolve(str(request.get("path", "")), str(request.get("take", ""))),
-            }
-        else:
-            raise MybbSyncError(f"unknown operation {op!r}")
+        try:
+            op = Op(request["op"])
+        except ValueError:
+            raise MybbSyncError(f"unknown operation {request['op']!r}") from None
+        match op:
+            case Op.STATUS:
+                return {"ok": True, "status": self.status().as_json()}
+            case Op.PAUSE:
+                self.pause()
+            case Op.RESUME:
+                self.resume()
+            case Op.RESCAN | Op.EXPORT:
+                await self.request(prefixes=[""])
+            case Op.RESOLVE:
+                message = await self.resolve(str(request.get("path", "")), str(request.get("take", "")))
+                return {"ok": True, "message": message}
         return {"ok": True}
 
     async def current_catalog(self) -> Catalog:
