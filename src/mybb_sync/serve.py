@@ -136,7 +136,7 @@ async def _run(
     poller = Poller(store, settings.poll_interval)
     notifier, ready = Notifier(), anyio.Event()
     try:
-        watcher.add_tree()  # before the start-up pass, so nothing made during it is missed
+        await anyio.to_thread.run_sync(watcher.add_tree)  # before the start-up pass: nothing made during it is missed
         await poller.baseline()  # likewise for the database
         with anyio.CancelScope() as scope:
             async with anyio.create_task_group() as tg:

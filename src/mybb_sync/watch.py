@@ -33,10 +33,12 @@ import errno
 import logging
 import os
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
+import anyio.to_thread
 from asyncinotify import Event, Inotify, Mask, Watch
 
 from ._compat import take_buffered
@@ -114,6 +116,9 @@ class Watcher:
         # reference: the set is only ever changed in place.
         self.writing: set[str] = set()
         self._passed: dict[str, str] = {}  # made since the last news and not synced: path -> why
+        # Folders to watch (new ones, or all after an overflow): walked in a worker thread
+        # once the read is handled, never on the event loop.
+        self._walks: list[Callable[[], None]] = []
 
     def close(self) -> None:
         self._inotify.close()
@@ -215,6 +220,8 @@ class Watcher:
             for more in take_buffered(self._inotify):
                 self._handle(more, touched, rescans)
             touched |= self._expire_moves()
+            while self._walks:
+                await anyio.to_thread.run_sync(self._walks.pop(0))
             for rescan in rescans:
                 yield rescan
             if touched:
@@ -240,7 +247,7 @@ class Watcher:
         mask = int(event.mask)
         if mask & _OVERFLOW:
             log.warning("inotify queue overflowed: rescanning the whole root")
-            self._resync()
+            self._walks.append(self._resync)
             self.writing.clear()  # closes may be among the lost events: writers are unknown now
             rescans.append(Rescan("", "inotify queue overflow", lost=True))
             return
@@ -302,11 +309,11 @@ class Watcher:
             old = self._pending_moves.pop(cookie, None)
             if old is not None and old in self._by_rel:
                 self._rebase(old, rel)
-            self.add_tree(rel)
+            self._walks.append(lambda: self.add_tree(rel))
             rescans.append(Rescan(rel, "directory moved in"))
             self._check_made(rel, Found.DIR)
         elif mask & _CREATE:
-            self.add_tree(rel)
+            self._walks.append(lambda: self.add_tree(rel))
             rescans.append(Rescan(rel, "new directory"))
             self._check_made(rel, Found.DIR)
         elif mask & _DELETE:
