@@ -10,7 +10,7 @@ import pytest
 from boards import create_board, drop_board
 from mybb_sync.config import Database
 from mybb_sync.engine import Decision, Entry, Row
-from mybb_sync.importer import ForumCache, import_stylesheets, import_templates
+from mybb_sync.importer import ForumCache, RefusalKind, import_stylesheets, import_templates
 from mybb_sync.layout import Kind
 from mybb_sync.reconcile import Action, content_hash
 from mybb_sync.store import Store, TemplateRow, open_store
@@ -136,7 +136,8 @@ async def refused_beside_an_edit(tables: Database, connection: str, text: str) -
             shown = await store.templates_by_title(1, [copy.title, other.title])
             assert (shown[copy.title].template, shown[other.title]) == ("edited on disk", other)
             assert [d.entry.path for d, _ in done.refused] == [path]
-            return [why for _, why in done.refused]
+            assert {r.kind for _, r in done.refused} == {RefusalKind.CHARSET}
+            return [r.why for _, r in done.refused]
     finally:
         await drop_board(board)
 
@@ -165,8 +166,8 @@ async def test_a_name_the_boards_charset_cannot_store_is_refused(server_db: Data
             path = "template_sets/Default Templates/ungrouped/footer_中.html"
             rows = await raw_sql(board, "SELECT COUNT(*) FROM mybb_templates")
             done = await import_templates(store, [import_decision(path, Kind.TEMPLATE, 1, "footer_中", None, "<p/>")])
-            assert [why for _, why in done.refused] == [
-                "name holds '中' (U+4E2D), which the database's charset latin1 cannot store"
+            assert [(r.kind, r.why) for _, r in done.refused] == [
+                (RefusalKind.CHARSET, "name holds '中' (U+4E2D), which the database's charset latin1 cannot store")
             ]
             assert await raw_sql(board, "SELECT COUNT(*) FROM mybb_templates") == rows
     finally:

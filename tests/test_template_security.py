@@ -8,8 +8,12 @@ from pathlib import Path
 import pytest
 
 from mybb_sync.config import Database
+from mybb_sync.engine import Decision, Entry
 from mybb_sync.errors import MybbSyncError
+from mybb_sync.importer import RefusalKind, refusal
+from mybb_sync.layout import Kind
 from mybb_sync.offline import offline_status
+from mybb_sync.reconcile import Action
 from mybb_sync.store import Store
 from mybb_sync.synthetic import INSTALL_TIME, Board
 
@@ -177,3 +181,9 @@ async def test_the_service_warns_once_at_start_about_stored_unsafe_templates(
         await svc.barrier()
         assert repr(title) in line and "mybb-sync check" in line
         assert sum("fail MyBB's security check" in line for line in svc.log.lines) == 1
+
+
+async def test_the_refusal_says_it_is_a_security_problem(store: Store) -> None:
+    entry = Entry(tpath("footer"), Kind.TEMPLATE, SET_SID, "footer", None)
+    found = refusal(store, Decision(entry, Action.IMPORT, None, None, "hash", None, "{${`id`}}"))
+    assert found is not None and found.kind is RefusalKind.SECURITY and "security check" in found.why

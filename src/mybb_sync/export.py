@@ -310,16 +310,16 @@ class Exporter:
             report.imported += len(done.states)
             report.recheck += done.recheck
             rechecked += done.recheck
-            for d, why in done.refused:
+            for d, refusal in done.refused:
                 if d.intent_landed and d.db_hash is not None:  # its row is ours already: settled
                     settled.append(agreed_state(d.entry, d.db_hash, d.disk_stat, d.seen_ns))
-                    log.warning("cannot finish the save of %s: %s (its row is saved)", d.entry.path, why)
+                    log.warning("cannot finish the save of %s: %s (its row is saved)", d.entry.path, refusal)
                     continue
-                report.refused.append(f"{d.entry.path}: {why}")
-                problems.append(Problem(d.entry.path, ProblemKind.INVALID, why, now))
+                report.refused.append(f"{d.entry.path}: {refusal}")
+                problems.append(Problem(d.entry.path, ProblemKind.INVALID, refusal.why, now))
                 log.warning(
-                    "refused %s: %s (the database keeps its content)", d.entry.path, why,
-                    extra={"event": "refused", "path": d.entry.path},
+                    "refused %s: %s (the database keeps its content)", d.entry.path, refusal,
+                    extra={"event": "refused", "path": d.entry.path, "refusal": refusal.kind.value},
                 )  # fmt: skip
         if deleted and two_way is not None:
             gone = await two_way.on_deleted(deleted)
@@ -365,9 +365,9 @@ class Exporter:
         await anyio.to_thread.run_sync(record, limiter=self.limiter)
         if unwritable:
             first = unwritable[0]
-            why = os.strerror(first.errno) if first.errno is not None else first.reason
+            cause = os.strerror(first.errno) if first.errno is not None else first.reason
             raise DiskUnavailable(
-                f"cannot write {self.root.path}: {why} ({len(unwritable)} file(s) waiting, e.g. {first.path})"
+                f"cannot write {self.root.path}: {cause} ({len(unwritable)} file(s) waiting, e.g. {first.path})"
             )
         return not (problems or rechecked or deleted or removals or forget)
 

@@ -15,6 +15,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 import anyio.to_thread
@@ -42,36 +43,61 @@ log = logging.getLogger(__name__)
 REFUSED_BY_DATABASE = "the database refused the write"
 
 
+class RefusalKind(Enum):
+    """Why a file was not imported, by kind: what to fix is different for each."""
+
+    CONTENT = "content"  # empty, not UTF-8, a NUL, too long, unreadable
+    SECURITY = "security"  # MyBB's check_template() refuses it
+    NAME = "name"  # a title MyBB cannot hold
+    CHARSET = "charset"  # the database's charset cannot hold the name or text
+    THEME = "theme"  # the theme refuses the change (the master style, a theme gone)
+    SETUP = "setup"  # this service cannot do the save (no --mybb-root)
+    DATABASE = "database"  # the database refused the write
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    kind: RefusalKind
+    why: str  # one line for people
+
+    def __str__(self) -> str:
+        return self.why
+
+
 @dataclass(frozen=True, slots=True)
 class Imported:
     states: list[FileState]
-    refused: list[tuple[Decision, str]]  # (decision, why) for content MyBB cannot hold
+    refused: list[tuple[Decision, Refusal]]  # content MyBB cannot hold, or a write refused
     recheck: list[str]  # paths whose row changed again right after our write
     errors: list[str] = field(default_factory=list)  # writes the database refused (also in refused)
     stored: list[TemplateRow] = field(default_factory=list)  # template rows holding exactly what was written
 
 
-def refusal(store: Store, decision: Decision) -> str | None:
-    """Why a file may not be imported, or None. Checks MyBB's limits on names, and what the
-    database's charset can hold, too."""
+def refusal(store: Store, decision: Decision) -> Refusal | None:
+    """Why a file may not be imported, or None. Checks MyBB's limits on names, its security
+    check on templates, and what the database's charset can hold, too."""
     if decision.invalid is not None:
-        return decision.invalid
+        return Refusal(RefusalKind.CONTENT, decision.invalid)
     if decision.disk_text is None:
-        return "could not be read"
+        return Refusal(RefusalKind.CONTENT, "could not be read")
     entry = decision.entry
     if entry.kind is Kind.TEMPLATE and len(entry.name) > MAX_TITLE_CHARS:
-        return f"template title is {len(entry.name)} characters (MyBB allows {MAX_TITLE_CHARS})"
+        return Refusal(
+            RefusalKind.NAME, f"template title is {len(entry.name)} characters (MyBB allows {MAX_TITLE_CHARS})"
+        )
     if entry.kind is Kind.TEMPLATE and (unsafe := check_template(decision.disk_text)) is not None:
-        return str(unsafe)
+        return Refusal(RefusalKind.SECURITY, str(unsafe))
     name_column, text_column = Column.of(entry.kind)
     if (why := store.refusal(entry.name, name_column)) is not None:
-        return f"name {why}"
-    return store.refusal(decision.disk_text, text_column)
+        return Refusal(RefusalKind.CHARSET, f"name {why}")
+    if (why := store.refusal(decision.disk_text, text_column)) is not None:
+        return Refusal(RefusalKind.CHARSET, why)
+    return None
 
 
 async def import_templates(store: Store, decisions: Sequence[Decision]) -> Imported:
     """Save every template decision; sid -1 titles with no row become new global templates."""
-    refused: list[tuple[Decision, str]] = []
+    refused: list[tuple[Decision, Refusal]] = []
     groups: dict[int, list[Decision]] = defaultdict(list)
     for d in decisions:
         why = refusal(store, d)
@@ -130,8 +156,8 @@ def _still_shown(row: Row | None, themes: Sequence[Theme], sheets: Sequence[Styl
     return effective_stylesheets(themes, sheets, tid).get(name) == row
 
 
-def _database_errors(refused: list[tuple[Decision, str]]) -> list[str]:
-    return [f"{d.entry.path}: {why}" for d, why in refused if why.startswith(REFUSED_BY_DATABASE)]
+def _database_errors(refused: list[tuple[Decision, Refusal]]) -> list[str]:
+    return [f"{d.entry.path}: {r}" for d, r in refused if r.kind is RefusalKind.DATABASE]
 
 
 async def _save(store: Store, sid: int, group: Sequence[Decision], now: int) -> dict[str, TemplateRow]:
@@ -151,7 +177,7 @@ def _seen(row: Row | None, sid: int) -> Seen | None:
 
 
 async def _save_each(
-    store: Store, sid: int, group: Sequence[Decision], now: int, refused: list[tuple[Decision, str]]
+    store: Store, sid: int, group: Sequence[Decision], now: int, refused: list[tuple[Decision, Refusal]]
 ) -> tuple[dict[str, TemplateRow], list[Decision]]:
     rows: dict[str, TemplateRow] = {}
     saved: list[Decision] = []
@@ -162,7 +188,7 @@ async def _save_each(
         except DatabaseUnavailable:
             raise
         except MybbSyncError as exc:
-            refused.append((d, f"{REFUSED_BY_DATABASE}: {exc}"))
+            refused.append((d, Refusal(RefusalKind.DATABASE, f"{REFUSED_BY_DATABASE}: {exc}")))
     return rows, saved
 
 
@@ -195,14 +221,17 @@ class ForumCache:
 async def import_stylesheets(store: Store, cache: ForumCache | None, decisions: Sequence[Decision]) -> Imported:
     """Save each stylesheet as the Admin CP does: rows, cache files, theme lists, default_theme."""
     states: list[FileState] = []
-    refused: list[tuple[Decision, str]] = []
+    refused: list[tuple[Decision, Refusal]] = []
     recheck: list[str] = []
     for d in decisions:
         why = refusal(store, d)
         if why is None and cache is None:
-            why = "stylesheet imports need --mybb-root (the forum would keep serving its old cache file)"
+            why = Refusal(
+                RefusalKind.SETUP,
+                "stylesheet imports need --mybb-root (the forum would keep serving its old cache file)",
+            )
         if why is None and d.entry.owner == MASTER_THEME_TID:
-            why = "theme 1 (MyBB Master Style) is read-only, as in the Admin CP"
+            why = Refusal(RefusalKind.THEME, "theme 1 (MyBB Master Style) is read-only, as in the Admin CP")
         if why is not None:
             refused.append((d, why))
             continue
@@ -222,14 +251,14 @@ async def import_stylesheets(store: Store, cache: ForumCache | None, decisions: 
             else:
                 plan = plan_edit_stylesheet(themes, sheets, tid, name, d.disk_text, now, next_sid, cache.mtime)
         except ValueError as exc:
-            refused.append((d, str(exc)))
+            refused.append((d, Refusal(RefusalKind.THEME, str(exc))))
             continue
         try:
             await store.save_stylesheet_rows(plan.inserts, plan.updates)
         except DatabaseUnavailable:
             raise
         except MybbSyncError as exc:
-            refused.append((d, f"{REFUSED_BY_DATABASE}: {exc}"))
+            refused.append((d, Refusal(RefusalKind.DATABASE, f"{REFUSED_BY_DATABASE}: {exc}")))
             continue
         sid = plan.inserts[0].sid if plan.inserts else plan.updates[0].sid
         failures = await anyio.to_thread.run_sync(cache.write, plan)

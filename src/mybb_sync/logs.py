@@ -16,7 +16,7 @@ import time
 import traceback
 from typing import TextIO
 
-FIELDS = ("event", "path", "set", "theme", "title", "bytes", "ms", "pending")
+FIELDS = ("event", "path", "set", "theme", "title", "bytes", "ms", "pending", "refusal")
 """Record attributes (set with ``extra=``) that JSON lines carry as keys."""
 
 _SYSLOG_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
