@@ -16,6 +16,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from mybb_sync import layout
 from mybb_sync.config import Database, Settings
 from mybb_sync.handle import ServiceHandle
 from mybb_sync.serve import serve
+from mybb_sync.service import DEFAULT_TUNING, Tuning
 from mybb_sync.synthetic import GROUP_PREFIXES
 
 from conftest import raw_sql
@@ -117,7 +119,9 @@ class Running:
 
 
 @asynccontextmanager
-async def running_service(db: Database, root: Path, *, settle: bool = True, **settings: Any) -> AsyncIterator[Running]:
+async def running_service(
+    db: Database, root: Path, *, settle: bool = True, tuning: Tuning = DEFAULT_TUNING, **settings: Any
+) -> AsyncIterator[Running]:
     """``serve`` in a task group, its log tapped; stopped on exit.
 
     With ``settle``, returns only once the echoes of the start-up export (our
@@ -132,7 +136,7 @@ async def running_service(db: Database, root: Path, *, settle: bool = True, **se
     try:
         async with anyio.create_task_group() as tg:
             with anyio.fail_after(TIMEOUT):
-                handle = await tg.start(serve, Settings(db=db, root=root, **settings))
+                handle = await tg.start(partial(serve, tuning=tuning), Settings(db=db, root=root, **settings))
             running = Running(handle, tap, root, db)
             try:
                 if settle:

@@ -21,7 +21,6 @@ import pytest
 from asyncinotify import Inotify, Mask
 
 from boards import PrivateMariaDB, create_board, drop_board
-from mybb_sync import export as export_module
 from mybb_sync.catalog import load_catalog
 from mybb_sync.config import Database
 from mybb_sync.errors import DatabaseUnavailable
@@ -474,8 +473,7 @@ async def test_files_moved_on_disk_over_many_pages_are_all_looked_at(
     state and decided with their rows in batches (here of 7): none is skipped at a page edge.
     (That the batches are full is the next test's.)"""
     titles = await _moved_in_an_agreed_set(board, root)
-    monkeypatch.setattr(export_module, "BATCH", 7)
-    report, _ = await _export_recording_lookups(board, root, monkeypatch)
+    report, _ = await _export_recording_lookups(board, root, monkeypatch, batch=7)
     assert sorted(report.conflicts) == sorted(set_path(t) for t in titles)
     assert report.rows_read == len(titles)
 
@@ -487,8 +485,7 @@ async def test_an_agreed_set_is_scanned_to_its_end_before_a_moved_file_is_looked
     crawl and a backlog spread over the set would be imported at its pace. So the scan ends
     first, then the moved files go on in full batches."""
     titles = await _moved_in_an_agreed_set(board, root)
-    monkeypatch.setattr(export_module, "BATCH", 7)
-    _, events = await _export_recording_lookups(board, root, monkeypatch)
+    _, events = await _export_recording_lookups(board, root, monkeypatch, batch=7)
     first_lookup = next(i for i, e in enumerate(events) if e != "page")
     assert "page" not in events[first_lookup:]
     sizes = [e for e in events if e != "page"]
@@ -505,7 +502,7 @@ async def _moved_in_an_agreed_set(board: Database, root: Path) -> list[str]:
 
 
 async def _export_recording_lookups(
-    board: Database, root: Path, monkeypatch: pytest.MonkeyPatch
+    board: Database, root: Path, monkeypatch: pytest.MonkeyPatch, batch: int
 ) -> tuple[ExportReport, list[Any]]:
     """One pass over set 1; events: "page" per page of the state read, the batch size per row lookup."""
     events: list[Any] = []
@@ -525,7 +522,7 @@ async def _export_recording_lookups(
         catalog = await load_catalog(store)
         state = State(root)
         try:
-            report = await Exporter(Root(root), state).run(store, catalog, Scope((1,), ()))
+            report = await Exporter(Root(root), state, batch=batch).run(store, catalog, Scope((1,), ()))
         finally:
             state.close()
     return report, events

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,7 @@ import anyio.to_thread
 import pytest
 
 from boards import PrivateMariaDB, create_board, drop_board
-from mybb_sync import export as export_module
 from mybb_sync import php
-from mybb_sync import service as service_module
 from mybb_sync.config import Database, Settings
 from mybb_sync.layout import Kind
 from mybb_sync.offline import offline_status
@@ -36,7 +35,7 @@ from mybb_sync.pending import Batch
 from mybb_sync.poller import Poller
 from mybb_sync.reconcile import content_hash
 from mybb_sync.serve import serve
-from mybb_sync.service import Service
+from mybb_sync.service import Service, Tuning
 from mybb_sync.state import State
 from mybb_sync.store import open_store
 from mybb_sync.store.sql import SQLStore
@@ -869,14 +868,14 @@ def _once_pending(service: Service, wanted: set[str]) -> anyio.Event:
 
 
 async def _batches_of_a_flood(
-    db: Database, board_spec: Board, root: Path
+    db: Database, board_spec: Board, root: Path, tuning: Tuning
 ) -> tuple[list[str], list[str], list[list[str]]]:
     """Five files saved while paused (three chunks of two, two in hand at once), then, once the
     first save of their batch is under way, a full chunk of two more ("late"): the paths of
     each batch the service handled, in order."""
     edited = [tpath(board_spec.master_title(i)) for i in range(1, 11, 2)]
     late = [tpath(board_spec.master_title(i)) for i in (11, 13)]
-    async with running_service(db, root, poll_interval=3600) as svc:
+    async with running_service(db, root, tuning=tuning, poll_interval=3600) as svc:
         service = svc.handle._service  # noqa: SLF001
         batches: list[Batch] = []
         handle, save = service.handle, service.store.save_templates
@@ -911,24 +910,19 @@ async def _batches_of_a_flood(
     return edited, late, [sorted(b.paths) for b in batches]
 
 
-async def test_files_saved_while_a_batch_is_handled_join_it(
-    db: Database, board_spec: Board, root: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_files_saved_while_a_batch_is_handled_join_it(db: Database, board_spec: Board, root: Path) -> None:
     """A flood is one stream: a full chunk of files saved while a batch is in hand is taken into it,
     instead of waiting for a next batch that starts only once this one's slowest chunk is done."""
-    monkeypatch.setattr(service_module, "BATCH", 2)
-    edited, late, batches = await _batches_of_a_flood(db, board_spec, root)
+    edited, late, batches = await _batches_of_a_flood(db, board_spec, root, Tuning(batch=2))
     assert batches == [sorted([*edited, *late])]
 
 
 async def test_a_batch_stops_taking_in_files_after_its_streaming_window(
-    db: Database, board_spec: Board, root: Path, monkeypatch: pytest.MonkeyPatch
+    db: Database, board_spec: Board, root: Path
 ) -> None:
     """A flood must not hold up for long those waiting for the batch to end (wait_idle, resolve):
     past its window, files saved meanwhile wait for the next batch."""
-    monkeypatch.setattr(service_module, "BATCH", 2)
-    monkeypatch.setattr(service_module, "STREAM_SECONDS", 0.0)
-    edited, late, batches = await _batches_of_a_flood(db, board_spec, root)
+    edited, late, batches = await _batches_of_a_flood(db, board_spec, root, Tuning(batch=2, stream_seconds=0.0))
     assert batches == [sorted(edited), sorted(late)]
 
 
@@ -937,7 +931,6 @@ async def test_a_stop_during_the_start_up_backlog_waits_only_for_the_chunks_in_h
 ) -> None:
     """SIGTERM must stop the service within seconds however large the backlog: the chunks in hand
     are finished (rows and bases together), the rest is left on disk for the next start-up."""
-    monkeypatch.setattr(export_module, "BATCH", 2)  # eight files: four chunks
     titles = [board_spec.master_title(i) for i in range(1, 17, 2)]
     async with running_service(db, root):
         pass
@@ -952,7 +945,9 @@ async def test_a_stop_during_the_start_up_backlog_waits_only_for_the_chunks_in_h
             return await save(store, *args, **kwargs)
 
         monkeypatch.setattr(SQLStore, "save_templates", save_then_stop)
-        tg.start_soon(serve, Settings(db=db, root=root, poll_interval=3600))
+        tg.start_soon(
+            partial(serve, tuning=Tuning(batch=2)), Settings(db=db, root=root, poll_interval=3600)
+        )  # eight files: four chunks
     stopped_with = [w.title for w in await audit(db, mark)]
     assert 0 < len(stopped_with) <= 4, stopped_with  # at most the two chunks in hand
     state = State(root)

@@ -66,9 +66,11 @@ class TwoWay:
     hold: Hold | None = None  # files still being written: left out of the pass (engine.plan)
 
 
-async def set_entries(store: Store, catalog: Catalog, sid: int, report: ExportReport) -> AsyncIterator[list[Entry]]:
-    """Every template set ``sid`` shows, with its row, in batches (rows streamed from the database)."""
-    async for rows in store.set_templates(sid, BATCH):
+async def set_entries(
+    store: Store, catalog: Catalog, sid: int, report: ExportReport, size: int = BATCH
+) -> AsyncIterator[list[Entry]]:
+    """Every template set ``sid`` shows, with its row, in batches of ``size`` (rows streamed from the database)."""
+    async for rows in store.set_templates(sid, size):
         report.rows_read += len(rows)
         batch = []
         for row in rows:
@@ -112,7 +114,8 @@ def set_layout(catalog: Catalog, sid: int) -> str:
 class Exporter:
     """Writes what the database shows into the sync root."""
 
-    def __init__(self, root: Root, state: State, *, workers: int = 4) -> None:
+    def __init__(self, root: Root, state: State, *, workers: int = 4, batch: int = BATCH) -> None:
+        self.batch = batch  # files decided and written together (a chunk)
         self.root = root
         self.state = state
         self.limiter = anyio.CapacityLimiter(workers)
@@ -157,7 +160,7 @@ class Exporter:
                 await anyio.to_thread.run_sync(self.state.set_meta, layout_key(sid), None, limiter=self.limiter)
                 layouts[sid] = layout_
                 skipped = len(report.skipped)
-                async for batch in set_entries(store, catalog, sid, report):
+                async for batch in set_entries(store, catalog, sid, report, self.batch):
                     exported.update(e.path for e in batch)
                     yield batch
                 if len(report.skipped) != skipped:
@@ -174,8 +177,9 @@ class Exporter:
             advance(len(batch))
 
         await in_parallel(batches(), export_batch)
-        for start in range(0, len(report.fresh), BATCH):
-            await anyio.to_thread.run_sync(self._confirm, report.fresh[start : start + BATCH], limiter=self.limiter)
+        for start in range(0, len(report.fresh), self.batch):
+            chunk = report.fresh[start : start + self.batch]
+            await anyio.to_thread.run_sync(self._confirm, chunk, limiter=self.limiter)
         report.orphans = await anyio.to_thread.run_sync(self._orphans, catalog, scope, exported, report)
         for sid, layout_ in layouts.items():
             if sid not in unsettled and not any(
@@ -222,8 +226,8 @@ class Exporter:
             advance(len(still))
             pending += [(s.path, s.name) for s in states if s.path in moved]
             after = states[-1].name
-        for start in range(0, len(pending), BATCH):
-            chunk = pending[start : start + BATCH]
+        for start in range(0, len(pending), self.batch):
+            chunk = pending[start : start + self.batch]
             rows = await store.templates_by_title(sid, [name for _, name in chunk])
             report.rows_read += len(rows)
             yield [Entry(path, Kind.TEMPLATE, sid, name, rows.get(name)) for path, name in chunk]
@@ -251,7 +255,7 @@ class Exporter:
 
     def _page_moved(self, sid: int, after: str) -> tuple[list[Tracked], set[str]]:
         """A page of the set's state rows, and the paths whose stat does not prove them unchanged."""
-        states = self.state.page_of(Kind.TEMPLATE, sid, after, BATCH)
+        states = self.state.page_of(Kind.TEMPLATE, sid, after, self.batch)
         stats = stat_files(self.root, [s.path for s in states])
         return states, {s.path for s in states if not s.unchanged(stats[s.path], self.root.racy_ns)}
 

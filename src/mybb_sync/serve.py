@@ -43,7 +43,7 @@ from .filesystems import remote_filesystem
 from .handle import ServiceHandle
 from .poller import Poller
 from .security import unsafe_templates
-from .service import Service
+from .service import DEFAULT_TUNING, Service, Tuning
 from .state import RootLock, State
 from .statedir import StateDirGuard
 from .store import Store, open_store
@@ -54,7 +54,10 @@ log = logging.getLogger(__name__)
 
 
 async def serve(
-    settings: Settings, *, task_status: anyio.abc.TaskStatus[ServiceHandle] = anyio.TASK_STATUS_IGNORED
+    settings: Settings,
+    *,
+    tuning: Tuning = DEFAULT_TUNING,
+    task_status: anyio.abc.TaskStatus[ServiceHandle] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the service until cancelled; ``task_status.started()`` hands back a :class:`ServiceHandle`."""
     root = Root(settings.require_root(), settings.temp_suffix)
@@ -75,7 +78,7 @@ async def serve(
             cleanup.callback(state.close)
             guard.arm()
             async with open_store(settings.require_db(), settings.prefix, wait=True) as store:
-                await _run(settings, store, root, state, guard, finished, task_status)
+                await _run(settings, tuning, store, root, state, guard, finished, task_status)
     finally:
         # Last, once all is closed: the task that waits in ServiceHandle.stopped() and then cancels
         # this one (the CLI does) must not cut the closing short, nor swallow the error it raises.
@@ -113,10 +116,10 @@ def network_filesystem(settings: Settings, path: Path) -> str | None:
 
 
 async def _run(
-    settings: Settings, store: Store, root: Root, state: State, guard: StateDirGuard, finished: anyio.Event,
-    task_status: anyio.abc.TaskStatus[ServiceHandle],
+    settings: Settings, tuning: Tuning, store: Store, root: Root, state: State, guard: StateDirGuard,
+    finished: anyio.Event, task_status: anyio.abc.TaskStatus[ServiceHandle],
 ) -> None:  # fmt: skip
-    service = Service(settings, store, root, state)
+    service = Service(settings, store, root, state, tuning)
     service.finished = finished
     await anyio.to_thread.run_sync(sweep_temps, root)
     interval = settings.rescan_interval

@@ -14,7 +14,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
@@ -55,16 +55,31 @@ RETRY_MIN, RETRY_MAX = 0.5, 30.0  # seconds between attempts while the database 
 STREAM_SECONDS = 2.0  # a batch takes in files touched meanwhile for this long, then ends
 
 
+@dataclass(frozen=True)
+class Tuning:
+    """How the reconciler paces its work; the defaults are what the benchmarks were run with.
+    Tests pass smaller ones to make a chunk or a window edge happen with a few files."""
+
+    batch: int = BATCH  # files decided, imported and written together (a chunk)
+    stream_seconds: float = STREAM_SECONDS  # how long a batch takes in files touched meanwhile
+
+
+DEFAULT_TUNING = Tuning()
+
+
 class Service:
     """One sync root and one board: the reconciler, and the operations a handle or the control
     socket asks of it."""
 
-    def __init__(self, settings: Settings, store: Store, root: Root, state: State) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, root: Root, state: State, tuning: Tuning = DEFAULT_TUNING
+    ) -> None:
         self.settings = settings
         self.store = store
         self.root = root
         self.state = state
-        self.exporter = Exporter(root, state)
+        self.tuning = tuning
+        self.exporter = Exporter(root, state, batch=tuning.batch)
         self.forum_cache = ForumCache(settings.mybb_root) if settings.mybb_root is not None else None
         self.pending = Pending()
         self.own_writes = RecentWrites()  # what our imports stored: the poller's echo filter
@@ -299,17 +314,18 @@ class Service:
         sheets = sorted(p for p in batch.paths if _is_stylesheet(p))
         others = sorted(p for p in batch.paths if not _is_stylesheet(p))
 
-        streaming_until = time.monotonic() + STREAM_SECONDS
+        streaming_until = time.monotonic() + self.tuning.stream_seconds
 
         async def chunks() -> AsyncIterator[list[Entry]]:
             if sheets:
                 yield await self.entries_for(sheets)
             queue = others
             while queue:
-                for start in range(0, len(queue), BATCH):
-                    yield await self.entries_for(queue[start : start + BATCH])
+                batch_size = self.tuning.batch
+                for start in range(0, len(queue), batch_size):
+                    yield await self.entries_for(queue[start : start + batch_size])
                 streaming = not self._status.paused and time.monotonic() < streaming_until
-                queue = self.pending.top_up(batch, BATCH, _is_stylesheet) if streaming else []
+                queue = self.pending.top_up(batch, batch_size, _is_stylesheet) if streaming else []
 
         # Each chunk is made when a worker has taken the last, so that a top-up gathers what
         # came while a chunk was handled, not a few paths at a time.
