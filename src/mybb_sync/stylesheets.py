@@ -13,6 +13,8 @@ from typing import cast
 
 from mybb_sync import php
 
+from .rows import Stylesheet, StylesheetUpdate, Theme, ThemeUpdate
+
 __all__ = [
     "CacheFile",
     "CacheFileMtime",
@@ -36,51 +38,6 @@ MASTER_TID = 1
 
 CacheFileMtime = Callable[[int, str], int | None]
 """`(tid, name) -> mtime of cache/themes/theme<tid>/<name>`, or None if absent."""
-
-
-@dataclass(frozen=True)
-class Theme:
-    """A `themes` row; `properties` and `stylesheets` stay raw PHP-serialized text."""
-
-    tid: int
-    name: str
-    pid: int
-    def_: int
-    properties: str
-    stylesheets: str
-    allowedgroups: str = "all"
-
-
-@dataclass(frozen=True)
-class Stylesheet:
-    """A `themestylesheets` row."""
-
-    sid: int
-    name: str
-    tid: int
-    attachedto: str
-    stylesheet: str
-    cachefile: str
-    lastmodified: int
-
-
-@dataclass(frozen=True)
-class StylesheetUpdate:
-    """`UPDATE themestylesheets SET stylesheet, cachefile, lastmodified WHERE sid`."""
-
-    sid: int
-    stylesheet: str
-    cachefile: str
-    lastmodified: int
-
-
-@dataclass(frozen=True)
-class ThemeUpdate:
-    """`UPDATE themes SET properties, stylesheets WHERE tid` (both new values)."""
-
-    tid: int
-    properties: str
-    stylesheets: str
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import anyio
 from ..config import Database
 from ..errors import DatabaseUnavailable
 from ..layout import MASTER_SID, Kind
-from ..stylesheets import Stylesheet, StylesheetUpdate, Theme, ThemeUpdate
+from ..rows import Stylesheet, StylesheetUpdate, Theme, ThemeUpdate
 
 log = logging.getLogger(__name__)
 CONNECT_RETRY_MIN, CONNECT_RETRY_MAX = 0.5, 30.0  # seconds between connection attempts at start

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..stylesheets import Stylesheet, StylesheetUpdate, Theme, ThemeUpdate
+from ..rows import Stylesheet, StylesheetUpdate, Theme, ThemeUpdate
 from .sqlbase import SQLBase
 
 
