@@ -636,6 +636,19 @@ async def test_revert_matches_the_title_exactly(board: Database, store: MySQLSto
     assert len(await rows_titled(board, title)) == 2
 
 
+async def test_a_guarded_revert_deletes_the_copy_only_while_it_is_as_seen(board: Database, store: MySQLStore) -> None:
+    """on_delete = revert decides on a copy, then reverts it: an Admin CP save landing between the
+    two must not be lost (a 30-minute soak found one)."""
+    title = overridden_title(SPEC)
+    decided_on = (await store.templates_by_title(1, [title]))[title]
+    await store.save_templates(1, [(title, "saved in the Admin CP meanwhile")], NOW + 5)
+    assert await store.revert_templates(1, [title], expect=seen(decided_on)) == 0
+    assert (await store.templates_by_title(1, [title]))[title].template == "saved in the Admin CP meanwhile"
+    current = (await store.templates_by_title(1, [title]))[title]
+    assert await store.revert_templates(1, [title], expect=seen(current)) == 1
+    assert (await store.templates_by_title(1, [title]))[title].sid == -2
+
+
 async def test_revert_refuses_global_and_master_sids(store: MySQLStore) -> None:
     for sid in (-1, -2, 0):
         with pytest.raises(MybbSyncError):

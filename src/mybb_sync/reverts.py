@@ -42,7 +42,7 @@ from .errors import MybbSyncError
 from .files import Root
 from .layout import Kind
 from .state import ProblemKind, State
-from .store import Store
+from .store import Store, TemplateRow, seen
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,8 @@ class Reverts:
                 f"{path} does not exist on disk and stands for no set's own copy: nothing to revert (--take db writes it again)"
             )
         sid, name = decision.entry.owner, decision.entry.name
-        await self.store.revert_templates(sid, [name])
+        if not await self._revert_as_seen(decision):
+            raise MybbSyncError(f"{path}: its copy changed in the database meanwhile: resolve it again")
         log.info("reverted %r in set %d: its file's deletion was confirmed (resolve --take disk)", name, sid)
         await anyio.to_thread.run_sync(self.state.delete, [path])
 
@@ -232,9 +233,18 @@ class Reverts:
             if s.path not in reasons:
                 by_set[s.sid].append((d, s))
         for sid, group in by_set.items():
-            await self.store.revert_templates(sid, [d.entry.name for d, _ in group])
             for d, s in group:
                 self._sightings.pop(s.path, None)
+                if not await self._revert_as_seen(d):
+                    out.recheck.append(s.path)  # its copy changed since the decision: look again
+                    continue
                 self._reverted.append(s)
                 out.reverted.append(s.path)
                 log.info("reverted %r in set %d: its file was deleted (on_delete = revert)", d.entry.name, sid)
+
+    async def _revert_as_seen(self, d: Decision) -> bool:
+        """Revert the set copy a decision was made on, only if it is still that copy (an Admin CP
+        save may land between the decision and the revert: it must not be lost)."""
+        row = d.entry.row
+        assert isinstance(row, TemplateRow)
+        return await self.store.revert_templates(d.entry.owner, [d.entry.name], expect=seen(row)) > 0

@@ -163,8 +163,11 @@ class Store(Protocol):
         self, texts: Sequence[tuple[str, str]], now: int, *, expect: Mapping[str, Seen | None] | None = None
     ) -> dict[str, TemplateRow]: ...
 
-    async def revert_templates(self, sid: int, titles: Sequence[str]) -> int:
-        """Delete the set's copies (Admin CP "Revert to original"); returns rows deleted."""
+    async def revert_templates(self, sid: int, titles: Sequence[str], *, expect: Seen | None = None) -> int:
+        """Delete the set's copies (Admin CP "Revert to original"); returns rows deleted.
+
+        With ``expect`` (one title), only the copy still exactly as the caller saw it is
+        deleted: an Admin CP save since is never reverted by a decision made before it."""
         ...
 
     async def themes(self) -> list[Theme]: ...

@@ -186,9 +186,17 @@ class TemplateWrites(TemplateReads):
                 f"DELETE FROM {table} WHERE sid = %s AND {self._exact_title} = %s AND tid < %s", (sid, title, top)
             )
 
-    async def revert_templates(self, sid: int, titles: Sequence[str]) -> int:
+    async def revert_templates(self, sid: int, titles: Sequence[str], *, expect: Seen | None = None) -> int:
         if sid <= 0:
             raise MybbSyncError("only a template set's own copies can be reverted")
+        if expect is not None:
+            if len(titles) != 1:
+                raise MybbSyncError("a guarded revert names one title")
+            still, still_args = self._still_seen([(titles[0], expect)])
+            affected, _ = await self._execute(
+                f"DELETE FROM {self._t['templates']} WHERE sid = %s AND {still}", (sid, *still_args)
+            )
+            return affected
         deleted = 0
         for chunk in chunks(sorted(self._storable(titles)), lambda t: len(t) * 4 + 8):
             marks = ", ".join(["%s"] * len(chunk))
