@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mybb_sync.engine import Entry, _invalid, plan
-from mybb_sync.files import Root
+from mybb_sync.engine import Entry, Gathered, _invalid, decide_all, plan
+from mybb_sync.files import FileRead, FileStat, Root
 from mybb_sync.layout import Kind
 from mybb_sync.reconcile import Action, content_hash
 from mybb_sync.state import FileState, State
@@ -60,3 +60,25 @@ def test_a_utf16_file_is_refused_as_utf16_not_as_a_nul_byte() -> None:
 
 def test_a_stray_nul_in_utf8_text_is_still_a_nul_byte() -> None:
     assert _invalid(Kind.TEMPLATE, b"<div>\x00</div>", None) == "contains a NUL byte"
+
+
+def test_deciding_needs_no_files_only_what_was_gathered() -> None:
+    """decide_all is pure: a file read as edited, with its row as the base, is an import."""
+    stat = FileStat(9, 1, 1)
+    gathered = Gathered(
+        states={
+            PATH: FileState(PATH, Kind.TEMPLATE, -1, "footer", content_hash(Kind.TEMPLATE, "base"), 7, -1, 1, None)
+        },
+        intents={},
+        stats={PATH: stat},
+        reads={PATH: FileRead(PATH, b"edited", stat, None)},
+        held=set(),
+        seen_ns=5,
+    )
+    [decision] = decide_all([entry("base")], gathered)
+    assert (decision.action, decision.disk_text, decision.seen_ns) == (Action.IMPORT, "edited", 5)
+
+
+def test_a_held_file_gets_no_decision() -> None:
+    gathered = Gathered(states={}, intents={}, stats={PATH: None}, reads={}, held={PATH}, seen_ns=0)
+    assert decide_all([entry("base")], gathered) == []

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from .atomic import ABSENT, Expect, Write, Written
-from .files import Root, read_files, stat_files
+from .files import FileRead, Root, read_files, stat_files
 from .layout import Kind
 from .reconcile import Action, content_hash, decide
 from .state import FileStat, FileState, State
@@ -105,10 +105,29 @@ Hold = Callable[[str, FileStat], bool]
 """Asked (in the planning thread) about a file that changed, with its stat: True leaves it alone."""
 
 
+@dataclass(frozen=True, slots=True)
+class Gathered:
+    """What :func:`gather` read for a batch: everything :func:`decide_all` decides on."""
+
+    states: dict[str, FileState]  # the state store's rows (the base: what both sides last agreed on)
+    intents: dict[str, str]  # writes of ours whose landing was never confirmed
+    stats: dict[str, FileStat | None]  # each file now (None: absent)
+    reads: dict[str, FileRead]  # the files whose stat did not prove them unchanged
+    held: set[str]  # files ``hold`` keeps out (still being written)
+    seen_ns: int  # the clock just before the stats (for the racy-stat rule)
+
+
 def plan(
     root: Root, state: State, entries: Sequence[Entry], *, read_all: bool = False, hold: Hold | None = None
 ) -> list[Decision]:
-    """Decide every entry (blocking: run in a worker thread, one batch per hop).
+    """Decide every entry (blocking: run in a worker thread, one batch per hop)."""
+    return decide_all(entries, gather(root, state, entries, read_all=read_all, hold=hold))
+
+
+def gather(
+    root: Root, state: State, entries: Sequence[Entry], *, read_all: bool = False, hold: Hold | None = None
+) -> Gathered:
+    """Read what deciding needs (blocking).
 
     Every file whose stat does not prove it unchanged is read (an edit on
     disk must be imported, or reported as a conflict, even when its row did
@@ -124,7 +143,6 @@ def plan(
     intents = state.intents(paths)
     seen_ns = time.time_ns()
     stats = stat_files(root, paths)
-    db_hashes = {e.path: (None if e.text is None else content_hash(e.kind, e.text)) for e in entries}
     to_read = []
     held: set[str] = set()
     for e in entries:
@@ -136,22 +154,29 @@ def plan(
             continue
         to_read.append(e.path)
     reads = {r.path: r for r in read_files(root, to_read, max_bytes=16 * 1024 * 1024)} if to_read else {}
+    return Gathered(states, intents, stats, reads, held, seen_ns)
+
+
+def decide_all(entries: Sequence[Entry], facts: Gathered) -> list[Decision]:
+    """Each entry decided with the rule on what was gathered (pure)."""
     out = []
     for e in entries:
-        if held and e.path in held:
+        if facts.held and e.path in facts.held:
             continue
-        st, cur, db_hash = states.get(e.path), stats[e.path], db_hashes[e.path]
+        st, cur = facts.states.get(e.path), facts.stats[e.path]
+        db_hash = None if e.text is None else content_hash(e.kind, e.text)
         base = st.base if st is not None else None
-        landed = intents.get(e.path) is not None and intents.get(e.path) == db_hash
+        intent = facts.intents.get(e.path)
+        landed = intent is not None and intent == db_hash
         if landed:
             base = db_hash  # our own write reached the database before the connection died
         text = invalid = None
         if cur is None:
             disk_hash = None
-        elif e.path not in reads:
+        elif e.path not in facts.reads:
             disk_hash = base  # proven unchanged by its stat
         else:
-            read = reads[e.path]
+            read = facts.reads[e.path]
             cur = read.stat
             if read.data is None:
                 disk_hash, invalid = ("unreadable:" + (read.error or "")), read.error
@@ -160,7 +185,7 @@ def plan(
             else:
                 text, disk_hash, invalid = _judge(e.kind, read.data, base)
         action = decide(disk_hash, db_hash, base)
-        out.append(Decision(e, action, st, db_hash, disk_hash, cur, text, invalid, seen_ns, landed))
+        out.append(Decision(e, action, st, db_hash, disk_hash, cur, text, invalid, facts.seen_ns, landed))
     return out
 
 
