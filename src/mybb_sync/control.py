@@ -26,7 +26,7 @@ import anyio.abc
 
 from .errors import MybbSyncError
 from .layout import STATE_DIR
-from .statedir import not_yours, permission_error, socket_folder, state_dir, user_name, you
+from .statedir import lstat_of, not_yours, permission_error, socket_folder, state_dir, user_name, you
 
 
 class Op(StrEnum):
@@ -116,12 +116,9 @@ async def call(root: Path, request: dict[str, Any], timeout: float = 600.0) -> d
     if state_dir(root, create=False) is None:
         return None  # never synced here: no service either
     path = socket_path(root)
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
+    st = lstat_of(path)
+    if st is None:
         return None
-    except PermissionError:
-        raise permission_error(path, "look at") from None
     if st.st_uid != os.geteuid():
         raise MybbSyncError(f"{not_yours(path, st.st_uid)}: refusing to talk to it")
     if not stat.S_ISSOCK(st.st_mode):

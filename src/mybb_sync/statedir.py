@@ -43,6 +43,16 @@ def not_yours(path: Path, owner: int) -> str:
     return f"{path} is owned by user {user_name(owner)}, not by you ({you()})"
 
 
+def lstat_of(path: Path) -> os.stat_result | None:
+    """``lstat`` of ``path``; None when nothing is there; one line when we may not look."""
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        raise permission_error(path, "look at") from None
+
+
 def permission_error(path: Path, doing: str) -> MybbSyncError:
     """One line for a permission denied on ``path`` (or a folder on the way to it), naming the
     owner of the nearest of them that can be looked at."""
@@ -86,13 +96,11 @@ def state_dir(root: Path, *, create: bool) -> Path | None:
         except PermissionError:
             raise permission_error(path, "create") from None
     try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return None
-    except PermissionError:
-        raise permission_error(path, "look at") from None
+        st = lstat_of(path)
     except NotADirectoryError:
         raise MybbSyncError(f"{root} is not a folder") from None
+    if st is None:
+        return None
     _check(path, st, "the state folder", 0o002, f"chmod o-w {path}")
     return path
 
@@ -131,12 +139,9 @@ def socket_folder(*, create: bool) -> Path:
             pass
         except PermissionError:
             raise permission_error(path, "create") from None
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
+    st = lstat_of(path)
+    if st is None:
         return path  # nothing listens in it
-    except PermissionError:
-        raise permission_error(path, "look at") from None
     _check(path, st, "the folder of control sockets", 0o077,
            f"chmod 700 {path}, or set XDG_RUNTIME_DIR to a folder of yours with mode 0700")  # fmt: skip
     return path
