@@ -77,7 +77,7 @@ FULL_SIZES = (1000, 10000, 100000)
 PATTERNS = ("mybb_sync", "replaced_tool", "naive_durable")
 PATTERN_LABELS = {
     "mybb_sync": "(a) mybb-sync Exporter",
-    "replaced_tool": "(b) replaced tool: .tmp + rename, no fsync",
+    "replaced_tool": "(b) MyBB_Playground's disk sync: .tmp + rename, no fsync",
     "naive_durable": "(c) naive durable: temp + fsync + rename per file",
 }
 UNIX_SOCKET_MAX = 100  # sun_path is 108 bytes; keep a margin
@@ -170,7 +170,7 @@ async def _fetch_files(store: Any, catalog: Catalog, scope: Scope) -> list[tuple
 def write_sequential(root: Path, files: Sequence[tuple[str, bytes]], *, durable: bool) -> None:
     """The two baselines: for each file, sequentially, ``<name>.tmp``, write, rename.
 
-    ``durable=False`` is the replaced tool (no fsync at all); ``durable=True``
+    ``durable=False`` is MyBB_Playground's disk sync (no fsync at all); ``durable=True``
     is naive durability (fsync each file before its rename, then every
     directory at the end).
     """
@@ -1112,7 +1112,7 @@ def _sizes(text: str) -> list[int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Benchmark mybb-sync against the replaced tool's write pattern and a naive durable one.",
+        description="Benchmark mybb-sync against MyBB_Playground's disk sync's write pattern and a naive durable one.",
     )
     parser.add_argument(
         "--quick",

@@ -11,7 +11,11 @@ from typing import Any
 log = logging.getLogger("bench.report")
 
 PATTERNS = ("mybb_sync", "replaced_tool", "naive_durable")
-SHORT = {"mybb_sync": "(a) mybb-sync", "replaced_tool": "(b) replaced tool", "naive_durable": "(c) naive durable"}
+SHORT = {
+    "mybb_sync": "(a) mybb-sync",
+    "replaced_tool": "(b) MyBB_Playground's disk sync",
+    "naive_durable": "(c) naive durable",
+}
 
 
 def _positive(value: Any) -> bool:

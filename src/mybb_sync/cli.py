@@ -297,7 +297,7 @@ async def cmd_resolve(args: argparse.Namespace) -> int:
 
 async def cmd_index(args: argparse.Namespace) -> int:
     """Without an index on ``dateline``, a poll that finds a change scans the templates table
-    (about 14 ms of database time per 100,000 templates); with it, it reads only the rows saved."""
+    (docs/benchmarks.md has the cost); with it, it reads only the rows saved."""
     settings = _settings(args)
     async with open_store(settings.require_db(), settings.prefix) as store:
         changed = await store.add_poll_index() if args.add else await store.drop_poll_index() if args.drop else False

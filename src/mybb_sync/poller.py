@@ -31,7 +31,7 @@ from .store import Seen, Store, TableMarker
 
 log = logging.getLogger(__name__)
 
-LARGE_BOARD = 20_000  # templates from which a poll's table scan is worth an index (about 3 ms)
+LARGE_BOARD = 20_000  # templates from which a poll's table scan is worth an index
 # A poll reads the rows stamped since the last poll began, less this: a second save within the
 # second of the last one, a request that stamped its rows a few seconds before writing them, a
 # forum server whose clock lags ours by less than this. Longer costs every poll while a burst of

@@ -327,7 +327,7 @@ class State:
         with self._lock:
             count, digests, ids, total = self._db.execute(
                 "SELECT COUNT(*), COUNT(row_digest), COALESCE(SUM(row_id), 0), COALESCE(SUM(row_digest), 0) "
-                "FROM files NOT INDEXED WHERE kind = ? AND owner = ?",  # a scan: 5x faster than the index here
+                "FROM files NOT INDEXED WHERE kind = ? AND owner = ?",  # a scan beats the index here (measured)
                 (kind.value, owner),
             ).fetchone()
         return (count, ids, total) if digests == count else None
