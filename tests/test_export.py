@@ -84,8 +84,10 @@ class Run:
     stderr: str
 
     def json(self) -> dict[str, Any]:
-        assert self.returncode == 0, self.stderr
-        return json.loads(self.stdout)
+        """The report; the exit code says 3 exactly when it lists a conflict or a refusal."""
+        report = json.loads(self.stdout)
+        assert self.returncode == (3 if report["conflicts"] else 0), self.stderr
+        return report
 
 
 async def export(db: Database | str, root: Path, *args: str) -> Run:
@@ -215,7 +217,7 @@ async def test_export_writes_every_set_global_template_and_stylesheet_in_the_lay
     assert (root / set_path(copy, "Second Set")).read_bytes() == texts[-2, copy]
     assert (root / "global_templates/global_shared0.html").read_bytes() == texts[-1, "global_shared0"]
     assert temp_files(root) == []
-    assert "exported" in run.stdout and "Traceback" not in run.stderr
+    assert "exported" in run.stdout.splitlines()[-1] and "Traceback" not in run.stderr
 
 
 async def test_export_json_summary_counts_files_bytes_scopes_and_groups(board: Database, root: Path) -> None:
@@ -378,7 +380,10 @@ async def test_lost_state_rows_make_the_set_read_in_full(board: Database, root: 
     assert (root / set_path(title)).exists()
 
 
-async def test_a_new_template_group_moves_files_even_though_no_template_changed(board: Database, root: Path) -> None:
+async def test_a_new_template_group_leaves_files_where_they_are_and_puts_new_templates_in_it(
+    board: Database, root: Path
+) -> None:
+    """The group folder is cosmetic: files are found where they are, only new ones go to their group."""
     await agreed_export(board, root)
     title = next(
         t for t, _x, sid, _v, _d in SPEC.templates() if sid in (-2, 1) and t.split("_", 1)[0] not in SPEC.groups
@@ -389,9 +394,16 @@ async def test_a_new_template_group_moves_files_even_though_no_template_changed(
         "INSERT INTO mybb_templategroups (prefix, title, isdefault) VALUES (%s, %s, 0)",
         (prefix, f"<lang:{prefix}>"),
     )
+    await sql(
+        board,
+        "INSERT INTO mybb_templates (title, template, sid, version, dateline) VALUES (%s, 'new', 1, '1839', 1)",
+        (f"{prefix}_brand_new",),
+    )
     summary = (await export(board, root, "--json")).json()
-    assert summary["written"] > 0
-    assert (root / f"template_sets/Default Templates/{prefix}/{title}.html").exists()
+    assert summary["written"] == 1
+    assert (root / f"template_sets/Default Templates/ungrouped/{title}.html").exists()
+    assert not (root / f"template_sets/Default Templates/{prefix}/{title}.html").exists()
+    assert (root / f"template_sets/Default Templates/{prefix}/{prefix}_brand_new.html").read_text() == "new"
 
 
 async def test_a_database_restored_to_rows_older_than_the_files_makes_the_set_read_in_full(

@@ -18,6 +18,7 @@ from mybb_sync.layout import (
     NAME_MAX,
     UNGROUPED,
     FileRef,
+    Found,
     Kind,
     escape_part,
     group_of,
@@ -27,6 +28,7 @@ from mybb_sync.layout import (
     stylesheet_path,
     template_path,
     unescape_part,
+    why_ignored,
 )
 
 SEED = 20240611
@@ -362,7 +364,13 @@ def test_parse_a_stylesheet() -> None:
 
 def test_parse_unescapes_every_part() -> None:
     assert parse("template_sets/a%2Fb/ungrouped/%2E.%2Fx.html") == FileRef(Kind.TEMPLATE, "a/b", "../x")
-    assert parse("styles/%2Etheme/a%5Cb") == FileRef(Kind.STYLESHEET, ".theme", "a\\b")
+    assert parse("styles/%2Etheme/a%5Cb.css") == FileRef(Kind.STYLESHEET, ".theme", "a\\b.css")
+
+
+def test_a_stylesheet_file_is_named_css_as_the_admin_cp_names_every_stylesheet() -> None:
+    assert parse("styles/Default/sedX1b2c3") is None  # a sed -i temp file, not a new stylesheet
+    assert parse("styles/Default/.css") is None
+    assert why_ignored("styles/Default/sedX1b2c3", Found.FILE, ".tmp") is None  # said nowhere
 
 
 def test_a_template_in_any_group_folder_is_the_same_template() -> None:
@@ -524,7 +532,7 @@ def test_every_generated_stylesheet_path_parses_back_to_its_stylesheet() -> None
     rng = random.Random(SEED + 4)
     checked = 0
     for _ in range(ROUNDS):
-        theme, name = hostile_name(rng), hostile_name(rng)
+        theme, name = hostile_name(rng), hostile_name(rng) + ".css"
         try:
             path = stylesheet_path(theme, name)
         except UnsafeName:

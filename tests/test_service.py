@@ -341,7 +341,7 @@ async def test_export_and_rescan_while_watching_write_no_row(db: Database, root:
     async with running_service(db, root) as svc:
         before = await datelines(db)
         result = await cli("export", "--db", db_url(db), "--root", str(root), cwd=root.parent)
-        assert b"through the running service" in result.stdout
+        assert result.stdout.splitlines()[-1].startswith(b"exported ")  # the same report as offline
         assert await datelines(db) == before
         await cli("rescan", "--db", db_url(db), "--root", str(root), cwd=root.parent)
         await svc.handle.rescan()
@@ -469,11 +469,12 @@ async def test_group_folder_renamed_away_and_back_loses_no_edit(db: Database, bo
         os.rename(folder, aside)
         await svc.barrier()
         write(aside / f"{titles[0]}.html", "<p>edited while aside</p>")
+        # The group folder is cosmetic: a set's template file counts in any folder of the set.
+        await svc.imported([f"template_sets/Default Templates/{group}-aside/{titles[0]}.html"], since=mark)
         await svc.barrier()
-        assert await audit(db) == []  # a file out of its place is no template
         os.rename(aside, folder)
         write(folder / f"{titles[1]}.html", "<p>edited after the move back</p>")
-        await svc.imported([tpath(titles[0]), tpath(titles[1])], since=mark)
+        await svc.imported([tpath(titles[1])], since=mark)
         await svc.barrier()
         assert (await shown(db, titles[0])).template == "<p>edited while aside</p>"
         assert (await shown(db, titles[1])).template == "<p>edited after the move back</p>"

@@ -8,6 +8,7 @@ a warning; the rest goes on.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from . import layout
@@ -48,6 +49,25 @@ class Catalog:
             return GLOBAL_SID
         return self.set_sid(ref.scope)
 
+    def place(self, paths: Iterable[str], temp_suffix: str) -> Placed:
+        """Each file's set or theme and name (pure). A set template's file counts in any group
+        folder of its set's folder; anything else out of its place is logged and left out."""
+        placed = Placed()
+        for path in paths:
+            ref = layout.parse(path)
+            if ref is None:
+                if (why := layout.why_ignored(path, layout.Found.FILE, temp_suffix)) is not None:
+                    placed.ignored[path] = why
+                continue
+            owner, canonical = self.owner(ref), self.canonical(ref)
+            if owner is None or canonical is None:
+                log.debug("ignored %s: no such template set or theme", path)
+            elif canonical != path and not layout.same_set_folder(canonical, path):
+                log.warning("ignored %s: not in its place (it belongs at %s)", path, canonical)
+            else:
+                placed.groups.setdefault((ref.kind, owner), []).append((path, ref.name))
+        return placed
+
     def canonical(self, ref: FileRef) -> str | None:
         """Where a file for ``ref`` belongs (templates: in their group's folder)."""
         owner = self.owner(ref)
@@ -59,6 +79,14 @@ class Catalog:
             return self.template_path(owner, ref.name)
         except UnsafeName:
             return None
+
+
+@dataclass
+class Placed:
+    """Files sorted by what they stand for (:meth:`Catalog.place`)."""
+
+    groups: dict[tuple[Kind, int], list[tuple[str, str]]] = field(default_factory=dict)  # (kind, owner) -> (path, name)
+    ignored: dict[str, str] = field(default_factory=dict)  # passed over where a file could be, with why
 
 
 def _unique(items: list[tuple[int, str]], what: str, warnings: list[str]) -> dict[int, str]:

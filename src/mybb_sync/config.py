@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from .errors import ConfigError
 
@@ -83,6 +83,15 @@ class Database:
             charset=charset,
         )
 
+    def url(self) -> str:
+        """A URL that :meth:`parse` reads back to these settings, without the password (what
+        the state store may remember)."""
+        if self.scheme == "sqlite":
+            assert self.path is not None
+            return f"sqlite:///{quote(str(self.path.resolve()).lstrip('/'))}"
+        query = {"charset": self.charset} | ({"unix_socket": self.unix_socket} if self.unix_socket else {})
+        return f"mysql://{quote(self.user, safe='')}@{self.host}:{self.port}/{quote(self.name, safe='')}?{urlencode(query)}"
+
     def redacted(self) -> str:
         """A printable URL with the password replaced."""
         if self.scheme == "sqlite":
@@ -109,6 +118,7 @@ class Settings:
     delete_grace: float = 2.0  # seconds a deleted set-copy file must stay gone before on_delete = revert acts
     # Whether inotify misses writers of the root (NFS, SMB, FUSE): rescans, and imports once a file held still.
     network_filesystem: Literal["auto", "yes", "no"] = "auto"
+    db_password: str | None = field(default=None, repr=False)  # for a --db URL without one (a remembered URL)
 
     def require_db(self) -> Database:
         if self.db is None:
@@ -171,6 +181,7 @@ _CONVERTERS: dict[str, Any] = {
     "allow_mass_revert": _flag,
     "network_filesystem": _choice("auto", "yes", "no"),
     "delete_grace": _positive,
+    "db_password": str,
 }
 assert set(_CONVERTERS) == {f.name for f in fields(Settings)}
 
@@ -180,8 +191,10 @@ def load_settings(
     environ: Mapping[str, str] = os.environ,
     config_path: Path | None = None,
     cwd: Path | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Merge the three sources, highest first; then fill the database from ``inc/config.php``."""
+    """Merge the three sources, highest first, over ``defaults`` (what the root was set up with);
+    then fill the database from ``inc/config.php``."""
     if config_path is None:
         default = (cwd or Path.cwd()) / DEFAULT_CONFIG_FILE
         toml_values = _read_toml(default) if default.is_file() else {}
@@ -189,7 +202,7 @@ def load_settings(
         toml_values = _read_toml(config_path)
     env_values = {key: environ[ENV_PREFIX + key.upper()] for key in _CONVERTERS if ENV_PREFIX + key.upper() in environ}
     merged: dict[str, Any] = {}
-    for source in (toml_values, env_values, {k: v for k, v in flags.items() if v is not None}):
+    for source in (defaults or {}, toml_values, env_values, {k: v for k, v in flags.items() if v is not None}):
         merged.update(source)
     values: dict[str, Any] = {}
     for key, raw in merged.items():
@@ -204,6 +217,8 @@ def load_settings(
         forum = read_forum_config(settings.mybb_root)
         prefix = settings.prefix if "prefix" in merged else forum.prefix
         settings = replace(settings, db=forum.database, prefix=prefix)
+    if settings.db is not None and settings.db_password is not None and not settings.db.password:
+        settings = replace(settings, db=replace(settings.db, password=settings.db_password))
     return settings
 
 

@@ -36,8 +36,10 @@ class Op(StrEnum):
     PAUSE = "pause"
     RESUME = "resume"
     RESCAN = "rescan"
-    EXPORT = "export"  # a full pass, as rescan: disk edits are imported, not overwritten
     RESOLVE = "resolve"
+    ONCE = "once"  # push, pull or sync (export is pull), dry or not: the report
+    DIFF = "diff"  # the unified diff of files that differ from the database
+    OUTDATED = "outdated"  # set copies older than their master template
 
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import errno
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import anyio
@@ -37,16 +37,17 @@ from .engine import (
 from .errors import DiskUnavailable, UnsafeName
 from .files import Root, read_files, remove_files, stat_files
 from .importer import Imported
-from .layout import Kind, under
+from .layout import GLOBAL_SID, Kind, under
 from .parallel import in_parallel
 from .reconcile import content_hash
 from .report import ExportReport
 from .scope import Scope, scope_folders, scope_label
+from .selection import Filter
 from .state import Problem, ProblemKind, State, Tracked
 from .stopping import finish_within
 from .store import Store
 from .stylesheets import effective_stylesheets
-from .tree import walk_tree
+from .tree import template_files, walk_tree
 from .work import conflict_problem
 from .work import sort as work_of
 
@@ -67,9 +68,20 @@ class TwoWay:
 
 
 async def set_entries(
-    store: Store, catalog: Catalog, sid: int, report: ExportReport, size: int = BATCH
+    store: Store,
+    catalog: Catalog,
+    sid: int,
+    report: ExportReport,
+    size: int = BATCH,
+    located: Mapping[str, list[str]] | None = None,
 ) -> AsyncIterator[list[Entry]]:
-    """Every template set ``sid`` shows, with its row, in batches of ``size`` (rows streamed from the database)."""
+    """Every template set ``sid`` shows, with its row, in batches of ``size`` (rows streamed from the database).
+
+    ``located`` (:func:`.tree.template_files`) is where the set's files are: a file in
+    another group folder than ours is the template's file, where it is; a title with
+    two files gets no entry here (each file is then met as a file with no row, where
+    the two are one conflict).
+    """
     async for rows in store.set_templates(sid, size):
         report.rows_read += len(rows)
         batch = []
@@ -80,7 +92,10 @@ async def set_entries(
                 report.skipped.append(f"template {row.title!r} of {scope_label(catalog, Kind.TEMPLATE, sid)}: {exc}")
                 log.warning("skipped template %r: %s", row.title, exc)
                 continue
-            batch.append(Entry(path, Kind.TEMPLATE, sid, row.title, row))
+            found = located.get(path.rsplit("/", 1)[1]) if located and sid != GLOBAL_SID else None
+            if found is not None and len(found) > 1:
+                continue
+            batch.append(Entry(found[0] if found else path, Kind.TEMPLATE, sid, row.title, row))
         yield batch
 
 
@@ -101,6 +116,11 @@ async def stylesheet_entries(store: Store, catalog: Catalog, tids: Sequence[int]
     return batch
 
 
+def admitted(flt: Filter, batch: list[Entry]) -> list[Entry]:
+    """The entries of ``batch`` that ``flt`` admits."""
+    return batch if flt.admits_all else [e for e in batch if flt.admits(e.path)]
+
+
 def layout_key(sid: int) -> str:
     """State meta key: the layout a full pass last left all of the set's files in."""
     return f"layout:set:{sid}"
@@ -119,6 +139,8 @@ class Exporter:
         self.root = root
         self.state = state
         self.limiter = anyio.CapacityLimiter(workers)
+        self.filter = Filter()  # what the pass covers (the ignore file, a command's selection)
+        self._said: dict[str, str] = {}  # conflicts logged, until their file settles: said once
 
     async def run(
         self,
@@ -129,6 +151,7 @@ class Exporter:
         force: bool = False,
         progress: Progress | None = None,
         two_way: TwoWay | None = None,
+        only: Filter | None = None,
     ) -> ExportReport:
         """One pass over the scope: every file decided against its row, the state and the disk.
 
@@ -136,7 +159,10 @@ class Exporter:
         with (a digest on each side says so, whoever synced them since: this
         pass, the service's imports, its exports) is not read from the
         database at all: only the files whose stat moved are looked at.
+
+        ``only`` narrows this pass (a command's selection) instead of :attr:`filter`.
         """
+        flt = only or self.filter
         report = ExportReport()
         started = time.perf_counter()
         exported = report.seen
@@ -154,19 +180,24 @@ class Exporter:
             for sid in scope.sets:
                 layout_ = set_layout(catalog, sid)
                 if await self._still_agreed(store, sid, layout_):
-                    async for batch in self._moved_on_disk(store, catalog, sid, report, advance):
+                    async for batch in self._moved_on_disk(store, catalog, sid, report, advance, flt):
                         yield batch
                     continue
                 await anyio.to_thread.run_sync(self.state.set_meta, layout_key(sid), None, limiter=self.limiter)
                 layouts[sid] = layout_
                 skipped = len(report.skipped)
-                async for batch in set_entries(store, catalog, sid, report, self.batch):
+                located = None
+                if sid != GLOBAL_SID:
+                    [folder] = scope_folders(catalog, Scope((sid,), ()))
+                    located = await anyio.to_thread.run_sync(template_files, self.root, folder, limiter=self.limiter)
+                async for batch in set_entries(store, catalog, sid, report, self.batch, located):
+                    batch = admitted(flt, batch)
                     exported.update(e.path for e in batch)
                     yield batch
                 if len(report.skipped) != skipped:
                     unsettled.add(sid)
             if scope.themes:
-                batch = await stylesheet_entries(store, catalog, scope.themes, report)
+                batch = admitted(flt, await stylesheet_entries(store, catalog, scope.themes, report))
                 exported.update(e.path for e in batch)
                 yield batch
 
@@ -180,7 +211,7 @@ class Exporter:
         for start in range(0, len(report.fresh), self.batch):
             chunk = report.fresh[start : start + self.batch]
             await anyio.to_thread.run_sync(self._confirm, chunk, limiter=self.limiter)
-        report.orphans = await anyio.to_thread.run_sync(self._orphans, catalog, scope, exported, report)
+        report.orphans = await anyio.to_thread.run_sync(self._orphans, catalog, scope, exported, report, flt)
         for sid, layout_ in layouts.items():
             if sid not in unsettled and not any(
                 under(f, report.orphans) for f in scope_folders(catalog, Scope((sid,), ()))
@@ -198,7 +229,13 @@ class Exporter:
         return tracked is not None and tracked == await store.shown_digest(sid)
 
     async def _moved_on_disk(
-        self, store: Store, catalog: Catalog, sid: int, report: ExportReport, advance: Callable[[int], None]
+        self,
+        store: Store,
+        catalog: Catalog,
+        sid: int,
+        report: ExportReport,
+        advance: Callable[[int], None],
+        flt: Filter,
     ) -> AsyncIterator[list[Entry]]:
         """A set whose rows all still equal the state's bases: each file's stat is checked
         against the state, and only the files it does not prove unchanged are read and
@@ -230,7 +267,7 @@ class Exporter:
             chunk = pending[start : start + self.batch]
             rows = await store.templates_by_title(sid, [name for _, name in chunk])
             report.rows_read += len(rows)
-            yield [Entry(path, Kind.TEMPLATE, sid, name, rows.get(name)) for path, name in chunk]
+            yield admitted(flt, [Entry(path, Kind.TEMPLATE, sid, name, rows.get(name)) for path, name in chunk])
 
     def _confirm(self, paths: Sequence[str]) -> None:
         """Files written with a stat too young to trust (renamed within the racy window of
@@ -303,9 +340,7 @@ class Exporter:
         rechecked: list[str] = []
         for problem in problems:
             report.conflicts.append(problem.path)
-            log.warning(
-                "conflict: %s: %s", problem.path, problem.detail, extra={"event": "conflict", "path": problem.path}
-            )
+            self._say_conflict(problem)
         if imports and two_way is not None:
             intents = {d.entry.path: d.disk_hash for d in imports if d.disk_text is not None and d.disk_hash}
             await anyio.to_thread.run_sync(self.state.record_intents, intents, limiter=self.limiter)
@@ -355,6 +390,7 @@ class Exporter:
         if two_way is not None:
             _log_exported(ok)
         report.written += len(ok)
+        report.changed += [(r.path, "export") for r in ok] + [(path, "delete") for path, _ in removals]
         report.bytes += sum(r.stat.size for r in ok)
         report.fresh += [r.path for r in ok if r.stat.mtime_ns + self.root.racy_ns >= r.seen_ns]
         settled += states_after_writes({d.entry.path: d for d in decisions}, ok)
@@ -365,6 +401,8 @@ class Exporter:
             self.state.put(settled)
             self.state.delete(forget)
             self.state.report(problems)
+            for s in settled:
+                self._said.pop(s.path, None)
 
         await anyio.to_thread.run_sync(record, limiter=self.limiter)
         if unwritable:
@@ -375,14 +413,26 @@ class Exporter:
             )
         return not (problems or rechecked or deleted or removals or forget)
 
-    def _orphans(self, catalog: Catalog, scope: Scope, exported: set[str], report: ExportReport) -> list[str]:
+    def _say_conflict(self, problem: Problem) -> None:
+        """Log a conflict once (a file event and a database poll may both meet it), saying how to settle it."""
+        if self._said.get(problem.path) == problem.detail:
+            return
+        self._said[problem.path] = problem.detail
+        hint = "" if "resolve" in problem.detail else f"; settle it: mybb-sync resolve --take disk|db '{problem.path}'"
+        log.warning(
+            "conflict: %s: %s%s", problem.path, problem.detail, hint, extra={"event": "conflict", "path": problem.path}
+        )
+
+    def _orphans(
+        self, catalog: Catalog, scope: Scope, exported: set[str], report: ExportReport, flt: Filter
+    ) -> list[str]:
         """Files under the exported folders that stand for no database row (reported, never
         removed); what the walk passed over goes to ``report.ignored``."""
         orphans: list[str] = []
         for folder in scope_folders(catalog, scope):
             walk = walk_tree(self.root, folder)
-            orphans += (rel for rel in walk.files if rel not in exported)
-            report.ignored.update(walk.ignored)
+            orphans += (rel for rel in walk.files if rel not in exported and flt.admits(rel))
+            report.ignored.update((rel, why) for rel, why in walk.ignored.items() if flt.admits(rel))
         return sorted(orphans)
 
 

@@ -95,6 +95,21 @@ def refusal(store: Store, decision: Decision) -> Refusal | None:
     return None
 
 
+def import_refusal(store: Store, can_write_cache: bool, decision: Decision) -> Refusal | None:
+    """Why an import of ``decision`` would be refused before anything is written, or None:
+    :func:`refusal`, and for stylesheets what a save needs besides (what a dry run says)."""
+    why = refusal(store, decision)
+    if why is not None or decision.entry.kind is not Kind.STYLESHEET:
+        return why
+    if not can_write_cache:
+        return Refusal(
+            RefusalKind.SETUP, "stylesheet imports need --mybb-root (the forum would keep serving its old cache file)"
+        )
+    if decision.entry.owner == MASTER_THEME_TID:
+        return Refusal(RefusalKind.THEME, "theme 1 (MyBB Master Style) is read-only, as in the Admin CP")
+    return None
+
+
 async def import_templates(store: Store, decisions: Sequence[Decision]) -> Imported:
     """Save every template decision; sid -1 titles with no row become new global templates."""
     refused: list[tuple[Decision, Refusal]] = []
@@ -224,14 +239,7 @@ async def import_stylesheets(store: Store, cache: ForumCache | None, decisions: 
     refused: list[tuple[Decision, Refusal]] = []
     recheck: list[str] = []
     for d in decisions:
-        why = refusal(store, d)
-        if why is None and cache is None:
-            why = Refusal(
-                RefusalKind.SETUP,
-                "stylesheet imports need --mybb-root (the forum would keep serving its old cache file)",
-            )
-        if why is None and d.entry.owner == MASTER_THEME_TID:
-            why = Refusal(RefusalKind.THEME, "theme 1 (MyBB Master Style) is read-only, as in the Admin CP")
+        why = import_refusal(store, cache is not None, d)
         if why is not None:
             refused.append((d, why))
             continue

@@ -27,6 +27,7 @@ GLOBAL_DIR = "global_templates"
 STYLES_DIR = "styles"
 STATE_DIR = ".mybb-sync"
 TEMPLATE_EXT = ".html"
+STYLESHEET_EXT = ".css"
 UNGROUPED = "ungrouped"
 NAME_MAX = 255  # bytes in one path component on Linux filesystems
 
@@ -157,8 +158,8 @@ def parse(relpath: str) -> FileRef | None:
         return None if filename is None else _template_ref(None, filename)
     if head == STYLES_DIR and len(parts) == 3:
         theme, name = unescape_part(parts[1]), unescape_part(parts[2])
-        if theme is None or name is None:
-            return None
+        if theme is None or name is None or not name.endswith(STYLESHEET_EXT) or name == STYLESHEET_EXT:
+            return None  # the Admin CP names every stylesheet *.css (a sed -i temp file is none)
         return FileRef(Kind.STYLESHEET, theme, name)
     return None
 
@@ -204,8 +205,8 @@ def why_ignored(relpath: str, found: Found, temp_suffix: str) -> str | None:
         return None
     if any(_has_undecodable(p) for p in parts):
         return "its name is not valid UTF-8"
-    if parts[0] != STYLES_DIR and not name.endswith(TEMPLATE_EXT):
-        return None  # not a template: a README, say
+    if not name.endswith(STYLESHEET_EXT if parts[0] == STYLES_DIR else TEMPLATE_EXT):
+        return None  # not a template or stylesheet: a README, say
     try:
         spelt = "/".join([parts[0], *(escape_part(p) for p in parts[1:])])
     except UnsafeName as exc:
@@ -226,6 +227,11 @@ def _has_undecodable(part: str) -> bool:
     except UnicodeEncodeError:
         return True
     return False
+
+
+def same_set_folder(a: str, b: str) -> bool:
+    """Whether two set template paths are in one set's folder (in any group folders)."""
+    return a.startswith(SETS_DIR + "/") and a.split("/")[:2] == b.split("/")[:2] and a.count("/") == b.count("/") == 3
 
 
 def under(prefix: str, paths: Iterable[str]) -> list[str]:

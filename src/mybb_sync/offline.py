@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,24 +20,40 @@ from .store import open_store
 
 
 @asynccontextmanager
-async def offline_service(settings: Settings, *, read_only: bool = False) -> AsyncIterator[Service]:
+async def offline_service(settings: Settings, *, dry_run: bool = False) -> AsyncIterator[Service]:
     """A service object without watcher, for one-off operations while no service runs.
 
-    ``read_only`` (for ``diff``) skips the root lock: nothing will be written.
+    ``dry_run`` (``diff``, ``--dry-run``) takes no lock and, on a root never synced, reads
+    an empty state in a scratch folder: nothing is written, not even a state store.
     """
     root = Root(settings.require_root(), settings.temp_suffix)
-    lock = RootLock(root.path)
-    if not read_only and not lock.acquire():
+    if dry_run:
+        with tempfile.TemporaryDirectory(prefix="mybb-sync-dry-") as scratch:
+            if not root.path.is_dir():  # a root not made yet is an empty one
+                root = Root(Path(scratch) / "root", settings.temp_suffix)
+                root.path.mkdir()
+            fresh = state_dir(root.path, create=False) is None
+            async with _service(settings, root, Path(scratch) if fresh else root.path) as service:
+                yield service
+        return
+    lock = RootLock(root.path)  # makes the root if need be
+    if not lock.acquire():
         raise MybbSyncError(f"a mybb-sync process holds {root.path} but does not answer on its control socket")
     try:
-        state = State(root.path)
-        try:
-            async with open_store(settings.require_db(), settings.prefix) as store:
-                yield Service(settings, store, root, state)
-        finally:
-            state.close()
+        async with _service(settings, root, root.path) as service:
+            yield service
     finally:
         lock.release()
+
+
+@asynccontextmanager
+async def _service(settings: Settings, root: Root, state_root: Path) -> AsyncIterator[Service]:
+    state = State(state_root)
+    try:
+        async with open_store(settings.require_db(), settings.prefix) as store:
+            yield Service(settings, store, root, state)
+    finally:
+        state.close()
 
 
 def offline_status(root: Path) -> dict[str, Any]:

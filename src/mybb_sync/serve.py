@@ -30,19 +30,23 @@ from __future__ import annotations
 
 import logging
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 
 import anyio
 import anyio.abc
 
+from .answers import answer
 from .config import Settings
 from .control import serve_control
+from .discovery import remember
 from .errors import DatabaseUnavailable, MybbSyncError
 from .files import Root, sweep_temps
 from .filesystems import remote_filesystem
 from .handle import ServiceHandle
 from .poller import Poller
 from .security import unsafe_templates
+from .selection import EVERYTHING, Selection
 from .service import DEFAULT_TUNING, Service, Tuning
 from .state import RootLock, State
 from .statedir import StateDirGuard
@@ -57,9 +61,13 @@ async def serve(
     settings: Settings,
     *,
     tuning: Tuning = DEFAULT_TUNING,
+    selection: Selection = EVERYTHING,
     task_status: anyio.abc.TaskStatus[ServiceHandle] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the service until cancelled; ``task_status.started()`` hands back a :class:`ServiceHandle`."""
+    """Run the service until cancelled; ``task_status.started()`` hands back a :class:`ServiceHandle`.
+
+    ``selection`` narrows what it syncs (``watch --set/--theme``); the root's ignore file applies anyway.
+    """
     root = Root(settings.require_root(), settings.temp_suffix)
     lock = RootLock(root.path)  # makes the root if need be
     if not lock.acquire():
@@ -78,7 +86,8 @@ async def serve(
             cleanup.callback(state.close)
             guard.arm()
             async with open_store(settings.require_db(), settings.prefix, wait=True) as store:
-                await _run(settings, tuning, store, root, state, guard, finished, task_status)
+                await anyio.to_thread.run_sync(remember, state, settings)
+                await _run(settings, tuning, selection, store, root, state, guard, finished, task_status)
     finally:
         # Last, once all is closed: the task that waits in ServiceHandle.stopped() and then cancels
         # this one (the CLI does) must not cut the closing short, nor swallow the error it raises.
@@ -116,10 +125,10 @@ def network_filesystem(settings: Settings, path: Path) -> str | None:
 
 
 async def _run(
-    settings: Settings, tuning: Tuning, store: Store, root: Root, state: State, guard: StateDirGuard,
-    finished: anyio.Event, task_status: anyio.abc.TaskStatus[ServiceHandle],
+    settings: Settings, tuning: Tuning, selection: Selection, store: Store, root: Root, state: State,
+    guard: StateDirGuard, finished: anyio.Event, task_status: anyio.abc.TaskStatus[ServiceHandle],
 ) -> None:  # fmt: skip
-    service = Service(settings, store, root, state, tuning)
+    service = Service(settings, store, root, state, tuning, selection)
     service.finished = finished
     await anyio.to_thread.run_sync(sweep_temps, root)
     interval = settings.rescan_interval
@@ -147,7 +156,7 @@ async def _run(
                 tg.start_soon(_stop_when_removed, guard)
                 tg.start_soon(service.read_events, watcher)
                 tg.start_soon(service.reconcile_forever)
-                await tg.start(serve_control, root.path, service.control)
+                await tg.start(serve_control, root.path, partial(answer, service))
                 tg.start_soon(notifier.keep_alive, lambda: service.status_line(starting=not ready.is_set()), ready)
                 await service.request(prefixes=[""])  # start-up: reconcile (or export into an empty root)
                 tg.start_soon(poller.run, service)

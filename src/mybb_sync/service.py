@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import anyio
 import anyio.abc
@@ -24,7 +22,6 @@ import anyio.to_thread
 from . import layout
 from .catalog import Catalog, load_catalog
 from .config import Settings
-from .control import Op
 from .deletions import Deletions
 from .engine import Decision, Entry, plan
 from .errors import DatabaseUnavailable, DiskUnavailable, MybbSyncError
@@ -32,20 +29,21 @@ from .export import BATCH, Exporter, TwoWay
 from .files import Root
 from .handle import Status
 from .importer import ForumCache, Imported, import_stylesheets, import_templates
-from .layout import GLOBAL_SID, Kind, under
+from .layout import Kind, under
 from .parallel import in_parallel
 from .pending import Batch, Pending
 from .poller import RecentWrites
 from .reconcile import Action
 from .report import ExportReport
 from .reverts import Reverts
-from .scope import Scope, scope_folders
+from .scope import Scope, scope_folders, select_scope
+from .selection import EVERYTHING, Filter, Selection
 from .state import Problem, ProblemKind, State
 from .store import Store, seen
 from .stylesheets import effective_stylesheets
 from .systemd import status_line
 from .timers import Timers
-from .tree import walk_tree
+from .tree import doubled, walk_tree
 from .watch import Passed, Rescan, Touched, Watcher
 from .writers import Writers
 
@@ -72,14 +70,22 @@ class Service:
     socket asks of it."""
 
     def __init__(
-        self, settings: Settings, store: Store, root: Root, state: State, tuning: Tuning = DEFAULT_TUNING
+        self,
+        settings: Settings,
+        store: Store,
+        root: Root,
+        state: State,
+        tuning: Tuning = DEFAULT_TUNING,
+        selection: Selection = EVERYTHING,
     ) -> None:
         self.settings = settings
+        self.selection = selection  # what this service covers (``watch --set/--theme``)
         self.store = store
         self.root = root
         self.state = state
         self.tuning = tuning
         self.exporter = Exporter(root, state, batch=tuning.batch)
+        self.exporter.filter = Filter.of_root(root.path, selection)
         self.forum_cache = ForumCache(settings.mybb_root) if settings.mybb_root is not None else None
         self.pending = Pending()
         self.own_writes = RecentWrites()  # what our imports stored: the poller's echo filter
@@ -199,10 +205,12 @@ class Service:
         prefixes = batch.prefixes
         full, styles = "" in prefixes, layout.STYLES_DIR in prefixes
         if full or styles:
+            if full:
+                self.exporter.filter = await anyio.to_thread.run_sync(Filter.of_root, self.root.path, self.selection)
             self.catalog = await load_catalog(self.store)
-            themes = tuple(sorted(self.catalog.themes))
-            scope = Scope((*sorted(self.catalog.sets), GLOBAL_SID), themes) if full else Scope((), themes)
-            report = await self.exporter.run(self.store, self.catalog, scope, two_way=self._two_way())
+            scope = select_scope(self.catalog, self.selection)
+            scope = scope if full else Scope((), scope.themes)
+            report = await self.exporter.run(self.store, self.catalog, scope, two_way=self.two_way())
             self._account(report)
             await self._note_ignored(report.ignored, walked=scope_folders(self.catalog, scope))
             stale = await anyio.to_thread.run_sync(self._stale_paths, scope, report)
@@ -225,7 +233,7 @@ class Service:
     async def _note_ignored(self, found: Mapping[str, str], walked: Sequence[str] = ()) -> None:
         """Say once, in the log and in ``status``, what is passed over where a file could be and
         why; what a walk of ``walked`` no longer finds is cleared."""
-        found = {layout.printable(p): why for p, why in found.items()}
+        found = {layout.printable(p): why for p, why in found.items() if self.filter.admits(p)}
         new = {p: why for p, why in found.items() if self._ignored.get(p) != why}
         gone = [p for p in self._ignored if p not in found and any(f == "" or p.startswith(f + "/") for f in walked)]
         for path, why in new.items():
@@ -247,8 +255,12 @@ class Service:
         """Tracked files of the scope that the pass did not meet (their row is gone)."""
         assert self.catalog is not None
         folders = scope_folders(self.catalog, scope)
-        unseen = [p for p in self.state.paths() if p not in report.seen]
+        unseen = [p for p in self.state.paths() if p not in report.seen and self.filter.admits(p)]
         return {p for folder in folders for p in under(folder, unseen)}
+
+    @property
+    def filter(self) -> Filter:
+        return self.exporter.filter
 
     def _account(self, report: ExportReport) -> None:
         now = time.time()
@@ -259,30 +271,27 @@ class Service:
             self._status.exports += report.written
             self._status.last_export = now
 
-    async def entries_for(self, paths: Sequence[str]) -> list[Entry]:
-        """Map files to their entities and fetch their rows, one query per set or theme."""
+    async def entries_for(self, paths: Sequence[str], *, doubles: dict[str, str] | None = None) -> list[Entry]:
+        """Map files to their entities and fetch their rows, one query per set or theme.
+
+        What the filter does not admit is left out, unsaid. A set template's file counts in
+        any group folder of its set's folder; one never synced whose name is also in another
+        group folder is a conflict (one template, two files), recorded and left out; with
+        ``doubles`` given, it goes there instead of being recorded (a dry run records nothing).
+        """
         if self.catalog is None:
             self.catalog = await load_catalog(self.store)
         catalog = self.catalog
-        groups: dict[tuple[Kind, int], list[tuple[str, str]]] = defaultdict(list)
-        for path in paths:
-            ref = layout.parse(path)
-            if ref is None:
-                if (why := layout.why_ignored(path, layout.Found.FILE, self.root.temp_suffix)) is not None:
-                    await self._note_ignored({path: why})
-                continue
-            owner = catalog.owner(ref)
-            canonical = catalog.canonical(ref)
-            if owner is None or canonical is None:
-                log.debug("ignored %s: no such template set or theme", path)
-                continue
-            if canonical != path:
-                log.warning("ignored %s: not in its place (it belongs at %s)", path, canonical)
-                continue
-            groups[(ref.kind, owner)].append((path, ref.name))
+        paths = [p for p in paths if self.filter.admits(p)]
+        doubled = await anyio.to_thread.run_sync(self._doubled, paths, doubles is None)
+        if doubles is not None:
+            doubles.update(doubled)
+        placed = catalog.place([p for p in paths if p not in doubled], self.root.temp_suffix)
+        if placed.ignored:
+            await self._note_ignored(placed.ignored)
         entries: list[Entry] = []
         sheets = None
-        for (kind, owner), items in groups.items():
+        for (kind, owner), items in placed.groups.items():
             if kind is Kind.TEMPLATE:
                 rows = await self.store.templates_by_title(owner, [name for _, name in items])
                 entries += [Entry(path, kind, owner, name, rows.get(name)) for path, name in items]
@@ -291,6 +300,18 @@ class Service:
                 shown = effective_stylesheets(list(catalog.themes.values()), sheets, owner)
                 entries += [Entry(path, kind, owner, name, shown.get(name)) for path, name in items]
         return entries
+
+    def _doubled(self, paths: Sequence[str], record: bool) -> dict[str, str]:
+        """:func:`.tree.doubled` of the files never synced among ``paths`` (blocking); ``record``
+        logs them and records them as conflicts."""
+        candidates = [p for p in paths if layout.same_set_folder(p, p) and layout.parse(p) is not None]
+        found = doubled(self.root, [p for p in candidates if p not in self.state.get(candidates)])
+        if record and found:
+            now = time.time()
+            for path, detail in found.items():
+                log.warning("conflict: %s: %s", path, detail, extra={"event": "conflict", "path": path})
+            self.state.report([Problem(path, ProblemKind.CONFLICT, detail, now) for path, detail in found.items()])
+        return found
 
     async def _plan(self, entries: Sequence[Entry], read_all: bool = False) -> list[Decision]:
         """Decide ``entries``; a file still being written is left out (:class:`Writers`), unless
@@ -335,7 +356,7 @@ class Service:
         if not entries:
             return
         report = ExportReport()
-        await self.exporter.apply(await self._plan(entries), report, two_way=self._two_way())
+        await self.exporter.apply(await self._plan(entries), report, two_way=self.two_way())
         self._account(report)
         if report.recheck:
             self.pending.add(report.recheck)
@@ -365,7 +386,7 @@ class Service:
                 message = f"{path}: took the file's deletion: reverted the set's copy"
             else:
                 forced = replace(decision, action=Action.IMPORT)
-                await self.exporter.apply([forced], report, two_way=self._two_way())
+                await self.exporter.apply([forced], report, two_way=self.two_way())
                 if report.refused:
                     raise MybbSyncError(f"cannot take the file: {report.refused[0]}")
             if report.errors:
@@ -376,25 +397,9 @@ class Service:
             self._status.held_deletions = self.reverts.held
         return message
 
-    async def control(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Answer one control-socket request."""
-        try:
-            op = Op(request["op"])
-        except ValueError:
-            raise MybbSyncError(f"unknown operation {request['op']!r}") from None
-        match op:
-            case Op.STATUS:
-                return {"ok": True, "status": self.status().as_json()}
-            case Op.PAUSE:
-                self.pause()
-            case Op.RESUME:
-                self.resume()
-            case Op.RESCAN | Op.EXPORT:
-                await self.request(prefixes=[""])
-            case Op.RESOLVE:
-                message = await self.resolve(str(request.get("path", "")), str(request.get("take", "")))
-                return {"ok": True, "message": message}
-        return {"ok": True}
+    def writing(self) -> anyio.Lock:
+        """Held by whoever decides and writes (``async with``): one pass at a time."""
+        return self._writer
 
     async def current_catalog(self) -> Catalog:
         if self.catalog is None:
@@ -412,14 +417,14 @@ class Service:
         file shows what the set shows now, its master template if there is one."""
         await self.reverts.confirm(decision)
         entries = await self.entries_for([decision.entry.path])
-        await self.exporter.apply(await self._plan(entries), report, two_way=self._two_way())
+        await self.exporter.apply(await self._plan(entries), report, two_way=self.two_way())
 
     async def _on_deleted(self, decisions: Sequence[Decision]) -> Deletions:
         out = await self.reverts.on_deleted(decisions)
         self._status.held_deletions = self.reverts.held
         return out
 
-    def _two_way(self) -> TwoWay:
+    def two_way(self) -> TwoWay:
         return TwoWay(
             importer=self._import, on_deleted=self._on_deleted, interrupt=self.store.interrupt, hold=self.writers.hold
         )
@@ -458,7 +463,8 @@ class Service:
         async for news in watcher.news():
             if isinstance(news, Touched):
                 self.writers.closed(news.paths)
-                self.pending.add(paths=sorted(news.paths))
+                if paths := sorted(p for p in news.paths if self._concerns(p)):
+                    self.pending.add(paths=paths)
             elif isinstance(news, Passed):
                 await self._note_ignored(news.why)
             elif isinstance(news, Rescan):
@@ -466,6 +472,15 @@ class Service:
                 seq = self.pending.add(prefixes=[news.prefix])
                 if news.lost:  # the writers of the files it finds are unknown: they must hold still
                     self._unsure_through = seq
+
+    def _concerns(self, path: str) -> bool:
+        """Whether a file touched could be synced or is to be said ignored (not ``sed -i``'s temp file)."""
+        if not self.filter.admits(path):
+            return False
+        return (
+            layout.parse(path) is not None
+            or layout.why_ignored(path, layout.Found.FILE, self.root.temp_suffix) is not None
+        )
 
     async def rescan_every(self, interval: float) -> None:
         while True:

@@ -12,6 +12,7 @@ folder, and keeps its own loop.)
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,3 +91,45 @@ def walk_tree(root: Root, folder: str) -> Walk:
 def walk_files(root: Root, folder: str) -> list[str]:
     """Relative paths of the regular files below ``folder`` that are synced or could be."""
     return walk_tree(root, folder).files
+
+
+def template_files(root: Root, set_folder: str) -> dict[str, list[str]]:
+    """A set folder's template files by file name, whatever group folder each is in (blocking).
+
+    The group folder is cosmetic: a file is found where it is (the folder the
+    replaced tool wrote, ``Header Templates/``, as well as ours), and a name
+    found in two group folders stands for one template twice.
+    """
+    found: dict[str, list[str]] = {}
+    for path in walk_tree(root, set_folder).files:
+        if path.count("/") == 3 and path.endswith(layout.TEMPLATE_EXT):
+            found.setdefault(path.rsplit("/", 1)[1], []).append(path)
+    return found
+
+
+def doubled(root: Root, paths: list[str]) -> dict[str, str]:
+    """The set template files among ``paths`` whose name is in another group folder of their
+    set's folder too (one template, two files), with why (blocking)."""
+    found = {}
+    for path in paths:
+        if others := same_template(root, path):
+            found[path] = f"one template, two files: also {', '.join(others)} (keep one, delete the other)"
+    return found
+
+
+def same_template(root: Root, path: str) -> list[str]:
+    """Other files of the set folder of ``path`` (a set template's file) with its file name, in
+    other group folders (blocking; regular files only, no symlink followed)."""
+    set_folder, group, filename = path.rsplit("/", 2)
+    others = []
+    for rel, items in folders(root.path, set_folder, enter=lambda rel: rel == set_folder):
+        for entry in items:
+            if entry.name == group or not entry.is_dir(follow_symlinks=False) or skipped_folder(entry.name):
+                continue
+            candidate = f"{rel}/{entry.name}/{filename}"
+            try:
+                if stat.S_ISREG(os.lstat(root.path / candidate).st_mode):
+                    others.append(candidate)
+            except OSError:
+                continue
+    return sorted(others)
