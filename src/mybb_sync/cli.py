@@ -38,6 +38,7 @@ from .security import unsafe_templates
 from .serve import serve
 from .state import RootLock, State
 from .store import open_store
+from .theme_cli import add_theme_parser, cmd_theme
 from .tree import walk_files
 
 log = logging.getLogger("mybb_sync")
@@ -146,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     resolve.add_argument("path", help="the file, inside the sync root")
     resolve.add_argument("--take", required=True, choices=("disk", "db"), help="which side wins")
     _common(resolve)
+    add_theme_parser(sub, _common)
     return parser
 
 
@@ -430,6 +432,7 @@ COMMANDS: dict[str, Any] = {
     "index": cmd_index,
     "check": cmd_check,
     "demo": cmd_demo,
+    "theme": cmd_theme,
 }
 
 
