@@ -224,6 +224,24 @@ async def test_without_templates_no_set_is_made_and_the_files_set_stays(
     assert listed["templateset"] == 1  # the file's value, kept as the Admin CP keeps it
 
 
+async def test_a_write_the_database_refuses_midway_is_undone_rows_and_cache_files(
+    board: Database, store: Store, forum: Path
+) -> None:
+    """MyISAM has no transactions: a write refused after others (here by a trigger on the last one,
+    the theme's rebuilt list; in life a full disk or a crashed table) must not leave half a theme."""
+    when = "NEW.stylesheets <> ''"
+    if board.scheme == "sqlite":
+        body = f"WHEN {when} BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+    else:
+        body = f"BEGIN IF {when} THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by the test'; END IF; END"
+    await raw_sql(board, f"CREATE TRIGGER mybbsync_refuse BEFORE UPDATE ON mybb_themes FOR EACH ROW {body}")
+    before = await digest(board, forum)
+    data = golden(IMPORT, "a-import-custom", "input.xml").read_bytes()
+    with pytest.raises(MybbSyncError, match=r"failed and was undone: .*refused by the test"):
+        await import_theme(store, ForumCache(forum), data, ImportOptions("Half"))
+    assert await digest(board, forum) == before
+
+
 # --- round trip --------------------------------------------------------------------
 
 

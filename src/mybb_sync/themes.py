@@ -10,6 +10,7 @@ the database could not hold.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from .errors import ConfigError, MybbSyncError
 from .importer import ForumCache
 from .rows import Theme
 from .store import MASTER_THEME_TID, MAX_TEMPLATE_BYTES, MAX_TITLE_CHARS, Column, Store
-from .stylesheets import rebuild_theme_lists
+from .stylesheets import CacheFile, rebuild_theme_lists
 from .themexml import (
     ThemePackage,
     build_theme_xml,
@@ -145,32 +146,82 @@ async def import_theme(store: Store, cache: ForumCache, data: bytes, options: Im
     if why is not None:
         raise MybbSyncError(f"theme import refused: {why}")
 
+    written = _Written()
+    try:
+        return await _write(store, cache, package, name, parent, with_templates, with_sheets, written)
+    except (MybbSyncError, ValueError) as exc:
+        # MyISAM has no transactions: take back what got in, so a failed import leaves nothing.
+        with anyio.CancelScope(shield=True):
+            await _undo(store, cache, written)
+        raise MybbSyncError(f"theme import failed and was undone: {exc}") from exc
+
+
+@dataclass
+class _Written:
+    """What an import wrote so far: the rows to take back if a later write fails."""
+
+    tid: int | None = None
+    templateset: int | None = None
+    cache_files: list[CacheFile] = field(default_factory=list)
+    new_folder: bool = False
+
+
+async def _write(
+    store: Store,
+    cache: ForumCache,
+    package: ThemePackage,
+    name: str,
+    parent: Theme,
+    with_templates: bool,
+    with_sheets: bool,
+    written: _Written,
+) -> ImportedTheme:
+    """The Admin CP's writes in its order: set and templates, theme, stylesheets and their cache
+    files, then the rebuilt lists (the stylesheet list and disporder of the new theme)."""
     now = int(time.time())
-    templateset = None
     if with_templates:
-        templateset = await store.add_template_set(f"{name} Templates")
+        written.templateset = await store.add_template_set(f"{name} Templates")
         rows = [(t.title, t.text, t.version) for t in package.templates]
-        await store.add_set_templates(templateset, rows, now)
-    tid = await store.add_theme(name, parent.tid)
-    await store.set_theme_properties(tid, new_theme_properties(package.properties, templateset, tid, parent))
+        await store.add_set_templates(written.templateset, rows, now)
+    tid = written.tid = await store.add_theme(name, parent.tid)
+    properties = new_theme_properties(package.properties, written.templateset, tid, parent)
+    await store.set_theme_properties(tid, properties)
     sids: list[int] = []
     failures: list[str] = []
     if with_sheets:
         sheets = new_stylesheets(package, now)
         for sheet in sheets:
             sids.append(await store.add_stylesheet(sheet.row(0, tid)))
-        failures = await anyio.to_thread.run_sync(cache.write, sheet_cache_files(sheets, tid))
+        written.cache_files = sheet_cache_files(sheets, tid)
+        written.new_folder = not (cache.root.path / f"theme{tid}").exists()
+        failures = await anyio.to_thread.run_sync(cache.write, written.cache_files)
         for failure in failures:  # MyBB then lists the sheet through css.php: the rebuild below sees it
             log.error("cannot write the forum's cache file %s; theme %d serves it via css.php", failure, tid)
     updates, default_theme = rebuild_theme_lists(await store.themes(), await store.stylesheets(), tid, cache.mtime)
     await store.save_theme_lists(updates, default_theme)
+    count = len(package.templates) if with_templates else 0
     log.info(
         "imported theme %r as tid %d (parent %d): %d stylesheet(s), %d template(s)%s",
-        name, tid, parent.tid, len(sids), len(package.templates) if with_templates else 0,
-        f" in new set {templateset}" if templateset is not None else "",
+        name, tid, parent.tid, len(sids), count,
+        f" in new set {written.templateset}" if written.templateset is not None else "",
     )  # fmt: skip
-    count = len(package.templates) if with_templates else 0
-    return ImportedTheme(tid, name, parent.tid, templateset, count, sids, failures)
+    return ImportedTheme(tid, name, parent.tid, written.templateset, count, sids, failures)
+
+
+async def _undo(store: Store, cache: ForumCache, written: _Written) -> None:
+    """Remove the rows and cache files of an import cut short (best effort: said if it fails too)."""
+    try:
+        await store.remove_theme_rows(written.tid, written.templateset)
+    except MybbSyncError as exc:
+        log.error("could not undo the theme import (theme %s, set %s): %s", written.tid, written.templateset, exc)
+    if written.tid is None:
+        return
+    folder = cache.root.path / f"theme{written.tid}"
+    if written.new_folder:
+        await anyio.to_thread.run_sync(lambda: shutil.rmtree(folder, ignore_errors=True))
+    else:
+        for file in written.cache_files:
+            (cache.root.path / file.path).unlink(missing_ok=True)
 
 
 async def list_themes(store: Store) -> list[dict[str, object]]:

@@ -236,6 +236,10 @@ class Store(Protocol):
         """Insert a row (its ``sid`` is ignored); returns the sid the table gave it."""
         ...
 
+    async def remove_theme_rows(self, tid: int | None, templateset: int | None) -> None:
+        """Delete a theme's rows (theme, stylesheets) and a set's (set, templates): undo an import."""
+        ...
+
     async def copy_counts(self) -> tuple[int, int]:
         """(set copies of a master, custom templates with no master) over every set."""
         ...

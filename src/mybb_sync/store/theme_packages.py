@@ -61,3 +61,12 @@ class ThemePackages(SQLBase):
             (row.name, row.tid, row.attachedto, row.stylesheet, row.cachefile, row.lastmodified),
         )
         return sid
+
+    async def remove_theme_rows(self, tid: int | None, templateset: int | None) -> None:
+        """Undo an import cut short: the new theme's rows and the new set's, nothing else."""
+        if tid is not None:
+            await self._execute(f"DELETE FROM {self._t['themestylesheets']} WHERE tid = %s", (tid,))
+            await self._execute(f"DELETE FROM {self._t['themes']} WHERE tid = %s", (tid,))
+        if templateset is not None:
+            await self._execute(f"DELETE FROM {self._t['templates']} WHERE sid = %s", (templateset,))
+            await self._execute(f"DELETE FROM {self._t['templatesets']} WHERE sid = %s", (templateset,))
