@@ -13,12 +13,13 @@ import pytest
 
 from mybb_sync import layout
 from mybb_sync.config import Database
-from mybb_sync.errors import MybbSyncError
+from mybb_sync.errors import ConfigError, MybbSyncError
 from mybb_sync.importer import ForumCache
 from mybb_sync.offline import offline_status
+from mybb_sync.rows import Theme
 from mybb_sync.store import Store, open_store
 from mybb_sync.synthetic import Board
-from mybb_sync.themes import ImportOptions, export_theme, import_theme, list_themes
+from mybb_sync.themes import ImportOptions, export_theme, find_theme, import_theme, list_themes
 from mybb_sync.themexml import parse_theme_xml
 
 from conftest import golden, raw_sql
@@ -305,6 +306,20 @@ async def test_the_theme_command_exports_imports_and_lists(board: Database, tmp_
     listed = json.loads((await cli("theme", "list", "--json", *common, cwd=tmp_path)).stdout)
     copy = next(t for t in listed if t["name"] == "Copy")
     assert copy["parent"] == 2 and copy["templateset_title"] == "Copy Templates" and copy["default"] is False
+
+
+async def test_the_theme_command_writes_the_admin_cps_export_bytes(board: Database, tmp_path: Path) -> None:
+    await load_state(board, json.loads(golden(EXPORT, "db-state.json").read_text()))
+    out = tmp_path / "custom.xml"
+    await cli("theme", "export", "2", "--out", str(out), "--custom-only", "--db", db_url(board), cwd=tmp_path)
+    assert out.read_bytes() == golden(EXPORT, "theme2-custom-with-templates.xml").read_bytes()
+
+
+def test_a_theme_is_found_by_tid_before_a_theme_named_like_that_number() -> None:
+    themes = [Theme(2, "3", 1, 1, "", ""), Theme(3, "Other", 1, 0, "", "")]
+    assert find_theme(themes, "3").tid == 3 and find_theme(themes, "Other").tid == 3
+    with pytest.raises(ConfigError, match="unknown theme 'Nope'; available: 2 '3', 3 'Other'"):
+        find_theme(themes, "Nope")
 
 
 async def test_the_theme_command_says_a_refusal_in_one_line_and_exits_1(

@@ -41,10 +41,10 @@ MAX_VERSION_CHARS = 20  # templates.version is varchar(20)
 
 
 def find_theme(themes: Sequence[Theme], ref: str) -> Theme:
-    """A theme by tid or by exact name; an unknown one is a usage error naming the choices."""
-    for theme in themes:
-        if (ref.isdigit() and theme.tid == int(ref)) or theme.name == ref:
-            return theme
+    """A theme by tid (first) or by exact name; an unknown one is a usage error naming the choices."""
+    by_tid = [t for t in themes if ref.isdigit() and t.tid == int(ref)]
+    for theme in by_tid or [t for t in themes if t.name == ref]:
+        return theme
     choices = ", ".join(f"{t.tid} {t.name!r}" for t in themes) or "none"
     raise ConfigError(f"unknown theme {ref!r}; available: {choices}")
 
