@@ -293,6 +293,20 @@ async def test_an_import_while_the_service_runs_is_exported_to_files_not_echoed_
     assert offline_status(root)["conflicts"] == 0
 
 
+async def test_the_import_command_has_a_running_service_export_the_new_theme_at_once(
+    board: Database, root: Path, tmp_path: Path, forum: Path
+) -> None:
+    file = golden(IMPORT, "a-import-custom", "input.xml")
+    common = ("--db", db_url(board), "--mybb-root", str(forum), "--root", str(root))
+    async with running_service(board, root, mybb_root=forum, poll_interval=60) as svc:  # no poll meanwhile
+        done = await cli("theme", "import", str(file), "--name", "Fresh", "--json", *common, cwd=tmp_path)
+        assert json.loads(done.stdout)["service_refreshed"] is True
+        await svc.barrier()
+        assert (root / layout.stylesheet_path("Fresh", "fixture.css")).is_file()
+        assert (root / tpath("footer", "Fresh Templates")).is_file()
+    assert offline_status(root)["conflicts"] == 0
+
+
 async def test_the_theme_command_exports_imports_and_lists(board: Database, tmp_path: Path, forum: Path) -> None:
     common = ("--db", db_url(board), "--mybb-root", str(forum))
     out = tmp_path / "default.xml"
