@@ -213,6 +213,16 @@ async def test_another_version_is_refused_unless_ignored(board: Database, store:
     assert [t["name"] for t in await list_themes(store)][-1] == "Old"
 
 
+async def test_a_name_the_themes_table_cannot_hold_is_refused_with_nothing_written(
+    board: Database, store: Store, forum: Path
+) -> None:
+    data = golden(IMPORT, "a-import-custom", "input.xml").read_bytes()
+    before = await digest(board, forum)
+    with pytest.raises(MybbSyncError, match="the theme name is 101 characters"):
+        await import_theme(store, ForumCache(forum), data, ImportOptions("x" * 101))
+    assert await digest(board, forum) == before
+
+
 async def test_without_templates_no_set_is_made_and_the_files_set_stays(
     board: Database, store: Store, forum: Path
 ) -> None:

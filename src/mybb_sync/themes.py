@@ -13,7 +13,7 @@ import logging
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import anyio.to_thread
 
@@ -85,15 +85,7 @@ class ImportedTheme:
     cache_failures: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, object]:
-        return {
-            "tid": self.tid,
-            "name": self.name,
-            "parent": self.parent,
-            "templateset": self.templateset,
-            "templates": self.templates,
-            "stylesheets": self.stylesheets,
-            "cache_failures": self.cache_failures,
-        }
+        return asdict(self)
 
 
 def _unstorable(store: Store, package: ThemePackage, name: str, templates: bool, sheets: bool) -> str | None:
