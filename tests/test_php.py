@@ -13,9 +13,9 @@ def _serialized_fixture_values(root: Path) -> list[str]:
     values: list[str] = []
     for path in sorted(root.rglob("*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
-        if path.name in ("before.json", "after.json"):
-            themes = data["themes"]
-            values.append(data["datacache_default_theme"])
+        if path.name in ("before.json", "after.json", "db-state.json"):
+            themes = data["themes"]  # cases 7 and 8 keep the datacache rows by title
+            values += list(data["datacache"].values()) if "datacache" in data else [data["datacache_default_theme"]]
         elif path.name == "themes.json":
             themes = data
         elif path.name == "datacache.json":

@@ -11,6 +11,7 @@ import textwrap
 
 from ._version import __version__
 from .errors import ConfigError
+from .theme_cli import add_theme_parser
 
 EXIT_CODES = """\
 exit codes (push, pull, sync, export):
@@ -240,4 +241,5 @@ def build_parser() -> Parser:
     )  # fmt: skip
     resolve.add_argument("path", help="the file, inside the sync root")
     resolve.add_argument("--take", required=True, choices=("disk", "db"), help="which side wins")
+    add_theme_parser(sub, lambda parser: _where(parser, top=False))
     return parser

@@ -39,6 +39,7 @@ from .security import unsafe_templates
 from .selection import EVERYTHING, Selection
 from .serve import serve
 from .store import open_store
+from .theme_cli import cmd_theme
 
 log = logging.getLogger("mybb_sync")
 
@@ -312,6 +313,7 @@ COMMANDS: dict[str, Any] = {
     "index": cmd_index,
     "check": cmd_check,
     "demo": cmd_demo,
+    "theme": cmd_theme,
 }
 
 

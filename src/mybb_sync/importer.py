@@ -30,7 +30,7 @@ from .security import check_template
 from .state import FileState
 from .store import MASTER_THEME_TID, MAX_TITLE_CHARS, Column, Seen, Store, TemplateRow, seen
 from .stylesheets import (
-    SavePlan,
+    CacheFile,
     Stylesheet,
     Theme,
     effective_stylesheets,
@@ -220,10 +220,10 @@ class ForumCache:
             return None
         return int(st.st_mtime)
 
-    def write(self, plan: SavePlan) -> list[str]:
-        """Write the plan's cache files atomically (and the folder's empty index.html); returns failures."""
-        tids = {f.tid for f in plan.cache_files}
-        writes = [Write(f.path, f.content, None) for f in plan.cache_files]
+    def write(self, files: Sequence[CacheFile]) -> list[str]:
+        """Write the cache files atomically (and a new folder's empty index.html); returns failures."""
+        tids = {f.tid for f in files}
+        writes = [Write(f.path, f.content, None) for f in files]
         writes += [
             Write(f"theme{t}/index.html", b"", ABSENT) for t in tids if not (self.root.path / f"theme{t}").is_dir()
         ]
@@ -269,7 +269,7 @@ async def import_stylesheets(store: Store, cache: ForumCache | None, decisions: 
             refused.append((d, Refusal(RefusalKind.DATABASE, f"{REFUSED_BY_DATABASE}: {exc}")))
             continue
         sid = plan.inserts[0].sid if plan.inserts else plan.updates[0].sid
-        failures = await anyio.to_thread.run_sync(cache.write, plan)
+        failures = await anyio.to_thread.run_sync(cache.write, plan.cache_files)
         theme_updates, default_theme = plan.themes, plan.default_theme
         if failures:
             # MyBB's fallback: serve the sheet through css.php, and list it so.

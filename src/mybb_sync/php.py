@@ -8,7 +8,7 @@ import math
 import re
 from typing import TypeAlias
 
-__all__ = ["PhpValue", "dumps", "loads", "rtrim"]
+__all__ = ["PhpValue", "array_key", "dumps", "loads", "rtrim", "unserialized"]
 
 PhpValue: TypeAlias = "bool | int | float | str | dict[int | str, PhpValue] | None"
 
@@ -24,6 +24,23 @@ _PHP_TRIM = " \t\n\r\0\x0b"
 def rtrim(text: str) -> str:
     """Strip trailing whitespace exactly like PHP's rtrim (only " \\t\\n\\r\\0\\x0B")."""
     return text.rstrip(_PHP_TRIM)
+
+
+_INT_KEY = re.compile(r"0|-?[1-9][0-9]*")
+
+
+def array_key(key: int | str) -> int | str:
+    """The key PHP stores: decimal-integer strings become int keys."""
+    if isinstance(key, str) and _INT_KEY.fullmatch(key) and -(2**63) <= int(key) < 2**63:
+        return int(key)
+    return key
+
+
+def unserialized(value: PhpValue) -> PhpValue:
+    """A loaded value re-keyed at every level as PHP's arrays key it (`loads` keeps keys as written)."""
+    if not isinstance(value, dict):
+        return value
+    return {array_key(key): unserialized(item) for key, item in value.items()}
 
 
 def dumps(value: object) -> str:

@@ -121,25 +121,6 @@ def _cache_filename(name: str) -> str:
 
 # --- themes and stylesheet lists ---------------------------------------------
 
-_PHP_INT_KEY = re.compile(r"0|-?[1-9][0-9]*")
-
-
-def _php_key(key: int | str) -> int | str:
-    """PHP turns decimal-integer string keys into int keys; mimic it."""
-    if isinstance(key, str) and _PHP_INT_KEY.fullmatch(key) and -(2**63) <= int(key) < 2**63:
-        return int(key)
-    return key
-
-
-def _php_array(value: php.PhpValue) -> php.PhpValue:
-    """Re-key nested arrays the way PHP does when it unserializes them."""
-    if not isinstance(value, dict):
-        return value
-    result: dict[int | str, php.PhpValue] = {}
-    for key, item in value.items():
-        result[_php_key(key)] = _php_array(item)
-    return result
-
 
 def _php_append(array: dict[int | str, php.PhpValue], value: php.PhpValue) -> None:
     """PHP's `$array[] = $value`: next integer key after the largest one."""
@@ -149,7 +130,7 @@ def _php_append(array: dict[int | str, php.PhpValue], value: php.PhpValue) -> No
 
 def _subarray(array: dict[int | str, php.PhpValue], key: str) -> dict[int | str, php.PhpValue]:
     """PHP's auto-created nested array `$array[$key]` (every level here is an array)."""
-    return cast(dict[int | str, php.PhpValue], array.setdefault(_php_key(key), {}))
+    return cast(dict[int | str, php.PhpValue], array.setdefault(php.array_key(key), {}))
 
 
 def _theme(themes: Iterable[Theme], tid: int) -> Theme:
@@ -266,7 +247,7 @@ def _rebuild_properties(properties: str, names: Iterable[str]) -> str:
     Known names keep their order value, unknown ones get max+1, max+2, ...;
     names no longer present are dropped, then a stable sort by value.
     """
-    loaded = _php_array(php.loads(properties)) if properties else {}
+    loaded = php.unserialized(php.loads(properties)) if properties else {}
     props = loaded if isinstance(loaded, dict) else {}
     current = props.get("disporder")
     disporder = current if isinstance(current, dict) else {}
@@ -274,7 +255,7 @@ def _rebuild_properties(properties: str, names: Iterable[str]) -> str:
     orphans: list[int | str] = []
     highest = 0.0
     for name in names:
-        key = _php_key(name)
+        key = php.array_key(name)
         value = disporder.get(key)
         if value is None:
             orphans.append(key)

@@ -212,6 +212,34 @@ class Store(Protocol):
 
     async def save_theme_lists(self, themes: Sequence[ThemeUpdate], default_theme: str | None) -> None: ...
 
+    async def theme_named(self, name: str) -> int | None:
+        """The tid of a theme of that name, as the database compares names (MySQL: case-blind)."""
+        ...
+
+    async def set_own_templates(self, sid: int) -> list[TemplateRow]:
+        """The set's own rows in the table's order (the Admin CP's export query has no ORDER BY)."""
+        ...
+
+    async def add_template_set(self, title: str) -> int: ...
+
+    async def add_set_templates(self, sid: int, templates: Sequence[tuple[str, str, str]], dateline: int) -> None:
+        """(title, text, version) rows into set ``sid``, stored as given."""
+        ...
+
+    async def add_theme(self, name: str, pid: int) -> int:
+        """A new non-default theme row for every group, with empty properties and lists."""
+        ...
+
+    async def set_theme_properties(self, tid: int, properties: str) -> None: ...
+
+    async def add_stylesheet(self, row: Stylesheet) -> int:
+        """Insert a row (its ``sid`` is ignored); returns the sid the table gave it."""
+        ...
+
+    async def remove_theme_rows(self, tid: int | None, templateset: int | None) -> None:
+        """Delete a theme's rows (theme, stylesheets) and a set's (set, templates): undo an import."""
+        ...
+
     async def copy_counts(self) -> tuple[int, int]:
         """(set copies of a master, custom templates with no master) over every set."""
         ...

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from .poll_queries import PollQueries
 from .template_writes import TemplateWrites
+from .theme_packages import ThemePackages
 from .theme_rows import ThemeRows
 
 
-class SQLStore(TemplateWrites, ThemeRows, PollQueries):
+class SQLStore(TemplateWrites, ThemeRows, ThemePackages, PollQueries):
     """A MyBB forum database; subclasses bind it to a driver."""
