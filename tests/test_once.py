@@ -369,6 +369,17 @@ async def test_diff_works_through_a_running_service_without_database_flags(
         svc.handle.resume()
 
 
+async def test_status_outdated_works_through_a_running_service_without_database_flags(
+    board: Database, root: Path, board_spec: Board
+) -> None:
+    title = a_copy(board_spec)
+    await raw_sql(board, "UPDATE mybb_templates SET version = '99999' WHERE sid = -2 AND title = %s", (title,))
+    async with running_service(board, root):
+        done = await cli("status", "--outdated", "--json", "--root", str(root), cwd=root.parent, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert [(i["set"], i["title"]) for i in json.loads(done.stdout)] == [(SET_TITLE, title)]
+
+
 # -- finding the root and the forum -------------------------------------------------------------
 
 
