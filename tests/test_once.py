@@ -357,6 +357,17 @@ async def test_a_command_is_handed_to_a_running_service_with_the_same_report(
         svc.handle.resume()
 
 
+@pytest.mark.parametrize("board_spec", [Board(masters=1200)])
+async def test_a_report_of_a_thousand_paths_comes_back_from_a_running_service(board: Database, root: Path) -> None:
+    async with running_service(board, root) as svc:
+        svc.handle.pause()
+        (root / "template_sets").rename(root.parent / "aside")
+        code, report = await run(board, root, "pull", "--dry-run")
+        svc.handle.resume()
+        (root.parent / "aside").rename(root / "template_sets")
+    assert code == 4 and len(report["steps"]) > 1200 and len(json.dumps(report)) > 64 * 1024
+
+
 async def test_diff_works_through_a_running_service_without_database_flags(
     board: Database, root: Path, board_spec: Board
 ) -> None:
