@@ -57,9 +57,12 @@ class Root:
     def is_temp(self, name: str) -> bool:
         return bool(self._temp_re.match(name))
 
-    def temp_name(self, name: str) -> str:
+    def temp_name(self, name: str, token: int | None = None) -> str:
+        """``.<name>.<8 hex digits><suffix>``: random digits, or those of ``token`` (a batch counts
+        up from one random number; ``O_EXCL`` refuses a name taken all the same)."""
         stem = name.encode("utf-8")[:120].decode("utf-8", "ignore")
-        return f".{stem}.{secrets.token_hex(4)}{self.temp_suffix}"
+        tag = secrets.token_hex(4) if token is None else f"{token & 0xFFFFFFFF:08x}"
+        return f".{stem}.{tag}{self.temp_suffix}"
 
     @functools.cached_property
     def racy_ns(self) -> int:
@@ -219,6 +222,22 @@ def stat_files(root: Root, paths: Sequence[str]) -> dict[str, FileStat | None]:
                 out[path] = _regular(dirs.lstat(path))
             except OSError:  # a parent folder missing, not a folder, or unreadable
                 out[path] = None
+    finally:
+        dirs.close()
+    return out
+
+
+def stat_folders(root: Root, paths: Sequence[str]) -> dict[str, bool]:
+    """Whether each path is a folder (not a symlink to one), symlink-safe."""
+    dirs = Dirs(root, create=False)
+    out: dict[str, bool] = {}
+    try:
+        for path in paths:
+            try:
+                st = dirs.lstat(path)
+            except OSError:  # a parent folder missing, not a folder, or unreadable
+                st = None
+            out[path] = st is not None and stat.S_ISDIR(st.st_mode)
     finally:
         dirs.close()
     return out
