@@ -262,9 +262,17 @@ def test_guard_refuses_a_file_replaced_with_the_same_size_and_mtime(sync_root: R
     assert target.read_bytes() == b"user edit!"
 
 
-def test_guard_refuses_to_overwrite_a_file_created_where_none_was_expected(sync_root: Root) -> None:
+@pytest.mark.parametrize("noreplace", [True, False], ids=["renameat2", "lstat-then-rename"])
+@pytest.mark.parametrize("bulk", [False, True], ids=["small", "large"])
+def test_guard_refuses_to_overwrite_a_file_created_where_none_was_expected(
+    sync_root: Root, monkeypatch: pytest.MonkeyPatch, noreplace: bool, bulk: bool
+) -> None:
+    """Refused in one step by ``renameat2(RENAME_NOREPLACE)``, or where a system has none, by
+    a look before the rename."""
+    if not noreplace:
+        monkeypatch.setattr(atomic, "_renameat2", None)
     (sync_root.path / "new.html").write_bytes(b"made by the user meanwhile")
-    result = _guarded(sync_root, "new.html", ABSENT, bulk=False)
+    result = _guarded(sync_root, "new.html", ABSENT, bulk=bulk)
     assert isinstance(result, NotWritten) and result.changed
     assert (sync_root.path / "new.html").read_bytes() == b"made by the user meanwhile"
     assert temps_under(sync_root) == []

@@ -53,6 +53,7 @@ from .work import sort as work_of
 log = logging.getLogger(__name__)
 
 BATCH = 500
+IN_FLIGHT = 3  # batches handled at once: while one is written, the others are planned, flushed or recorded
 Progress = Callable[[int, int], None]  # (done, total so far)
 
 
@@ -187,7 +188,7 @@ class Exporter:
                 young.extend(await anyio.to_thread.run_sync(self._confirm, chunk, limiter=self.limiter))
 
         created = await anyio.to_thread.run_sync(self._absent, scope_folders(catalog, scope), limiter=self.limiter)
-        await in_parallel(batches(), export_batch)
+        await in_parallel(batches(), export_batch, workers=IN_FLIGHT)
         rest = young + report.fresh[confirmed:]
         for start in range(0, len(rest), self.batch):
             await anyio.to_thread.run_sync(self._confirm, rest[start : start + self.batch], limiter=self.limiter)
