@@ -137,7 +137,8 @@ class Paired:
         return run
 
     def process(self, command: list[str], label: str) -> Callable[[int], Run]:
-        """A whole process writing into a fresh root: wall time, and its CPU and peak RSS from ``wait4``."""
+        """A whole process writing into a fresh root: wall time, and its CPU from ``wait4`` (not its
+        peak RSS: the kernel counts the forking parent's in it; the service's is read from /proc)."""
 
         def run(_: int) -> Run:
             root = self.fresh_root(label)
@@ -155,8 +156,7 @@ class Paired:
             proc.returncode = os.waitstatus_to_exitcode(status)
             if proc.returncode != 0:
                 raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}: {stderr.decode()[-2000:]}")
-            return {"wall": wall, "user": usage.ru_utime, "sys": usage.ru_stime,
-                    "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}  # fmt: skip
+            return {"wall": wall, "user": usage.ru_utime, "sys": usage.ru_stime}
 
         return run
 
