@@ -16,7 +16,7 @@ import pytest
 
 from mybb_sync import atomic
 from mybb_sync.atomic import ABSENT, SYNCFS_THRESHOLD, NotWritten, Write, Written, write_batch, write_files
-from mybb_sync.files import FileRead, Root, read_files, remove_files, stat_files, stat_of, sweep_temps
+from mybb_sync.files import FileRead, Root, missing, read_files, remove_files, stat_files, stat_of, sweep_temps
 from mybb_sync.state import FINE_RACY_NS, RACY_NS, State
 
 
@@ -372,6 +372,15 @@ def test_a_write_over_a_hard_linked_name_leaves_the_other_link_untouched(
     assert (sync_root.path / "linked.html").read_bytes() == b"db text"
     assert os.lstat(sync_root.path / "linked.html").st_nlink == 1
     assert secret.read_bytes() == b"outside secret" and os.lstat(secret).st_nlink == 1
+
+
+def test_missing_names_only_paths_with_nothing_there(sync_root: Root, outside: Path) -> None:
+    """What a pass treats as a folder it creates: a symlink, a file or a folder is something."""
+    (sync_root.path / "folder").mkdir()
+    (sync_root.path / "file").write_bytes(b"x")
+    os.symlink(outside, sync_root.path / "linked")
+    paths = ["folder", "file", "linked", "linked/secret.html", "gone", "gone/below"]
+    assert missing(sync_root, paths) == {"gone", "gone/below"}
 
 
 def test_removals_and_sweeps_never_follow_symlinks(sync_root: Root, outside: Path) -> None:

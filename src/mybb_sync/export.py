@@ -35,7 +35,7 @@ from .engine import (
     states_after_writes,
 )
 from .errors import DiskUnavailable, UnsafeName
-from .files import Root, read_files, remove_files, stat_files, stat_folders
+from .files import Root, missing, read_files, remove_files, stat_files
 from .importer import Imported
 from .layout import Kind, under
 from .parallel import in_parallel
@@ -187,7 +187,9 @@ class Exporter:
             if chunk:
                 young.extend(await anyio.to_thread.run_sync(self._confirm, chunk, limiter=self.limiter))
 
-        created = await anyio.to_thread.run_sync(self._absent, scope_folders(catalog, scope), limiter=self.limiter)
+        created = await anyio.to_thread.run_sync(
+            missing, self.root, scope_folders(catalog, scope), limiter=self.limiter
+        )
         await in_parallel(batches(), export_batch, workers=IN_FLIGHT)
         rest = young + report.fresh[confirmed:]
         for start in range(0, len(rest), self.batch):
@@ -392,10 +394,6 @@ class Exporter:
                 f"cannot write {self.root.path}: {cause} ({len(unwritable)} file(s) waiting, e.g. {first.path})"
             )
         return not (problems or rechecked or deleted or removals or forget)
-
-    def _absent(self, folders: Sequence[str]) -> set[str]:
-        """The folders that do not exist (before a pass: those it creates)."""
-        return {folder for folder, found in stat_folders(self.root, folders).items() if not found}
 
     def _orphans(
         self, catalog: Catalog, scope: Scope, exported: set[str], report: ExportReport, created: set[str]

@@ -227,20 +227,20 @@ def stat_files(root: Root, paths: Sequence[str]) -> dict[str, FileStat | None]:
     return out
 
 
-def stat_folders(root: Root, paths: Sequence[str]) -> dict[str, bool]:
-    """Whether each path is a folder (not a symlink to one), symlink-safe."""
+def missing(root: Root, paths: Sequence[str]) -> set[str]:
+    """The paths with nothing there at all (no file, folder or symlink), symlink-safe."""
     dirs = Dirs(root, create=False)
-    out: dict[str, bool] = {}
     try:
+        out = set()
         for path in paths:
             try:
-                st = dirs.lstat(path)
-            except OSError:  # a parent folder missing, not a folder, or unreadable
-                st = None
-            out[path] = st is not None and stat.S_ISDIR(st.st_mode)
+                if dirs.lstat(path) is None:
+                    out.add(path)
+            except OSError:  # a parent that is not a folder, or unreadable: something is there
+                continue
+        return out
     finally:
         dirs.close()
-    return out
 
 
 def remove_files(root: Root, removals: Sequence[tuple[str, FileStat]]) -> list[str]:
