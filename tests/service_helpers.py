@@ -243,6 +243,11 @@ async def wait_file(path: Path, predicate: Callable[[bytes | None], bool], timeo
 def db_url(db: Database) -> str:
     if db.scheme == "sqlite":
         return f"sqlite://{db.path}"
+    if db.scheme == "postgresql":
+        auth = f"{db.user}:{db.password}" if db.password else db.user
+        return f"postgresql://{auth}@{db.host}:{db.port}/{db.name}" + (
+            f"?host={db.unix_socket}" if db.unix_socket else ""
+        )
     if db.unix_socket:
         return f"mysql://{db.user}@localhost/{db.name}?unix_socket={db.unix_socket}"
     auth = f"{db.user}:{db.password}" if db.password else db.user
@@ -357,7 +362,11 @@ async def audit_mark(db: Database) -> int:
 
 async def writes_waiting_for_a_lock(db: Database) -> list[str]:
     """The UPDATEs and INSERTs the server has waiting for a table lock (MariaDB has no event
-    for "a statement waits": callers look at the process list until one does)."""
+    for "a statement waits": callers look at the process list until one does; PostgreSQL's
+    pg_stat_activity says which wait for a lock)."""
+    if db.scheme == "postgresql":
+        rows = await sql(db, "SELECT query FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+        return [r[0] for r in rows if r[0].startswith(("UPDATE", "INSERT"))]
     rows = await sql(db, "SHOW FULL PROCESSLIST")
     return [r[7] for r in rows if (r[7] or "").startswith(("UPDATE", "INSERT")) and "Waiting for table" in (r[6] or "")]
 

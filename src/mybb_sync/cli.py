@@ -52,7 +52,11 @@ class _Parser(argparse.ArgumentParser):
 def _common(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("connection and paths (flags > MYBB_SYNC_* environment > mybb-sync.toml)")
     g.add_argument("--config", type=Path, metavar="PATH", help="TOML settings file (default: ./mybb-sync.toml)")
-    g.add_argument("--db", metavar="URL", help="mysql://user:password@host:port/dbname[?unix_socket=/path]")
+    g.add_argument(
+        "--db",
+        metavar="URL",
+        help="mysql://user:password@host:port/dbname[?unix_socket=/path], postgresql://... or sqlite:///path",
+    )
     g.add_argument("--prefix", metavar="PREFIX", help="table prefix (default: mybb_)")
     g.add_argument("--root", metavar="DIR", help="the sync root folder")
     g.add_argument("--mybb-root", metavar="DIR", help="the forum's install folder (reads inc/config.php)")
