@@ -23,6 +23,7 @@ from typing import Any
 import aiomysql
 import anyio
 import anyio.abc
+import asyncpg
 from anyio.streams.text import TextReceiveStream
 from asyncinotify import Inotify, Mask
 
@@ -314,8 +315,28 @@ async def install_audit(db: Database) -> None:
 
     On MySQL the log is MyISAM like MyBB's tables: a transactional one would
     lose the record of a write whose statement was cut off after the (kept)
-    row change. SQLite gets the same log with its own trigger syntax.
+    row change. SQLite and PostgreSQL get the same log with their own trigger syntax
+    (PostgreSQL's in the writing transaction: a cancelled write leaves neither).
     """
+    if db.scheme == "postgresql":
+        await raw_sql(
+            db,
+            f"CREATE TABLE {AUDIT_TABLE} (id serial PRIMARY KEY, op TEXT, tid INT, sid INT, title TEXT, "
+            "template TEXT, dateline INT)",
+        )
+        for op, when, ref in (("I", "INSERT", "NEW"), ("U", "UPDATE", "NEW"), ("D", "DELETE", "OLD")):
+            await raw_sql(
+                db,
+                f"CREATE FUNCTION mybbsync_audit_{op}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"INSERT INTO {AUDIT_TABLE} (op, tid, sid, title, template, dateline) "
+                f"VALUES ('{op}', {ref}.tid, {ref}.sid, {ref}.title, {ref}.template, {ref}.dateline); RETURN NULL; END $$",
+            )
+            await raw_sql(
+                db,
+                f"CREATE TRIGGER mybbsync_audit_{op} AFTER {when} ON mybb_templates FOR EACH ROW "
+                f"EXECUTE FUNCTION mybbsync_audit_{op}()",
+            )
+        return
     if db.scheme == "sqlite":
         await raw_sql(
             db,
@@ -358,6 +379,31 @@ async def audit(db: Database, after: int = 0) -> list[Write]:
 async def audit_mark(db: Database) -> int:
     rows = await sql(db, f"SELECT COALESCE(MAX(id), 0) FROM {AUDIT_TABLE}")
     return int(rows[0][0])
+
+
+@asynccontextmanager
+async def templates_locked_for_writes(db: Database) -> AsyncIterator[None]:
+    """Another session holds the templates table against writes (reads go on): MariaDB's
+    ``LOCK TABLES ... READ``, PostgreSQL's ``LOCK TABLE ... IN EXCLUSIVE MODE`` in an open transaction."""
+    if db.scheme == "postgresql":
+        pg = await asyncpg.connect(user=db.user, password=db.password, database=db.name,
+                                   host=db.unix_socket or db.host, port=db.port)  # fmt: skip
+        try:
+            async with pg.transaction():
+                await pg.execute("LOCK TABLE mybb_templates IN EXCLUSIVE MODE")
+                yield
+        finally:
+            await pg.close()
+        return
+    locker = await connect(db)
+    try:
+        async with locker.cursor() as cur:
+            await cur.execute("LOCK TABLES mybb_templates READ")
+        yield
+    finally:
+        async with locker.cursor() as cur:
+            await cur.execute("UNLOCK TABLES")
+        locker.close()
 
 
 async def writes_waiting_for_a_lock(db: Database) -> list[str]:
