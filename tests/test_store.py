@@ -902,6 +902,35 @@ async def test_interrupt_cancels_a_write_waiting_for_a_lock_on_postgresql_as_an_
     assert await rows_titled(board, title) == before
 
 
+@pytest.mark.backends("postgresql")
+async def test_the_change_token_sees_a_write_committed_by_a_transaction_open_at_the_last_poll(
+    board: Database, store: MySQLStore
+) -> None:
+    """The cluster snapshot's in-progress list, not only its next xid, keeps the token exact: a
+    transaction that had its xid at the last poll and commits after it still changes the token."""
+    writer = await asyncpg.connect(host=board.unix_socket, port=board.port, user=board.user, database=board.name)
+    try:
+        transaction = writer.transaction()
+        await transaction.start()
+        await writer.execute("UPDATE mybb_templates SET dateline = dateline + 1 WHERE sid = 1")
+        before, settled = await store.change_token()
+        assert settled
+        await transaction.commit()
+    finally:
+        await writer.close()
+    assert (await store.change_token())[0] != before
+
+
+@pytest.mark.backends("postgresql")
+async def test_the_change_token_ignores_writes_to_the_forums_other_tables(board: Database, store: MySQLStore) -> None:
+    await sql(board, "CREATE TABLE mybb_sessions (sid varchar(32) PRIMARY KEY, time int NOT NULL)")
+    before, _ = await store.change_token()
+    await sql(board, "INSERT INTO mybb_sessions VALUES ('a page view', 1)")
+    assert (await store.change_token())[0] == before
+    await sql(board, "DELETE FROM mybb_templates WHERE tid = (SELECT MAX(tid) FROM mybb_templates)")
+    assert (await store.change_token())[0] != before
+
+
 async def test_a_missing_sqlite_file_is_unavailable_in_one_line(tmp_path: Any) -> None:
     with pytest.raises(DatabaseUnavailable, match="no SQLite database at") as caught:
         async with open_store(Database(scheme="sqlite", path=tmp_path / "gone.sqlite"), "mybb_"):
