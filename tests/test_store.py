@@ -18,6 +18,7 @@ from mybb_sync.errors import ConfigError, DatabaseUnavailable, MybbSyncError
 from mybb_sync.store import Column, TemplateRow, TemplateSet, md5_hex, open_store, row_digest, seen
 from mybb_sync.store.mysql import _CODECS, MySQLStore, charset_refusal
 from mybb_sync.store.mysql import escape_string as mysql_escape
+from mybb_sync.store.postgres import encoding_refusal
 from mybb_sync.stylesheets import StylesheetUpdate
 from mybb_sync.synthetic import GROUP_PREFIXES, INSTALL_TIME, Board
 
@@ -1007,6 +1008,23 @@ async def test_postgresql_refuses_a_nul_character_before_any_write(board: Databa
         "holds a NUL character (U+0000), which PostgreSQL cannot store in text"
     )
     assert store.refusal("ünï 🙂", Column.TEMPLATE_TEXT) is None
+
+
+def test_a_utf8_postgresql_database_stores_everything_but_nul() -> None:
+    assert encoding_refusal("UTF8", "café 🙂 中") is None
+    assert encoding_refusal("SQL_ASCII", "café 🙂") is None
+
+
+def test_a_latin1_postgresql_database_refuses_what_latin1_lacks_naming_it() -> None:
+    assert encoding_refusal("LATIN1", "café") is None
+    assert (
+        encoding_refusal("LATIN1", "5 € 🙂") == "holds '€' (U+20AC), which the database's encoding LATIN1 cannot store"
+    )
+
+
+def test_an_unknown_postgresql_encoding_is_taken_as_ascii() -> None:
+    assert encoding_refusal("EUC_TW", "plain") is None
+    assert encoding_refusal("EUC_TW", "é") is not None
 
 
 # --- what a connection's charset can carry (MySQL) ----------------------------------------

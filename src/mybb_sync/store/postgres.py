@@ -35,6 +35,23 @@ def pg_sql(sql: str) -> str:
     return _PLACEHOLDER.sub(lambda _: f"${next(numbers)}", sql).replace("`", '"')
 
 
+def encoding_refusal(encoding: str, text: str) -> str | None:
+    """Why a database in server ``encoding`` cannot store ``text``, or None: PostgreSQL's text
+    holds no NUL character, and a narrow encoding (LATIN1 on an old board) lacks the rest; an
+    encoding not known here is taken as ASCII (refusing is safe, an error mid-batch is not)."""
+    if "\0" in text:
+        return "holds a NUL character (U+0000), which PostgreSQL cannot store in text"
+    codec = _ENCODINGS.get(encoding, "ascii")
+    if codec is None:
+        return None
+    try:
+        text.encode(codec)
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start]
+        return f"holds {bad!r} (U+{ord(bad):04X}), which the database's encoding {encoding} cannot store"
+    return None
+
+
 def _unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` means the server is not there (any more), or ended our statement: an outage
     to wait out, not the file's fault. 08: connection; 57: operator intervention (a cancel by
@@ -87,18 +104,7 @@ class PostgresStore(SQLStore):
         await self._pool.close()
 
     def refusal(self, text: str, column: Column) -> str | None:
-        """PostgreSQL's text holds no NUL character; a narrow server encoding lacks the rest."""
-        if "\0" in text:
-            return "holds a NUL character (U+0000), which PostgreSQL cannot store in text"
-        codec = _ENCODINGS.get(self._encoding, "ascii")
-        if codec is None:
-            return None
-        try:
-            text.encode(codec)
-        except UnicodeEncodeError as exc:
-            bad = text[exc.start]
-            return f"holds {bad!r} (U+{ord(bad):04X}), which the database's encoding {self._encoding} cannot store"
-        return None
+        return encoding_refusal(self._encoding, text)
 
     def _still_seen(self, copies: Sequence[tuple[str, Seen]]) -> tuple[str, list[Any]]:
         """As one text key per copy, ``tid:dateline:MD5 of text:MD5 of title``: a list of text
