@@ -94,7 +94,7 @@ class PostgresStore(SQLStore):
             host=db.unix_socket or db.host, server_settings={"application_name": "mybb-sync"},
         )  # fmt: skip
         try:
-            pool = await asyncpg.create_pool(min_size=1, max_size=maxsize, **kwargs)
+            pool = await asyncpg.create_pool(min_size=1, max_size=maxsize, reset=_keep_session, **kwargs)
             (encoding,) = await pool.fetchrow("SHOW server_encoding")
         except Exception as exc:  # noqa: BLE001 - every driver failure becomes one clear line
             raise DatabaseUnavailable(f"cannot connect to {db.redacted()}: {_reason(exc)}") from None
@@ -208,6 +208,12 @@ class PostgresStore(SQLStore):
         (token,) = await self._fetch(f"SELECT {', '.join(parts)}")
         self._seen_snapshot, self._seen_token = snapshot, token  # read after the snapshot: never older
         return token, True
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """No reset when a connection goes back to the pool: the store never changes session state
+    (no SET, LISTEN, advisory lock or cursor), and asyncpg's default reset is one more round trip
+    per statement (it doubled a single edit's database time)."""
 
 
 def _reason(exc: BaseException) -> str:
