@@ -95,8 +95,12 @@ class PostgresStore(SQLStore):
         )  # fmt: skip
         try:
             pool = await asyncpg.create_pool(min_size=1, max_size=maxsize, reset=_keep_session, **kwargs)
-            (encoding,) = await pool.fetchrow("SHOW server_encoding")
         except Exception as exc:  # noqa: BLE001 - every driver failure becomes one clear line
+            raise DatabaseUnavailable(f"cannot connect to {db.redacted()}: {_reason(exc)}") from None
+        try:
+            (encoding,) = await pool.fetchrow("SHOW server_encoding")
+        except Exception as exc:  # noqa: BLE001
+            pool.terminate()
             raise DatabaseUnavailable(f"cannot connect to {db.redacted()}: {_reason(exc)}") from None
         return cls(pool, prefix, kwargs, str(encoding).upper())
 
