@@ -510,7 +510,7 @@ class Soak:
             rows += [r async for batch in store.set_templates(-1) for r in batch]
             sheets = await store.stylesheets()
             dupes = await store._fetch(  # noqa: SLF001 - a direct check, not part of the store's API
-                "SELECT sid, title, COUNT(*) FROM `mybb_templates` GROUP BY sid, BINARY title HAVING COUNT(*) > 1"
+                f"SELECT sid, title, COUNT(*) FROM `mybb_templates` GROUP BY sid, {store._exact_title} HAVING COUNT(*) > 1"  # noqa: SLF001
             )
             everything = await store._fetch("SELECT template FROM `mybb_templates`")  # noqa: SLF001
         for (text,) in everything:
