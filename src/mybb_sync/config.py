@@ -127,7 +127,9 @@ class Settings:
 
     def require_db(self) -> Database:
         if self.db is None:
-            raise ConfigError("no database configured: pass --db mysql://user:password@host/dbname or --mybb-root")
+            raise ConfigError(
+                "no database configured: pass --db mysql://user:password@host/dbname (or postgresql://, sqlite:///) or --mybb-root"
+            )
         return self.db
 
     def require_root(self) -> Path:
