@@ -48,7 +48,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import pymysql
 from tests.boards import CatalogTarget, PrivateMariaDB, create_board, drop_board
 
 import mybb_sync
@@ -65,7 +64,7 @@ from mybb_sync.state import RACY_NS, State
 from mybb_sync.store import open_store
 from mybb_sync.synthetic import Board
 
-from . import procfs, report
+from . import engines, procfs, report
 from .service import ServiceProcess
 
 log = logging.getLogger("bench")
@@ -120,17 +119,6 @@ def full_scope(catalog: Catalog) -> Scope:
 def sync_disk() -> None:
     """Flush dirty pages (untimed, between patterns) so that no pattern pays for another's writeback."""
     os.sync()
-
-
-def connect_sync(db: Database) -> pymysql.connections.Connection:
-    kwargs: dict[str, Any] = dict(
-        user=db.user, password=db.password, database=db.name or None, charset=db.charset, autocommit=True
-    )
-    if db.unix_socket:
-        kwargs["unix_socket"] = db.unix_socket
-    else:
-        kwargs.update(host=db.host, port=db.port)
-    return pymysql.connect(**kwargs)
 
 
 def rmtree(path: Path) -> None:
@@ -299,7 +287,7 @@ async def poll_costs(
     service's interval, the first of which finds the change. ``index``: with
     the poll index (``mybb-sync index --add``), removed again afterwards.
     """
-    conn = await anyio.to_thread.run_sync(connect_sync, db)
+    conn = await anyio.to_thread.run_sync(engines.connect_sync, db)
     try:
         async with open_store(db, prefix) as store:
             if index:
@@ -367,7 +355,7 @@ async def board_files(db: Database, prefix: str) -> tuple[Catalog, list[tuple[st
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, server: Database, work: Path, mariadb: PrivateMariaDB | None) -> None:
+    def __init__(self, args: argparse.Namespace, server: Database, work: Path, mariadb: engines.Server | None) -> None:
         self.args = args
         self.server = server
         self.work = work
@@ -573,7 +561,7 @@ class Bench:
             rng = random.Random(result["size"])
             rng.shuffle(templates)
             edits, burst = self._split(templates, self.args.edits, self.args.burst)
-            conn = connect_sync(db)
+            conn = engines.connect_sync(db)
             try:
                 self._guard(result, "edits", lambda: self.single_edits(tag, svc, conn, catalog, root, edits, result))
                 self._guard(result, "burst", lambda: self.burst(tag, svc, conn, catalog, root, burst, result))
@@ -636,7 +624,7 @@ class Bench:
                 timeout,
                 result,
             )
-            conn = connect_sync(db)
+            conn = engines.connect_sync(db)
             try:
                 landed = self._in_database(conn, expected)
             finally:
@@ -726,12 +714,7 @@ class Bench:
         log.info("%s   service CPU %.2f%% of one core", tag, idle["cpu_percent"])
 
     def _mariadb_pid(self) -> int | None:
-        if self.mariadb is None:
-            return None
-        try:
-            return int((self.mariadb.dir / "mysqld.pid").read_text().strip())
-        except (OSError, ValueError):
-            return None
+        return engines.server_pid(self.mariadb)
 
     @staticmethod
     def _cpu_or_none(pid: int | None) -> float | None:
@@ -1086,16 +1069,6 @@ def measure_process_overhead(cwd: Path) -> float:
     return round(best, 3)
 
 
-def mariadb_version(server: Database) -> str:
-    conn = connect_sync(server)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT VERSION()")
-            return str(cur.fetchone()[0])
-    finally:
-        conn.close()
-
-
 # -- command line -----------------------------------------------------------------
 
 
@@ -1145,6 +1118,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--db",
         metavar="URL",
         help="an existing MySQL/MariaDB server (mysql://user:pass@host:port/any-db or ?unix_socket=); boards are created there as new databases and dropped. Default: a private throwaway mariadbd",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=engines.ENGINES,
+        default="mariadb",
+        help="where the synthetic boards live: a private mariadbd or PostgreSQL cluster, or a SQLite file (default: mariadb)",
     )
     parser.add_argument("--prefix", default="mybb_", help="table prefix of the synthetic boards (default: mybb_)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: bench/results/)")
@@ -1247,7 +1226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.warning("the work folder %s is on %s: the disk figures will not be representative", work, fs["type"])
     log.info("work folder %s (%s on %s)", work, fs["type"], fs["device"])
 
-    mariadb: PrivateMariaDB | None = None
+    mariadb: engines.Server | None = None
     results: list[dict[str, Any]] = []
     facts: dict[str, Any] = {}
     try:
@@ -1256,10 +1235,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.info("using the server at %s", server.redacted())
         else:
             base = work if len(str(work)) + 60 < UNIX_SOCKET_MAX else None  # unix socket paths are short
-            mariadb = _start_mariadb(base)
-            server = mariadb.database()
+            if args.engine == "mariadb":
+                mariadb = _start_mariadb(base)
+            else:  # PostgreSQL's cluster in the system temp folder: its server user may not enter ours
+                with Stage(f"starting a private {args.engine} server"):
+                    mariadb = engines.start_server(args.engine, None)
+            server = engines.server_database(args.engine, mariadb, work)
         facts = procfs.machine_facts(work)
-        facts["mariadb"] = mariadb_version(server)
+        facts["engine"] = args.engine if not args.db else server.scheme
+        facts["mariadb"] = engines.server_version(server)
         facts["mariadb_private"] = mariadb is not None
         facts["mariadb_filesystem"] = procfs.filesystem_of(mariadb.dir)["type"] if mariadb is not None else None
         facts["mybb_sync"] = mybb_sync.__version__
@@ -1300,6 +1284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "idle_polls": args.idle_polls,
             "poll_saves": args.poll_saves,
             "prefix": args.prefix,
+            "engine": args.engine,
         },
         "machine": facts,
         "results": results,

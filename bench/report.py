@@ -98,6 +98,9 @@ def _get(r: dict[str, Any], *keys: str) -> Any:
     return r
 
 
+_ENGINE_NAMES = {"mariadb": "MariaDB", "mysql": "MariaDB", "postgresql": "PostgreSQL", "sqlite": ""}
+
+
 def markdown(document: dict[str, Any]) -> str:
     results = document["results"]
     m = document.get("machine", {})
@@ -108,7 +111,7 @@ def markdown(document: dict[str, Any]) -> str:
         f"`{document['command']}` - {document['generated']}, {document['total_seconds']:.0f}s in total.",
         "",
         f"Machine: {m.get('cores')} cores ({m.get('cpu_model')}), {m.get('memory_gib')} GiB, kernel {m.get('kernel')}, "
-        f"Python {m.get('python')}, MariaDB {m.get('mariadb')}{' (private, throwaway)' if m.get('mariadb_private') else ''}, "
+        f"Python {m.get('python')}, {_ENGINE_NAMES.get(m.get('engine', 'mariadb'), 'MariaDB')} {m.get('mariadb')}{' (private, throwaway)' if m.get('mariadb_private') else ''}, "
         f"root on {fs.get('type')} ({fs.get('device')}), mybb-sync {m.get('mybb_sync')}. "
         f"Load average (1/5/15 min) at start {m.get('loadavg_at_start')}, at end {m.get('loadavg_at_end')}.",
         "",

@@ -35,11 +35,14 @@ WATCHING_RE = re.compile(r" watching (?P<root>.+) \((?P<folders>\d+) folders\)")
 
 def db_url(db: Database) -> str:
     """The ``--db`` URL the CLI reads for ``db``."""
+    if db.scheme == "sqlite":
+        return f"sqlite://{db.path}"
     auth = quote(db.user, safe="")
     if db.password:
         auth += ":" + quote(db.password, safe="")
-    query = f"?unix_socket={quote(db.unix_socket, safe='/')}" if db.unix_socket else ""
-    return f"mysql://{auth}@{db.host}:{db.port}/{quote(db.name, safe='')}{query}"
+    key = "host" if db.scheme == "postgresql" else "unix_socket"
+    query = f"?{key}={quote(db.unix_socket, safe='/')}" if db.unix_socket else ""
+    return f"{db.scheme}://{auth}@{db.host}:{db.port}/{quote(db.name, safe='')}{query}"
 
 
 class ServiceProcess:

@@ -1,9 +1,9 @@
-"""A private, throwaway MariaDB server, synthetic boards in it, and a poll target.
+"""Private, throwaway MariaDB and PostgreSQL servers, synthetic boards in them, and a poll target.
 
 Used by the test suite and the benchmark (``from tests.boards import ...`` from the
 repository root): a server in a temp datadir on its own unix socket (no TCP port),
 which a test can stop and start again to inject an outage. Start-up waits on the
-server's own ``READY=1`` (sd_notify), never on a sleep.
+server's own ``READY=1`` (sd_notify; PostgreSQL: ``pg_ctl start --wait``), never on a sleep.
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import aiomysql
+import asyncpg
 
 from mybb_sync.catalog import Catalog
 from mybb_sync.config import Database
 from mybb_sync.pending import Pending
 from mybb_sync.poller import RecentWrites
 from mybb_sync.schema import mysql_ddl
-from mybb_sync.synthetic import Board, create_sqlite_board, install_board
+from mybb_sync.synthetic import Board, create_sqlite_board, install_board, install_postgres_board
 
 READY_TIMEOUT = 60.0
 
@@ -117,7 +118,77 @@ class PrivateMariaDB:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def postgres_binaries() -> Path | None:
+    """The newest ``/usr/lib/postgresql/*/bin`` holding ``initdb`` and ``pg_ctl`` (Debian's layout), or
+    the directory of those on the PATH."""
+    found = sorted(
+        (d for d in Path("/usr/lib/postgresql").glob("*/bin") if (d / "initdb").exists() and (d / "pg_ctl").exists()),
+        key=lambda d: int(d.parent.name) if d.parent.name.isdigit() else 0,
+    )
+    if found:
+        return found[-1]
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb and shutil.which("pg_ctl") else None
+
+
+class PrivatePostgres:
+    """One PostgreSQL cluster in a temp directory (``initdb``, ``pg_ctl``), listening only on a unix
+    socket in that directory; ``stop()``/``start()`` for outages. As root, the server runs as the
+    ``postgres`` user (it refuses to run as root)."""
+
+    def __init__(self, base: Path | None = None) -> None:
+        binaries = postgres_binaries()
+        if binaries is None:
+            raise RuntimeError("initdb/pg_ctl not found: install postgresql or set MYBB_SYNC_TEST_PG_DSN")
+        self.bin = binaries
+        self.dir = Path(tempfile.mkdtemp(prefix="mybb-sync-postgres-", dir=base))
+        self.datadir = self.dir / "data"
+        self._user = "postgres" if os.geteuid() == 0 else None
+        if self._user is not None:
+            shutil.chown(self.dir, self._user, self._user)
+
+    def _run(self, *args: str) -> None:
+        result = subprocess.run(
+            [str(self.bin / args[0]), *args[1:]], capture_output=True, text=True, user=self._user, group=self._user,
+            stdin=subprocess.DEVNULL, cwd=self.dir,
+        )  # fmt: skip
+        if result.returncode != 0:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-1:]
+            raise RuntimeError(f"{args[0]} {args[1]} failed: {' '.join(tail)} (see {self.dir / 'server.log'})")
+
+    def start(self) -> None:
+        """Start the server; ``pg_ctl --wait`` returns once it accepts connections."""
+        if not self.datadir.exists():
+            self._run("initdb", "-D", str(self.datadir), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                      "--locale=C.UTF-8", "--no-sync")  # fmt: skip
+        options = f"-k {self.dir} -c listen_addresses= -c max_connections=300 -c fsync=off"
+        self._run("pg_ctl", "start", "-D", str(self.datadir), "-l", str(self.dir / "server.log"), "-o", options,
+                  "--wait", "--timeout", str(int(READY_TIMEOUT)))  # fmt: skip
+
+    def stop(self) -> None:
+        """Shut the server down (fast: open sessions are ended) and wait for it to exit."""
+        if self.running:
+            self._run("pg_ctl", "stop", "-D", str(self.datadir), "-m", "fast", "--wait")
+
+    @property
+    def running(self) -> bool:
+        return (self.datadir / "postmaster.pid").exists()
+
+    def database(self, name: str = "postgres") -> Database:
+        return Database(scheme="postgresql", user="postgres", port=5432, name=name, unix_socket=str(self.dir))
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 _counter = itertools.count(1)
+
+
+async def _pg_connect(db: Database, name: str | None = None) -> asyncpg.Connection:
+    return await asyncpg.connect(
+        user=db.user, password=db.password, database=name or db.name, host=db.unix_socket or db.host, port=db.port
+    )
 
 
 async def _connect(db: Database, name: str | None = None) -> aiomysql.Connection:
@@ -136,6 +207,18 @@ async def create_board(server: Database, board: Board, prefix: str = "mybb_", na
         assert server.path is not None
         return await create_sqlite_board(server.path, board, prefix)
     name = name or f"mybbsync_{os.getpid()}_{next(_counter)}"
+    if server.scheme == "postgresql":
+        pg = await _pg_connect(server)
+        try:
+            await pg.execute(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0")
+        finally:
+            await pg.close()
+        pg = await _pg_connect(server, name)
+        try:
+            await install_postgres_board(pg, board, prefix)
+        finally:
+            await pg.close()
+        return replace(server, name=name)
     conn = await _connect(server)
     try:
         async with conn.cursor() as cur:
@@ -153,6 +236,13 @@ async def drop_board(db: Database) -> None:
     if db.scheme == "sqlite":
         assert db.path is not None
         db.path.unlink(missing_ok=True)
+        return
+    if db.scheme == "postgresql":
+        pg = await _pg_connect(db, "postgres")
+        try:
+            await pg.execute(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)')
+        finally:
+            await pg.close()
         return
     conn = await _connect(db)
     try:

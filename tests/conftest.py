@@ -1,13 +1,15 @@
-"""Shared fixtures: a private MariaDB server, synthetic boards, sync roots.
+"""Shared fixtures: private MariaDB and PostgreSQL servers, synthetic boards, sync roots.
 
-The database tests never skip: they use a throwaway ``mariadbd`` started
-here (temp datadir, own unix socket), or the server ``MYBB_SYNC_TEST_DSN``
-points at. With neither, the session fails with a message saying so.
+The database tests never skip: they use a throwaway ``mariadbd`` and a
+throwaway PostgreSQL cluster started here (temp datadir, own unix socket), or
+the servers ``MYBB_SYNC_TEST_DSN`` and ``MYBB_SYNC_TEST_PG_DSN`` point at. With
+neither, the session fails with a message saying so.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
@@ -15,11 +17,13 @@ from typing import Any
 
 import aiomysql
 import aiosqlite
+import asyncpg
 import pytest
 
-from boards import PrivateMariaDB, create_board, drop_board
+from boards import PrivateMariaDB, PrivatePostgres, create_board, drop_board, postgres_binaries
 from mybb_sync.config import Database
 from mybb_sync.store import Store, open_store
+from mybb_sync.store.postgres import pg_sql
 from mybb_sync.synthetic import Board
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "mybb"
@@ -68,20 +72,45 @@ def server_db(mariadb: PrivateMariaDB | None) -> Database:
     return mariadb.database()
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PrivatePostgres | None]:
+    """The private PostgreSQL cluster (None when MYBB_SYNC_TEST_PG_DSN names an existing server)."""
+    if os.environ.get("MYBB_SYNC_TEST_PG_DSN"):
+        yield None
+        return
+    if postgres_binaries() is None:
+        pytest.fail(
+            "database tests need PostgreSQL's server: install postgresql (initdb, pg_ctl under "
+            "/usr/lib/postgresql/*/bin) or set MYBB_SYNC_TEST_PG_DSN=postgresql://user:password@host:port/db",
+            pytrace=False,
+        )
+    server = PrivatePostgres()
+    server.start()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(scope="session")
+def pg_server_db(postgres: PrivatePostgres | None) -> Database:
+    if postgres is None:
+        return Database.parse(os.environ["MYBB_SYNC_TEST_PG_DSN"])
+    return postgres.database()
+
+
 @pytest.fixture
 def board_spec() -> Board:
     """The board a test gets; override in a module for other sizes."""
     return Board(masters=300)
 
 
-BACKENDS = ("mysql", "sqlite")  # the engines a board can live in: MariaDB, and a SQLite file
+BACKENDS = ("mysql", "postgresql", "sqlite")  # the engines a board can live in: MariaDB, PostgreSQL, a SQLite file
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "backends(*engines, parametrize=True): run only on these engines (of mysql, sqlite) instead of "
-        "both; parametrize=False runs on the one engine given without adding it to the test id",
+        "backends(*engines, parametrize=True): run only on these engines (of mysql, postgresql, sqlite) "
+        "instead of all; parametrize=False runs on the one engine given without adding it to the test id",
     )
 
 
@@ -133,21 +162,32 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def board(
-    server_db: Database, board_spec: Board, mariadb: PrivateMariaDB | None, backend: str, tmp_path: Path
+    request: pytest.FixtureRequest,
+    server_db: Database,
+    board_spec: Board,
+    mariadb: PrivateMariaDB | None,
+    backend: str,
+    tmp_path: Path,
 ) -> AsyncIterator[Database]:
-    """A fresh database holding ``board_spec`` (on the MariaDB server, or a SQLite file), dropped afterwards."""
-    server = Database(scheme="sqlite", path=tmp_path / "forum.sqlite") if backend == "sqlite" else server_db
+    """A fresh database holding ``board_spec`` (on the MariaDB or PostgreSQL server, or a SQLite
+    file), dropped afterwards. PostgreSQL is started only for a test that runs on it."""
+    server = server_db
+    owner: PrivateMariaDB | PrivatePostgres | None = mariadb
+    if backend == "sqlite":
+        server = Database(scheme="sqlite", path=tmp_path / "forum.sqlite")
+    elif backend == "postgresql":
+        server, owner = request.getfixturevalue("pg_server_db"), request.getfixturevalue("postgres")
     db = await create_board(server, board_spec)
     yield db
-    if db.scheme == "sqlite" or mariadb is None or mariadb.running:
+    if db.scheme == "sqlite" or owner is None or owner.running:
         await drop_board(db)
 
 
 async def raw_sql(db: Database, query: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
     """Run SQL directly (not through the store under test), on either backend.
 
-    Written for MySQL; for SQLite the placeholders and the byte-exact
-    comparisons are translated.
+    Written for MySQL; for SQLite and PostgreSQL the placeholders and the
+    byte-exact comparisons are translated.
     """
     if db.scheme == "sqlite":
         assert db.path is not None
@@ -158,6 +198,15 @@ async def raw_sql(db: Database, query: str, args: Sequence[Any] = ()) -> list[tu
                 rows = [tuple(r) for r in await cur.fetchall()]
             await conn.commit()
         return rows
+    if db.scheme == "postgresql":
+        query = re.sub(r"CAST\((\w+) AS BINARY\)", r"convert_to(\1, 'UTF8')", query).replace("BINARY title", "title")
+        query = query.replace("SHOW TABLES", "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        pg = await asyncpg.connect(user=db.user, password=db.password, database=db.name, host=db.unix_socket or db.host,
+                                   port=db.port)  # fmt: skip
+        try:
+            return [tuple(r) for r in await pg.fetch(pg_sql(query), *args)]
+        finally:
+            await pg.close()
     kwargs: dict[str, Any] = dict(user=db.user, password=db.password, db=db.name, charset=db.charset, autocommit=True)
     if db.unix_socket:
         kwargs["unix_socket"] = db.unix_socket

@@ -23,6 +23,7 @@ from typing import Any
 import aiomysql
 import anyio
 import anyio.abc
+import asyncpg
 from anyio.streams.text import TextReceiveStream
 from asyncinotify import Inotify, Mask
 
@@ -252,6 +253,11 @@ async def wait_file(path: Path, predicate: Callable[[bytes | None], bool], timeo
 def db_url(db: Database) -> str:
     if db.scheme == "sqlite":
         return f"sqlite://{db.path}"
+    if db.scheme == "postgresql":
+        auth = f"{db.user}:{db.password}" if db.password else db.user
+        return f"postgresql://{auth}@{db.host}:{db.port}/{db.name}" + (
+            f"?host={db.unix_socket}" if db.unix_socket else ""
+        )
     if db.unix_socket:
         return f"mysql://{db.user}@localhost/{db.name}?unix_socket={db.unix_socket}"
     auth = f"{db.user}:{db.password}" if db.password else db.user
@@ -318,8 +324,28 @@ async def install_audit(db: Database) -> None:
 
     On MySQL the log is MyISAM like MyBB's tables: a transactional one would
     lose the record of a write whose statement was cut off after the (kept)
-    row change. SQLite gets the same log with its own trigger syntax.
+    row change. SQLite and PostgreSQL get the same log with their own trigger syntax
+    (PostgreSQL's in the writing transaction: a cancelled write leaves neither).
     """
+    if db.scheme == "postgresql":
+        await raw_sql(
+            db,
+            f"CREATE TABLE {AUDIT_TABLE} (id serial PRIMARY KEY, op TEXT, tid INT, sid INT, title TEXT, "
+            "template TEXT, dateline INT)",
+        )
+        for op, when, ref in (("I", "INSERT", "NEW"), ("U", "UPDATE", "NEW"), ("D", "DELETE", "OLD")):
+            await raw_sql(
+                db,
+                f"CREATE FUNCTION mybbsync_audit_{op}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"INSERT INTO {AUDIT_TABLE} (op, tid, sid, title, template, dateline) "
+                f"VALUES ('{op}', {ref}.tid, {ref}.sid, {ref}.title, {ref}.template, {ref}.dateline); RETURN NULL; END $$",
+            )
+            await raw_sql(
+                db,
+                f"CREATE TRIGGER mybbsync_audit_{op} AFTER {when} ON mybb_templates FOR EACH ROW "
+                f"EXECUTE FUNCTION mybbsync_audit_{op}()",
+            )
+        return
     if db.scheme == "sqlite":
         await raw_sql(
             db,
@@ -364,9 +390,38 @@ async def audit_mark(db: Database) -> int:
     return int(rows[0][0])
 
 
+@asynccontextmanager
+async def templates_locked_for_writes(db: Database) -> AsyncIterator[None]:
+    """Another session holds the templates table against writes (reads go on): MariaDB's
+    ``LOCK TABLES ... READ``, PostgreSQL's ``LOCK TABLE ... IN EXCLUSIVE MODE`` in an open transaction."""
+    if db.scheme == "postgresql":
+        pg = await asyncpg.connect(user=db.user, password=db.password, database=db.name,
+                                   host=db.unix_socket or db.host, port=db.port)  # fmt: skip
+        try:
+            async with pg.transaction():
+                await pg.execute("LOCK TABLE mybb_templates IN EXCLUSIVE MODE")
+                yield
+        finally:
+            await pg.close()
+        return
+    locker = await connect(db)
+    try:
+        async with locker.cursor() as cur:
+            await cur.execute("LOCK TABLES mybb_templates READ")
+        yield
+    finally:
+        async with locker.cursor() as cur:
+            await cur.execute("UNLOCK TABLES")
+        locker.close()
+
+
 async def writes_waiting_for_a_lock(db: Database) -> list[str]:
     """The UPDATEs and INSERTs the server has waiting for a table lock (MariaDB has no event
-    for "a statement waits": callers look at the process list until one does)."""
+    for "a statement waits": callers look at the process list until one does; PostgreSQL's
+    pg_stat_activity says which wait for a lock)."""
+    if db.scheme == "postgresql":
+        rows = await sql(db, "SELECT query FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+        return [r[0] for r in rows if r[0].startswith(("UPDATE", "INSERT"))]
     rows = await sql(db, "SHOW FULL PROCESSLIST")
     return [r[7] for r in rows if (r[7] or "").startswith(("UPDATE", "INSERT")) and "Waiting for table" in (r[6] or "")]
 

@@ -12,6 +12,9 @@ read-only root. Then it drains the service and checks the invariants; a
 violation names the seed to replay::
 
     python tests/soak.py --minutes 30 --seed 7
+
+``--engine postgresql`` runs the same against a private PostgreSQL cluster
+(its table lock: ``LOCK TABLE ... IN EXCLUSIVE MODE``; its restarts: ``pg_ctl``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +37,7 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 
-from boards import PrivateMariaDB, create_board
+from boards import PrivateMariaDB, PrivatePostgres, create_board
 from mybb_sync import php
 from mybb_sync.config import Settings
 from mybb_sync.layout import Kind
@@ -41,7 +45,7 @@ from mybb_sync.offline import offline_service, offline_status
 from mybb_sync.store import open_store
 from mybb_sync.synthetic import Board
 
-from service_helpers import connect
+from service_helpers import db_url, templates_locked_for_writes
 
 SET_DIR = "template_sets/Default Templates"
 QUEUE_KNOB = Path("/proc/sys/fs/inotify/max_queued_events")
@@ -129,7 +133,7 @@ class Service:
 
 
 class Soak:
-    def __init__(self, seed: int, seconds: float, base: Path, server: PrivateMariaDB) -> None:
+    def __init__(self, seed: int, seconds: float, base: Path, server: PrivateMariaDB | PrivatePostgres) -> None:
         self.rng = random.Random(seed)
         self.seconds = seconds
         self.base = base
@@ -153,7 +157,7 @@ class Soak:
             _mount("-t", "tmpfs", "-o", "size=64m,mode=0755", "tmpfs", str(self.root))
         (self.outside / "sentinel.html").write_text("outside the root\n")
         self.database = await create_board(self.server.database(), Board(masters=300, seed=self.rng.randrange(1 << 30)))
-        url = f"mysql://root@localhost/{self.database.name}?unix_socket={self.database.unix_socket}"
+        url = db_url(self.database)
         self.settings = Settings(db=self.database, root=self.root, mybb_root=self.forum)
         self.cli = [sys.executable, "-m", "mybb_sync.cli"]
         self.common = ["--db", url, "--root", str(self.root), "--mybb-root", str(self.forum)]
@@ -292,11 +296,9 @@ class Soak:
         if not self.service.running or not self.db_up:
             return
         locked = self.rng.random() < 0.5
-        locker = await connect(self.database) if locked else None
-        try:
-            if locker is not None:
-                async with locker.cursor() as cur:
-                    await cur.execute("LOCK TABLES mybb_templates READ")
+        async with AsyncExitStack() as held:
+            if locked:
+                await held.enter_async_context(templates_locked_for_writes(self.database))
             for _ in range(self.rng.randint(1, 20)):
                 self.edit_file(self.rng.choice(self.templates()))
             await anyio.sleep(self.rng.choice([0, 0.05, 0.2]))  # the deliberate random moment
@@ -308,11 +310,6 @@ class Soak:
                     f"SIGTERM{' under a table lock' if locked else ''}: exit {code} after {took:.1f}s"
                 )
             self.summary.faults["sigterm-locked" if locked else "sigterm"] += 1
-        finally:
-            if locker is not None:
-                async with locker.cursor() as cur:
-                    await cur.execute("UNLOCK TABLES")
-                locker.close()
         await self.service.start()
 
     async def restart_database(self) -> None:
@@ -513,7 +510,7 @@ class Soak:
             rows += [r async for batch in store.set_templates(-1) for r in batch]
             sheets = await store.stylesheets()
             dupes = await store._fetch(  # noqa: SLF001 - a direct check, not part of the store's API
-                "SELECT sid, title, COUNT(*) FROM `mybb_templates` GROUP BY sid, BINARY title HAVING COUNT(*) > 1"
+                f"SELECT sid, title, COUNT(*) FROM `mybb_templates` GROUP BY sid, {store._exact_title} HAVING COUNT(*) > 1"  # noqa: SLF001
             )
             everything = await store._fetch("SELECT template FROM `mybb_templates`")  # noqa: SLF001
         for (text,) in everything:
@@ -580,9 +577,10 @@ class Soak:
             self.summary.faults["overflow-seen-by-service"] = overflows
 
 
-async def soak(seed: int, seconds: float, base: Path | None = None) -> Summary:
+async def soak(seed: int, seconds: float, base: Path | None = None, engine: str = "mariadb") -> Summary:
     work = Path(tempfile.mkdtemp(prefix="mybb-sync-soak-", dir=base))
-    server = PrivateMariaDB(work)
+    # PostgreSQL's cluster in the system temp folder: its server user (not root) must enter it.
+    server = PrivatePostgres() if engine == "postgresql" else PrivateMariaDB(work)
     await anyio.to_thread.run_sync(server.start)
     summary: Summary | None = None
     try:
@@ -608,9 +606,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
+    parser.add_argument("--engine", choices=["mariadb", "postgresql"], default="mariadb")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _stop)  # a killed run still stops its service and its MariaDB
-    summary = anyio.run(soak, args.seed, args.minutes * 60)
+    signal.signal(signal.SIGTERM, _stop)  # a killed run still stops its service and its database server
+    summary = anyio.run(soak, args.seed, args.minutes * 60, None, args.engine)
     print(summary.line())
     for violation in summary.violations:
         print(f"  violation: {violation}")

@@ -143,3 +143,21 @@ def test_paired_run_reports_median_ratios_spreads_and_syscalls(tmp_path: Path) -
         assert calls["mybb_sync"]["fsync/syncfs"] > 0 and calls["replaced_tool"]["fsync/syncfs"] == 0
     assert "| export (a) / (b) |" in (out / "paired.md").read_text(encoding="utf-8")
     assert set(work.glob(".work-*")) <= before, "the harness left its work folder behind"
+
+
+def test_quick_run_on_postgresql_measures_a_board_there(tmp_path: Path) -> None:
+    """``--engine postgresql``: the same figures, from a board on a private PostgreSQL cluster."""
+    out = tmp_path / "out"
+    command = [
+        sys.executable, "-m", "bench", "--quick", "--sizes", "200", "--edits", "5", "--burst", "50",
+        "--idle-seconds", "1", "--db-edits", "2", "--db-timeout", "3", "--idle-polls", "10", "--poll-saves", "1",
+        "--backlog-trials", "1", "--repeat", "1", "--engine", "postgresql", "--out", str(out),
+    ]  # fmt: skip
+    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stderr[-6000:]}"
+    doc = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert doc["problems"] == []
+    assert (doc["machine"]["engine"], doc["config"]["engine"]) == ("postgresql", "postgresql")
+    [r] = doc["results"]
+    assert r["errors"] == [] and r["edits"]["lost"] == 0 and r["burst"]["lost"] == 0 and r["backlog"]["lost"] == 0
+    assert "PostgreSQL" in proc.stdout

@@ -261,6 +261,23 @@ def test_a_colon_in_the_password_is_kept() -> None:
     assert Database.parse("mysql://user:pa:ss@host/db").password == "pa:ss"
 
 
+def test_a_postgresql_url_gives_every_connection_part() -> None:
+    db = Database.parse("postgresql://user:pa%40ss@host:5433/db")
+    assert (db.scheme, db.user, db.password, db.host, db.port, db.name, db.unix_socket) == (
+        "postgresql", "user", "pa@ss", "host", 5433, "db", None,
+    )  # fmt: skip
+
+
+def test_a_postgres_url_defaults_to_port_5432_and_may_name_a_socket_directory() -> None:
+    db = Database.parse("postgres://forum@localhost/mybb?host=/run/postgresql")
+    assert (db.scheme, db.port, db.unix_socket) == ("postgresql", 5432, "/run/postgresql")
+
+
+def test_redacted_postgresql_url_hides_the_password() -> None:
+    db = Database.parse(f"postgresql://forum:{SECRET}@h/mybb?host=/run/postgresql")
+    assert db.redacted() == "postgresql://forum:***@h:5432/mybb?host=/run/postgresql"
+
+
 def test_an_sqlite_url_gives_the_database_file() -> None:
     db = Database.parse("sqlite:///var/lib/forum/mybb.sqlite")
     assert (db.scheme, db.path) == ("sqlite", Path("/var/lib/forum/mybb.sqlite"))
@@ -273,7 +290,7 @@ def test_an_sqlite_url_without_a_path_is_refused() -> None:
 
 
 def test_other_schemes_are_refused() -> None:
-    for url in ("postgres://u:p@h/db", "pgsql://u:p@h/db", "http://h/db", "localhost/db", ""):
+    for url in ("pgsql://u:p@h/db", "http://h/db", "localhost/db", ""):
         with pytest.raises(ConfigError, match="scheme"):
             Database.parse(url)
 
@@ -338,7 +355,12 @@ def test_redacted_sqlite_url_shows_the_file() -> None:
 
 
 def test_a_redacted_url_without_a_password_parses_back_to_the_same_database() -> None:
-    for url in ("sqlite:///srv/f.sqlite", "sqlite:rel/f.sqlite", "mysql://forum@h:3307/mybb?unix_socket=/run/m.sock"):
+    for url in (
+        "sqlite:///srv/f.sqlite",
+        "sqlite:rel/f.sqlite",
+        "mysql://forum@h:3307/mybb?unix_socket=/run/m.sock",
+        "postgresql://forum@h:5433/mybb?host=/run/postgresql",
+    ):
         db = Database.parse(url)
         assert Database.parse(db.redacted()) == db, url
 
@@ -349,7 +371,8 @@ def test_no_error_about_a_bad_url_contains_the_password() -> None:
         f"mysql://u:{SECRET}@h:port/db",
         f"mysql://u:{SECRET}@h:99999/db",
         f"mysql://u:{SECRET}@[::1/db",
-        f"postgres://u:{SECRET}@h/db",
+        f"pgsql://u:{SECRET}@h/db",
+        f"postgres://u:{SECRET}@h:port/db",
         f"mysql:u:{SECRET}@h/db",
         f"mysql:/u:{SECRET}@h/db",
         f"mysql://u:12/{SECRET}@h/db",
@@ -403,7 +426,8 @@ def test_an_error_about_another_setting_does_not_contain_the_password(cwd: Path)
 def test_errors_about_a_forums_config_do_not_contain_the_password() -> None:
     for php in (
         mybb_installer_config(encoding="koi8r"),
-        mybb_installer_config(dbengine="pgsql", charsets=False),
+        mybb_installer_config(dbengine="pgsql", dbhost="db:fivefourthreetwo", charsets=False),
+        mybb_installer_config(dbengine="mssql", charsets=False),
         mybb_installer_config(tableprefix="bad-prefix"),
     ):
         with pytest.raises(ConfigError) as caught:
@@ -728,9 +752,30 @@ def test_an_sqlite_board_keeps_its_table_prefix() -> None:
     assert forum_prefix(php) == "sq_"
 
 
-def test_a_postgresql_board_is_refused() -> None:
-    with pytest.raises(ConfigError, match="pgsql"):
-        forum(mybb_installer_config(dbengine="pgsql", charsets=False))
+def test_a_postgresql_board_connects_as_mybbs_pgsql_driver_does() -> None:
+    db = forum(mybb_installer_config(dbengine="pgsql", dbhost="db.example", charsets=False))
+    assert (db.scheme, db.host, db.port, db.user, db.password, db.name, db.unix_socket) == (
+        "postgresql", "db.example", 5432, "forum", SECRET, "mybb", None,
+    )  # fmt: skip
+
+
+def test_a_postgresql_hostname_may_end_in_its_port() -> None:
+    assert forum(mybb_installer_config(dbengine="pgsql", dbhost="db.example:5433", charsets=False)).port == 5433
+
+
+def test_a_postgresql_board_without_a_hostname_uses_the_local_socket() -> None:
+    db = forum(mybb_installer_config(dbengine="pgsql", dbhost="", charsets=False))
+    assert db.unix_socket == "/var/run/postgresql"
+
+
+def test_a_postgresql_board_keeps_its_table_prefix() -> None:
+    php = mybb_installer_config(dbengine="pgsql", tableprefix="pg_", charsets=False)
+    assert forum_prefix(php) == "pg_"
+
+
+def test_another_database_engine_is_refused_naming_it() -> None:
+    with pytest.raises(ConfigError, match="'mssql' is not supported"):
+        forum(mybb_installer_config(dbengine="mssql", charsets=False))
 
 
 def test_a_forum_table_prefix_we_cannot_use_is_refused() -> None:

@@ -416,6 +416,20 @@ def test_the_state_store_remembers_the_forum_but_never_the_password(tmp_path: Pa
     assert remembered["prefix"] == "mb_"
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://mybb:pw@db.example:3307/forum?charset=utf8&unix_socket=/run/mysqld/mysqld.sock",
+        "postgresql://mybb:pw@db.example:5433/forum?host=/run/postgresql",
+        "postgresql://mybb@localhost/forum",
+        "sqlite:///srv/forum%20data/forum.sqlite",
+    ],
+)
+def test_a_remembered_url_reads_back_to_the_same_database_without_its_password(url: str) -> None:
+    db = Database.parse(url)
+    assert ":pw@" not in db.url() and Database.parse(db.url()) == replace(db, password="")
+
+
 def test_a_remembered_database_takes_its_password_from_the_environment(tmp_path: Path) -> None:
     db = Database.parse("mysql://mybb:s3cret@db.example/forum")
     with closing(State(tmp_path)) as state:

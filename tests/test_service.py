@@ -26,7 +26,7 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from boards import PrivateMariaDB, create_board, drop_board
+from boards import PrivateMariaDB, PrivatePostgres, create_board, drop_board
 from mybb_sync import php
 from mybb_sync.config import Database, Settings
 from mybb_sync.export import IN_FLIGHT
@@ -51,7 +51,6 @@ from service_helpers import (
     cli,
     cli_env,
     cli_service,
-    connect,
     control,
     db_url,
     imported_path,
@@ -63,6 +62,7 @@ from service_helpers import (
     sql,
     template,
     template_rows,
+    templates_locked_for_writes,
     tpath,
     wait_file,
     wait_imported,
@@ -578,13 +578,15 @@ async def test_files_imported_by_the_service_leave_their_set_provably_unchanged(
 # -- the database goes away --------------------------------------------------------------------
 
 
+@pytest.mark.backends("mysql", "postgresql")  # a SQLite board has no server to stop
 async def test_database_outage_mid_burst_loses_and_duplicates_nothing(
-    db: Database, board_spec: Board, root: Path, mariadb: PrivateMariaDB | None
+    request: pytest.FixtureRequest, db: Database, board_spec: Board, root: Path
 ) -> None:
-    if db.scheme != "mysql":
-        pytest.skip("a SQLite board has no server to stop")
-    if mariadb is None:
-        pytest.skip("needs the private MariaDB (MYBB_SYNC_TEST_DSN names a server this test cannot stop)")
+    server: PrivateMariaDB | PrivatePostgres | None = request.getfixturevalue(
+        "mariadb" if db.scheme == "mysql" else "postgres"
+    )
+    if server is None:
+        pytest.skip("needs the private server (MYBB_SYNC_TEST_DSN / _PG_DSN name a server this test cannot stop)")
     first = [board_spec.master_title(i) for i in range(1, 120, 2)]  # inherited: each import inserts a set copy
     second = [board_spec.master_title(i) for i in range(121, 240, 2)]
     # Edited again while the database is away: some of their first writes may have landed
@@ -598,14 +600,14 @@ async def test_database_outage_mid_burst_loses_and_duplicates_nothing(
     async with running_service(db, root) as svc:
         mark = svc.log.mark()
         await anyio.to_thread.run_sync(burst, first, "first")
-        await anyio.to_thread.run_sync(mariadb.stop)
+        await anyio.to_thread.run_sync(server.stop)
         try:
             await anyio.to_thread.run_sync(burst, second, "second")
             await anyio.to_thread.run_sync(burst, again, "again")
             await svc.log.wait_for(lambda line: "kept pending, retrying" in line, since=mark)
             assert svc.handle.status().database_up is False
         finally:
-            await anyio.to_thread.run_sync(mariadb.start)
+            await anyio.to_thread.run_sync(server.start)
         # Everything pending is retried as one batch; "back" is logged once it went through.
         # (No "imported" line per file: a write that landed just before the connection
         # dropped is found equal on the retry and only recorded, not written again.)
@@ -648,10 +650,9 @@ async def _hold_inserts_of(db: Database, title: str) -> None:
     )
 
 
+@pytest.mark.backends("mysql")  # MyISAM keeps a row its cut-off statement wrote; PostgreSQL rolls it back
 async def test_unconfirmed_write_then_new_edit_is_no_conflict(db: Database, board_spec: Board, root: Path) -> None:
     """Our write landed but the connection dropped before we heard back; then the file changed again."""
-    if db.scheme != "mysql":
-        pytest.skip("cutting a connection mid-statement needs a server (MariaDB's KILL); SQLite has none")
     title = board_spec.master_title(INHERITED)
     rel = tpath(title)
     async with running_service(db, root) as svc:
@@ -681,6 +682,16 @@ async def test_a_refused_database_write_does_not_stop_the_service(db: Database, 
             db,
             f"CREATE TRIGGER mybbsync_refuse BEFORE UPDATE ON mybb_templates FOR EACH ROW WHEN NEW.title = '{refused}' "
             "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+        )
+    elif db.scheme == "postgresql":
+        await sql(
+            db,
+            "CREATE FUNCTION mybbsync_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF NEW.title = '{refused}' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$",
+        )
+        await sql(
+            db,
+            "CREATE TRIGGER mybbsync_refuse BEFORE UPDATE ON mybb_templates FOR EACH ROW EXECUTE FUNCTION mybbsync_refuse()",
         )
     else:
         await sql(
@@ -757,33 +768,25 @@ async def test_sigterm_with_a_rescan_still_queued_exits(db: Database, root: Path
         assert await svc.wait(timeout=5) == 0
 
 
+@pytest.mark.backends("mysql", "postgresql")  # SQLite's writer waits at most its busy timeout
 async def test_sigterm_while_a_write_waits_for_a_table_lock_exits_in_time_and_the_next_start_writes_it_once(
     db: Database, board_spec: Board, root: Path, tmp_path: Path
 ) -> None:
     """MyISAM makes a write wait for a table lock (LOCK TABLES, a long report's SELECT) for up to
-    lock_wait_timeout, a day by default: a stop interrupts the write (KILL QUERY) instead."""
-    if db.scheme != "mysql":
-        pytest.skip("a table lock held by another session is MariaDB's; SQLite's writer waits at most its busy timeout")
+    lock_wait_timeout, a day by default, PostgreSQL for another transaction's lock without end:
+    a stop interrupts the write (KILL QUERY, pg_cancel_backend) instead."""
     title = board_spec.master_title(OWN)
     before = (await shown(db, title)).template
-    async with cli_service(db, root, tmp_path) as svc:
-        locker = await connect(db)
-        try:
-            async with locker.cursor() as cur:
-                await cur.execute("LOCK TABLES mybb_templates READ")
-            mark = svc.log.mark()
-            write(root / tpath(title), "<p>saved while the table is locked</p>")
-            with anyio.fail_after(TIMEOUT):
-                while not await writes_waiting_for_a_lock(db):
-                    await anyio.sleep(0.02)
-            svc.signal(signal.SIGTERM)
-            assert await svc.wait(timeout=5) == 0
-            assert any("interrupting it" in line for line in svc.log.since(mark))
-            assert await writes_waiting_for_a_lock(db) == []  # killed: nothing left to run once the lock goes
-        finally:
-            async with locker.cursor() as cur:
-                await cur.execute("UNLOCK TABLES")
-            locker.close()
+    async with cli_service(db, root, tmp_path) as svc, templates_locked_for_writes(db):
+        mark = svc.log.mark()
+        write(root / tpath(title), "<p>saved while the table is locked</p>")
+        with anyio.fail_after(TIMEOUT):
+            while not await writes_waiting_for_a_lock(db):
+                await anyio.sleep(0.02)
+        svc.signal(signal.SIGTERM)
+        assert await svc.wait(timeout=5) == 0
+        assert any("interrupting it" in line for line in svc.log.since(mark))
+        assert await writes_waiting_for_a_lock(db) == []  # killed: nothing left to run once the lock goes
     assert (await shown(db, title)).template == before
     mark = await audit_mark(db)
     async with cli_service(db, root, tmp_path):  # its start-up reconcile is done once it is watching

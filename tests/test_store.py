@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 import anyio
+import asyncpg
 import pytest
 
 from boards import PrivateMariaDB, create_board, drop_board
@@ -17,6 +18,7 @@ from mybb_sync.errors import ConfigError, DatabaseUnavailable, MybbSyncError
 from mybb_sync.store import Column, TemplateRow, TemplateSet, md5_hex, open_store, row_digest, seen
 from mybb_sync.store.mysql import _CODECS, MySQLStore, charset_refusal
 from mybb_sync.store.mysql import escape_string as mysql_escape
+from mybb_sync.store.postgres import encoding_refusal
 from mybb_sync.stylesheets import StylesheetUpdate
 from mybb_sync.synthetic import GROUP_PREFIXES, INSTALL_TIME, Board
 
@@ -507,7 +509,8 @@ async def test_a_batch_saved_as_meant_is_read_back_as_two_sums(board: Database, 
 
     async def counting(sql_: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         rows = await fetch(sql_, args)
-        fetched.append(len(rows))
+        if sql_.startswith("SELECT"):  # not an INSERT's RETURNING of the ids it gave
+            fetched.append(len(rows))
         return rows
 
     store._fetch = counting  # type: ignore[method-assign]
@@ -528,6 +531,16 @@ async def test_a_title_another_writer_changes_as_it_is_inserted_is_left_out(boar
             board,
             f"CREATE TRIGGER mybbsync_quicker AFTER INSERT ON mybb_templates FOR EACH ROW WHEN NEW.title = '{taken}' "
             "BEGIN UPDATE mybb_templates SET template = 'the other writer' WHERE tid = NEW.tid; END",
+        )
+    elif board.scheme == "postgresql":
+        await sql(
+            board,
+            "CREATE FUNCTION mybbsync_quicker() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF NEW.title = '{taken}' THEN NEW.template := 'the other writer'; END IF; RETURN NEW; END $$",
+        )
+        await sql(
+            board,
+            "CREATE TRIGGER mybbsync_quicker BEFORE INSERT ON mybb_templates FOR EACH ROW EXECUTE FUNCTION mybbsync_quicker()",
         )
     else:
         await sql(
@@ -793,40 +806,39 @@ async def test_golden_footer_saves_store_what_the_admin_cp_stored(board: Databas
 # --- outage -----------------------------------------------------------------------------
 
 
+@pytest.mark.backends("mysql", "postgresql")  # a SQLite board has no server to stop (see the missing-file test)
 async def test_store_raises_database_unavailable_when_the_server_is_stopped(
-    mariadb: PrivateMariaDB | None, board: Database, store: MySQLStore
+    request: pytest.FixtureRequest, board: Database, store: MySQLStore
 ) -> None:
-    if board.scheme != "mysql":
-        pytest.skip("a SQLite board has no server to stop (see the missing-file test)")
-    if mariadb is None:
-        pytest.skip("MYBB_SYNC_TEST_DSN names an external server: this test cannot stop it")
+    server = request.getfixturevalue("mariadb" if board.scheme == "mysql" else "postgres")
+    if server is None:
+        pytest.skip("MYBB_SYNC_TEST_DSN / _PG_DSN names an external server: this test cannot stop it")
     secret = "pw-s3cret-\u00e9"
     assert await store.template_sets()  # the pool holds a live connection
-    mariadb.stop()
+    server.stop()
     try:
         with pytest.raises(DatabaseUnavailable) as on_query:
             await store.template_sets()
         with pytest.raises(DatabaseUnavailable) as on_stream:
             await stream(store, 1)
         with pytest.raises(DatabaseUnavailable) as on_connect:
-            await MySQLStore.connect(replace(board, password=secret), "mybb_")
+            await type(store).connect(replace(board, password=secret), "mybb_")
         for exc in (on_query.value, on_stream.value, on_connect.value):
             message = str(exc)
             assert message and "\n" not in message
             assert secret not in message and "s3cret" not in message
         assert "***" in str(on_connect.value)
     finally:
-        mariadb.start()
+        server.start()
     assert await store.template_sets()  # and it recovers once the server is back
 
 
+@pytest.mark.backends("mysql")  # MyISAM's table lock (see the PostgreSQL test); SQLite has none
 async def test_interrupt_ends_a_write_waiting_for_a_table_lock_as_an_outage_not_a_refusal(
     board: Database, store: MySQLStore
 ) -> None:
     """What a stop does to a write that waits for a lock held elsewhere: KILL QUERY. The write
     fails as DatabaseUnavailable (kept pending and retried), not as a refusal of the file."""
-    if board.scheme != "mysql":
-        pytest.skip("a table lock held by another session is MariaDB's; SQLite has nothing to interrupt")
     title = SPEC.master_title(0)
     before = await rows_titled(board, title)
     locker = await connect(board)
@@ -854,6 +866,70 @@ async def test_interrupt_ends_a_write_waiting_for_a_table_lock_as_an_outage_not_
     assert [type(e) for e in failures] == [DatabaseUnavailable]
     assert "interrupted" in str(failures[0])
     assert await rows_titled(board, title) == before
+
+
+@pytest.mark.backends("postgresql")
+async def test_interrupt_cancels_a_write_waiting_for_a_lock_on_postgresql_as_an_outage(
+    board: Database, store: MySQLStore
+) -> None:
+    """The same on PostgreSQL, where the lock is another transaction's (``LOCK TABLE`` here, a
+    row lock as well) and the stop's ``pg_cancel_backend`` ends the write, rolled back whole."""
+    title = SPEC.master_title(0)
+    before = await rows_titled(board, title)
+    locker = await asyncpg.connect(host=board.unix_socket, port=board.port, user=board.user, database=board.name)
+    failures: list[Exception] = []
+
+    async def save() -> None:
+        try:
+            await store.save_templates(1, [(title, "<p>never written</p>")], NOW)
+        except MybbSyncError as exc:
+            failures.append(exc)
+
+    try:
+        transaction = locker.transaction()
+        await transaction.start()
+        await locker.execute("LOCK TABLE mybb_templates IN EXCLUSIVE MODE")  # reads go on, writes wait
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(save)
+                while not await writes_waiting_for_a_lock(board):
+                    await anyio.sleep(0.02)
+                await store.interrupt()
+        await transaction.rollback()
+    finally:
+        await locker.close()
+    assert [type(e) for e in failures] == [DatabaseUnavailable]
+    assert "interrupted" in str(failures[0])
+    assert await rows_titled(board, title) == before
+
+
+@pytest.mark.backends("postgresql")
+async def test_the_change_token_sees_a_write_committed_by_a_transaction_open_at_the_last_poll(
+    board: Database, store: MySQLStore
+) -> None:
+    """The cluster snapshot's in-progress list, not only its next xid, keeps the token exact: a
+    transaction that had its xid at the last poll and commits after it still changes the token."""
+    writer = await asyncpg.connect(host=board.unix_socket, port=board.port, user=board.user, database=board.name)
+    try:
+        transaction = writer.transaction()
+        await transaction.start()
+        await writer.execute("UPDATE mybb_templates SET dateline = dateline + 1 WHERE sid = 1")
+        before, settled = await store.change_token()
+        assert settled
+        await transaction.commit()
+    finally:
+        await writer.close()
+    assert (await store.change_token())[0] != before
+
+
+@pytest.mark.backends("postgresql")
+async def test_the_change_token_ignores_writes_to_the_forums_other_tables(board: Database, store: MySQLStore) -> None:
+    await sql(board, "CREATE TABLE mybb_sessions (sid varchar(32) PRIMARY KEY, time int NOT NULL)")
+    before, _ = await store.change_token()
+    await sql(board, "INSERT INTO mybb_sessions VALUES ('a page view', 1)")
+    assert (await store.change_token())[0] == before
+    await sql(board, "DELETE FROM mybb_templates WHERE tid = (SELECT MAX(tid) FROM mybb_templates)")
+    assert (await store.change_token())[0] != before
 
 
 async def test_a_missing_sqlite_file_is_unavailable_in_one_line(tmp_path: Any) -> None:
@@ -906,12 +982,49 @@ async def test_fast_escape_of_parameters_is_aiomysqls(server_db: Database) -> No
         await store.close()
 
 
+@pytest.mark.backends("mysql", "sqlite")
 async def test_every_special_character_round_trips_through_a_save(board: Database, store: MySQLStore) -> None:
     title = overridden_title(SPEC)
     text = "a'b\"c\\d\\'e\0f\rg\x1ah\ni\\0j ünï 🙂"
     saved = (await store.save_templates(1, [(title, text)], now=NOW))[title]
     assert saved.template == text
     assert (await rows_titled(board, title))[-1][3] == text.encode()
+
+
+@pytest.mark.backends("postgresql")
+async def test_every_special_character_but_nul_round_trips_through_a_save_on_postgresql(
+    board: Database, store: MySQLStore
+) -> None:
+    title = overridden_title(SPEC)
+    text = "a'b\"c\\d\\'e$1f\rg\x1ah\ni\\0j ünï 🙂 %s `x`"
+    saved = (await store.save_templates(1, [(title, text)], now=NOW))[title]
+    assert saved.template == text
+    assert (await rows_titled(board, title))[-1][3] == text.encode()
+
+
+@pytest.mark.backends("postgresql")
+async def test_postgresql_refuses_a_nul_character_before_any_write(board: Database, store: MySQLStore) -> None:
+    assert store.refusal("a\0b", Column.TEMPLATE_TEXT) == (
+        "holds a NUL character (U+0000), which PostgreSQL cannot store in text"
+    )
+    assert store.refusal("ünï 🙂", Column.TEMPLATE_TEXT) is None
+
+
+def test_a_utf8_postgresql_database_stores_everything_but_nul() -> None:
+    assert encoding_refusal("UTF8", "café 🙂 中") is None
+    assert encoding_refusal("SQL_ASCII", "café 🙂") is None
+
+
+def test_a_latin1_postgresql_database_refuses_what_latin1_lacks_naming_it() -> None:
+    assert encoding_refusal("LATIN1", "café") is None
+    assert (
+        encoding_refusal("LATIN1", "5 € 🙂") == "holds '€' (U+20AC), which the database's encoding LATIN1 cannot store"
+    )
+
+
+def test_an_unknown_postgresql_encoding_is_taken_as_ascii() -> None:
+    assert encoding_refusal("EUC_TW", "plain") is None
+    assert encoding_refusal("EUC_TW", "é") is not None
 
 
 # --- what a connection's charset can carry (MySQL) ----------------------------------------

@@ -34,19 +34,20 @@ def validate_prefix(prefix: str) -> str:
 class Database:
     """Where the forum's database is. ``password`` is hidden from ``repr``."""
 
-    scheme: Literal["mysql", "sqlite"]
+    scheme: Literal["mysql", "postgresql", "sqlite"]
     host: str = "localhost"
-    port: int = 3306
+    port: int = 3306  # PostgreSQL's boards: 5432
     user: str = "root"
     password: str = field(default="", repr=False)
     name: str = ""
-    unix_socket: str | None = None
+    unix_socket: str | None = None  # PostgreSQL: the directory of the server's socket
     path: Path | None = None
     charset: str = "utf8mb4"
 
     @classmethod
     def parse(cls, url: str) -> Database:
-        """Read ``mysql://user:pass@host:port/db[?unix_socket=..&charset=..]`` or ``sqlite:///path``."""
+        """Read ``mysql://user:pass@host:port/db[?unix_socket=..&charset=..]``,
+        ``postgresql://user:pass@host:port/db[?host=/socket/dir]`` or ``sqlite:///path``."""
         if not isinstance(url, str):
             raise ConfigError("invalid --db URL: expected text such as mysql://user:password@host/dbname")
         try:
@@ -59,8 +60,11 @@ class Database:
             if not path or path == "/":
                 raise ConfigError("invalid --db URL: sqlite:///path/to/forum.sqlite needs a path")
             return cls(scheme="sqlite", path=Path(path))
-        if parts.scheme not in ("mysql", "mariadb", "mysqli"):
-            raise ConfigError(f"unsupported database scheme {parts.scheme!r} in --db (use mysql:// or sqlite:///)")
+        postgres = parts.scheme in ("postgresql", "postgres")
+        if parts.scheme not in ("mysql", "mariadb", "mysqli") and not postgres:
+            raise ConfigError(
+                f"unsupported database scheme {parts.scheme!r} in --db (use mysql://, postgresql:// or sqlite:///)"
+            )
         if not parts.netloc or "/" in parts.path.lstrip("/"):
             # e.g. "mysql:user:pw@host/db" or an unencoded "/" in the password:
             # never let part of the credentials become the database name.
@@ -69,6 +73,16 @@ class Database:
         name = unquote(parts.path.lstrip("/"))
         if not name:
             raise ConfigError("invalid --db URL: no database name (mysql://user:password@host:port/dbname)")
+        if postgres:
+            return cls(
+                scheme="postgresql",
+                host=parts.hostname or "localhost",
+                port=port or 5432,
+                user=unquote(parts.username or "postgres"),
+                password=unquote(parts.password or ""),
+                name=name,
+                unix_socket=query.get("host"),
+            )
         charset = query.get("charset", "utf8mb4")
         if charset not in _CHARSETS:
             raise ConfigError(f"unsupported charset {charset!r} in --db")
@@ -89,16 +103,21 @@ class Database:
         if self.scheme == "sqlite":
             assert self.path is not None
             return f"sqlite:///{quote(str(self.path.resolve()).lstrip('/'))}"
-        query = {"charset": self.charset} | ({"unix_socket": self.unix_socket} if self.unix_socket else {})
-        return f"mysql://{quote(self.user, safe='')}@{self.host}:{self.port}/{quote(self.name, safe='')}?{urlencode(query)}"
+        if self.scheme == "postgresql":
+            query = {"host": self.unix_socket} if self.unix_socket else {}
+        else:
+            query = {"charset": self.charset} | ({"unix_socket": self.unix_socket} if self.unix_socket else {})
+        where = f"{self.scheme}://{quote(self.user, safe='')}@{self.host}:{self.port}/{quote(self.name, safe='')}"
+        return where + (f"?{urlencode(query)}" if query else "")
 
     def redacted(self) -> str:
         """A printable URL with the password replaced."""
         if self.scheme == "sqlite":
             return f"sqlite://{self.path}" if self.path and self.path.is_absolute() else f"sqlite:{self.path}"
         auth = f"{self.user}:***" if self.password else self.user
-        where = f"?unix_socket={self.unix_socket}" if self.unix_socket else ""
-        return f"mysql://{auth}@{self.host}:{self.port}/{self.name}{where}"
+        key = "host" if self.scheme == "postgresql" else "unix_socket"
+        where = f"?{key}={self.unix_socket}" if self.unix_socket else ""
+        return f"{self.scheme}://{auth}@{self.host}:{self.port}/{self.name}{where}"
 
 
 @dataclass(frozen=True)
@@ -122,7 +141,9 @@ class Settings:
 
     def require_db(self) -> Database:
         if self.db is None:
-            raise ConfigError("no database configured: pass --db mysql://user:password@host/dbname or --mybb-root")
+            raise ConfigError(
+                "no database configured: pass --db mysql://user:password@host/dbname (or postgresql://, sqlite:///) or --mybb-root"
+            )
         return self.db
 
     def require_root(self) -> Path:
@@ -312,8 +333,10 @@ def forum_database(assignments: Mapping[tuple[str, ...], str]) -> ForumConfig:
         if not database:
             raise ConfigError("inc/config.php: sqlite board without a database file")
         return ForumConfig(Database(scheme="sqlite", path=Path(database)), prefix)
+    if kind == "pgsql":
+        return ForumConfig(_pgsql_database(conn, general, database), prefix)
     if kind not in ("mysqli", "mysql"):
-        raise ConfigError(f"inc/config.php: database type {kind!r} is not supported (mysqli, mysql, sqlite)")
+        raise ConfigError(f"inc/config.php: database type {kind!r} is not supported (mysqli, mysql, pgsql, sqlite)")
     host = conn.get("hostname", general.get("hostname", "localhost"))
     port, socket = 3306, None
     if host.startswith("/"):
@@ -339,6 +362,28 @@ def forum_database(assignments: Mapping[tuple[str, ...], str]) -> ForumConfig:
             charset=encoding,
         ),
         prefix,
+    )
+
+
+def _pgsql_database(conn: Mapping[str, str], general: Mapping[str, str], database: str) -> Database:
+    """As MyBB's pgsql driver connects: ``hostname`` may end in ``:port``; an empty one, or a
+    directory, is the local socket; no encoding is sent (the database's own, UTF8)."""
+    host = conn.get("hostname", general.get("hostname", ""))
+    port = 5432
+    if ":" in host:
+        host, _, tail = host.rpartition(":")
+        if not tail.isdigit():
+            raise ConfigError(f"inc/config.php: invalid PostgreSQL port {tail!r}")
+        port = int(tail)
+    socket = host if host.startswith("/") else "/var/run/postgresql" if not host else None
+    return Database(
+        scheme="postgresql",
+        host="localhost" if socket else host,
+        port=port,
+        user=conn.get("username", general.get("username", "postgres")),
+        password=conn.get("password", general.get("password", "")),
+        name=database,
+        unix_socket=socket,
     )
 
 

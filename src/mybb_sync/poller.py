@@ -1,7 +1,7 @@
 """The database poller: notices edits made outside mybb-sync (Admin CP, plugins, other tools).
 
 Each poll is one cheap query (the store's change token: MySQL's table
-headers, SQLite's data_version). Only when a table may have changed does it
+headers, PostgreSQL's transaction snapshot, SQLite's data_version). Only when a table may have changed does it
 look further, and then only at ranges: the templates table's totals (rows,
 highest tid; constant time on MyISAM), the rows stamped since the previous
 poll began, less a look-back (``dateline``; an index scan with the poll

@@ -1,8 +1,8 @@
 """MyBB 1.8's DDL for the tables mybb-sync touches (columns, types, keys, MyISAM).
 
 Used to build throwaway boards for tests, the benchmark and the demo; it
-mirrors ``install/resources/mysql_db_tables.php`` and ``sqlite_db_tables.php``
-for these six tables.
+mirrors ``install/resources/mysql_db_tables.php``, ``pgsql_db_tables.php``
+and ``sqlite_db_tables.php`` for these six tables.
 """
 
 from __future__ import annotations
@@ -109,3 +109,61 @@ def sqlite_ddl(prefix: str) -> list[str]:
     p = validate_prefix(prefix)
     tables = [f"CREATE TABLE {p}{name} ({body}\n)" for name, body in _SQLITE_TABLES.items()]
     return tables + [f"CREATE INDEX {p}templates_sid ON {p}templates (sid, title)"]
+
+
+# As MyBB 1.8.37's installer creates them on PostgreSQL: ids from sequences (serial), the
+# stylesheets' tid and lastmodified numeric (drivers hand them back as decimals), and no index
+# on templates (sid, title), only primary keys.
+_PGSQL_TABLES = {
+    "templates": """
+        tid serial,
+        title varchar(120) NOT NULL default '',
+        template text NOT NULL default '',
+        sid smallint NOT NULL default '0',
+        version varchar(20) NOT NULL default '0',
+        status varchar(10) NOT NULL default '',
+        dateline int NOT NULL default '0',
+        PRIMARY KEY (tid)""",
+    "templatesets": """
+        sid serial,
+        title varchar(120) NOT NULL default '',
+        PRIMARY KEY (sid)""",
+    "templategroups": """
+        gid serial,
+        prefix varchar(50) NOT NULL default '',
+        title varchar(100) NOT NULL default '',
+        isdefault smallint NOT NULL default '0',
+        PRIMARY KEY (gid)""",
+    "themes": """
+        tid serial,
+        name varchar(100) NOT NULL default '',
+        pid smallint NOT NULL default '0',
+        def smallint NOT NULL default '0',
+        properties text NOT NULL default '',
+        stylesheets text NOT NULL default '',
+        allowedgroups text NOT NULL default '',
+        PRIMARY KEY (tid)""",
+    "themestylesheets": """
+        sid serial,
+        name varchar(30) NOT NULL default '',
+        tid numeric(10,0) NOT NULL default '0',
+        attachedto text NOT NULL,
+        stylesheet text NOT NULL,
+        cachefile varchar(100) NOT NULL default '',
+        lastmodified numeric(30,0) NOT NULL default '0',
+        PRIMARY KEY(sid)""",
+    "datacache": """
+        title varchar(50) NOT NULL default '',
+        cache text NOT NULL default '',
+        PRIMARY KEY (title)""",
+}
+
+# The serial column of each table, whose sequence an install with explicit ids must move on.
+PGSQL_SERIALS = {"templates": "tid", "templatesets": "sid", "templategroups": "gid", "themes": "tid",
+                 "themestylesheets": "sid"}  # fmt: skip
+
+
+def pgsql_ddl(prefix: str) -> list[str]:
+    """``CREATE TABLE`` statements of MyBB's PostgreSQL engine."""
+    p = validate_prefix(prefix)
+    return [f"CREATE TABLE {p}{name} ({body}\n)" for name, body in _PGSQL_TABLES.items()]

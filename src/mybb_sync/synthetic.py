@@ -18,7 +18,7 @@ import aiosqlite
 
 from . import php
 from .config import Database
-from .schema import sqlite_ddl
+from .schema import PGSQL_SERIALS, pgsql_ddl, sqlite_ddl
 from .stylesheets import Stylesheet, Theme, build_stylesheet_list, default_theme_cache
 
 VERSION_CODE = 1837
@@ -190,6 +190,28 @@ async def _insert_templates(run: Run, p: str, rows: list[tuple[str, str, int, st
         f"INSERT INTO `{p}templates` (title, template, sid, version, status, dateline) VALUES {values}",
         [v for row in rows for v in row],
     )
+
+
+async def install_postgres_board(conn: Any, board: Board, prefix: str = "mybb_") -> None:
+    """``board`` in the current database of ``conn`` (an asyncpg connection), laid out like
+    MyBB's pgsql engine; the sequences moved past the ids given, as MyBB's installer does."""
+    from .store.postgres import pg_sql
+
+    async def run(sql: str, args: Sequence[Any] = ()) -> None:
+        await conn.execute(pg_sql(sql), *args)
+
+    async def run_many(sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await conn.executemany(pg_sql(sql), rows)
+
+    async with conn.transaction():
+        for ddl in pgsql_ddl(prefix):
+            await conn.execute(ddl)
+        await install_board(run, run_many, board, prefix)
+        for table, column in PGSQL_SERIALS.items():
+            await conn.execute(
+                f"SELECT setval(pg_get_serial_sequence('{prefix}{table}', '{column}'), "
+                f"(SELECT MAX({column}) FROM {prefix}{table}))"
+            )
 
 
 async def create_sqlite_board(path: Path, board: Board, prefix: str = "mybb_") -> Database:

@@ -261,6 +261,10 @@ async def _connect(db: Database, prefix: str) -> Store:
 
         assert db.path is not None
         return await SQLiteStore.connect(db.path, prefix)
+    if db.scheme == "postgresql":
+        from .postgres import PostgresStore
+
+        return await PostgresStore.connect(db, prefix)
     from .mysql import MySQLStore
 
     return await MySQLStore.connect(db, prefix)

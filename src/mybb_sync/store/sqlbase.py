@@ -71,6 +71,17 @@ class SQLBase(ABC):
     async def _execute(self, sql: str, args: Sequence[Any] = ()) -> tuple[int, int]:
         """Run one write; returns (rows affected, last insert id)."""
 
+    async def _insert_ids(self, sql: str, args: Sequence[Any], rows: int, key: str) -> list[int]:
+        """Run an INSERT of ``rows`` rows; the ``key`` each got, in order (consecutive on MyISAM and
+        SQLite, where the driver reports one of them)."""
+        _, last_id = await self._execute(sql, args)
+        first = self._first_insert_id(last_id, rows)
+        return list(range(first, first + rows))
+
+    def _first_insert_id(self, last_id: int, rows: int) -> int:
+        """The id of a multi-row INSERT's first row, from the one the driver reports (SQLite: the last)."""
+        return last_id - rows + 1
+
     @abstractmethod
     async def next_stylesheet_sid(self) -> int:
         """The sid MyBB would give the next new stylesheet row."""

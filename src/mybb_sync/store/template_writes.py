@@ -88,7 +88,7 @@ class TemplateWrites(TemplateReads):
             marks = ", ".join(["%s"] * len(chunk))
             still, still_args = self._still_seen([(t, rows[t]) for t in chunk])
             [(count, hits)] = await self._fetch(
-                f"SELECT COUNT(*), COALESCE(SUM({still}), 0) "
+                f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN {still} THEN 1 ELSE 0 END), 0) "
                 f"FROM {self._t['templates']} WHERE sid = %s AND title IN ({marks})",
                 (*still_args, sid, *chunk),
             )
@@ -147,24 +147,22 @@ class TemplateWrites(TemplateReads):
     async def _insert_templates(
         self, sid: int, inserts: Sequence[tuple[str, str]], version: str, now: int
     ) -> dict[str, int]:
-        """New copies; returns the tid each should have got (a multi-row INSERT's ids are consecutive
-        on MyISAM and SQLite: :meth:`_as_written` checks it before anything relies on it)."""
+        """New copies; returns the tid each should have got (:meth:`_as_written` checks it before
+        anything relies on it)."""
         table = self._t["templates"]
         tids: dict[str, int] = {}
         for chunk in chunks(inserts, lambda i: len(i[1]) * 4 + len(i[0]) * 4 + 32):
             values = ", ".join(["(%s, %s, %s, %s, '', %s)"] * len(chunk))
             args = [v for title, text in chunk for v in (title, text, sid, version, now)]
-            _, last_id = await self._execute(
-                f"INSERT INTO {table} (title, template, sid, version, status, dateline) VALUES {values}", args
+            ids = await self._insert_ids(
+                f"INSERT INTO {table} (title, template, sid, version, status, dateline) VALUES {values}",
+                args,
+                len(chunk),
+                "tid",
             )
-            first = self._first_insert_id(last_id, len(chunk))
-            tids.update((title, first + i) for i, (title, _) in enumerate(chunk))
+            tids.update(zip((title for title, _ in chunk), ids, strict=True))
             await self._drop_shadowed(sid, [title for title, _ in chunk])
         return tids
-
-    def _first_insert_id(self, last_id: int, rows: int) -> int:
-        """The id of a multi-row INSERT's first row, from the one the driver reports (SQLite: the last)."""
-        return last_id - rows + 1
 
     async def _drop_shadowed(self, sid: int, titles: Sequence[str]) -> None:
         """Remove copies that another writer inserted at the same moment as ours.
