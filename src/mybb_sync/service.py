@@ -42,6 +42,7 @@ from .state import Problem, ProblemKind, State
 from .store import Store, seen
 from .stylesheets import effective_stylesheets
 from .systemd import status_line
+from .themefile import theme_of
 from .timers import Timers
 from .tree import doubled, walk_tree
 from .watch import Passed, Rescan, Touched, Watcher
@@ -202,6 +203,8 @@ class Service:
         folder that came, went or moved, and only its files need a look (the
         poller covers the database side).
         """
+        if any(theme_of(p) is not None for p in batch.paths):  # a theme.json: settled by a pass over the styles
+            batch.prefixes.add(layout.STYLES_DIR)
         prefixes = batch.prefixes
         full, styles = "" in prefixes, layout.STYLES_DIR in prefixes
         if full or styles:
@@ -426,8 +429,9 @@ class Service:
 
     def two_way(self) -> TwoWay:
         return TwoWay(
-            importer=self._import, on_deleted=self._on_deleted, interrupt=self.store.interrupt, hold=self.writers.hold
-        )
+            importer=self._import, on_deleted=self._on_deleted, interrupt=self.store.interrupt, hold=self.writers.hold,
+            forum=self.forum_cache,
+        )  # fmt: skip
 
     def _later(self, path: str, delay: float) -> None:
         """Look at ``path`` again after ``delay`` seconds."""
@@ -479,6 +483,7 @@ class Service:
             return False
         return (
             layout.parse(path) is not None
+            or theme_of(path) is not None
             or layout.why_ignored(path, layout.Found.FILE, self.root.temp_suffix) is not None
         )
 
