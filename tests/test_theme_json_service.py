@@ -22,7 +22,7 @@ from mybb_sync.synthetic import Board
 from mybb_sync.themefile import theme_file_path
 
 from conftest import FIXTURES, golden, raw_sql
-from service_helpers import running_service, wait_file, write
+from service_helpers import cli, db_url, running_service, wait_file, write
 
 pytestmark = pytest.mark.anyio
 
@@ -197,3 +197,44 @@ async def test_a_file_it_cannot_take_is_refused_in_one_line_listed_and_nothing_i
         assert await digest(board) == before
     problems = {p["path"]: p["detail"] for p in offline_status(root)["problems"] if p["kind"] == "invalid"}
     assert reason in problems[PATH]
+
+
+async def test_both_sides_changed_is_a_conflict_said_once_and_resolve_takes_either(
+    board: Database, root: Path, forum: Path
+) -> None:
+    await load_case3(board)
+    url = ["--db", db_url(board), "--root", str(root)]
+    async with running_service(board, root, mybb_root=forum) as svc:
+        svc.handle.pause()
+        properties, _ = await default_row(board)
+        admin = properties.replace('s:6:"imgdir";s:6:"images";', 's:6:"imgdir";s:5:"admin";')
+        await raw_sql(board, "UPDATE mybb_themes SET properties = %s WHERE tid = 2", (admin,))
+        write(root / PATH, edited(root, lambda d: d.update(imgdir="editor")))
+        mark, before = svc.log.mark(), await digest(board)
+        svc.handle.resume()
+        await svc.log.wait_for(lambda line: line.startswith(f"conflict: {PATH}:"), since=mark)
+        await svc.barrier()
+        assert await digest(board) == before
+        assert json.loads((root / PATH).read_text())["imgdir"] == "editor"
+        assert PATH in {p["path"] for p in offline_status(root)["problems"] if p["kind"] == "conflict"}
+        assert sum(line.startswith(f"conflict: {PATH}:") for line in svc.log.since(mark)) == 1
+
+        await cli("resolve", str(root / PATH), "--take", "db", *url, cwd=root.parent)
+        assert json.loads((root / PATH).read_text())["imgdir"] == "admin"
+        svc.handle.pause()  # both sides change again, and the file is taken
+        write(root / PATH, edited(root, lambda d: d.update(imgdir="editor")))
+        await raw_sql(board, "UPDATE mybb_themes SET properties = %s WHERE tid = 2", (properties,))
+        await cli("resolve", str(root / PATH), "--take", "disk", *url, cwd=root.parent)
+        svc.handle.resume()
+        await svc.barrier()
+        props = php.loads((await default_row(board))[0])
+        assert isinstance(props, dict) and props["imgdir"] == "editor"
+    assert not [p for p in offline_status(root)["problems"] if p["path"] == PATH]
+
+
+async def test_a_deleted_settings_file_is_written_again_from_the_rows(board: Database, root: Path, forum: Path) -> None:
+    await load_case3(board)
+    async with running_service(board, root, mybb_root=forum):
+        text = (root / PATH).read_text()
+        (root / PATH).unlink()
+        await wait_file(root / PATH, lambda data: data == text.encode())

@@ -36,7 +36,7 @@ from .engine import (
 )
 from .errors import DiskUnavailable, UnsafeName
 from .files import Root, read_files, remove_files, stat_files
-from .importer import ForumCache, Imported
+from .importer import Imported
 from .layout import GLOBAL_SID, Kind, under
 from .parallel import in_parallel
 from .reconcile import content_hash
@@ -66,7 +66,6 @@ class TwoWay:
     on_deleted: Callable[[Sequence[Decision]], Awaitable[Deletions]]  # what became of files found gone
     interrupt: Callable[[], Awaitable[None]]  # aborts their statements in flight (Store.interrupt)
     hold: Hold | None = None  # files still being written: left out of the pass (engine.plan)
-    forum: ForumCache | None = None  # the forum's cache/themes: theme.json imports rebuild lists from it
 
 
 async def set_entries(
@@ -212,8 +211,7 @@ class Exporter:
 
         await in_parallel(batches(), export_batch)
         files = {tid: p for tid, p in self.theme_files.paths(catalog, scope.themes).items() if flt.admits(p)}
-        forum = two_way.forum if two_way is not None else None
-        await self.theme_files.sync(store, files, report, forum=forum, two_way=two_way is not None, force=force)
+        await self.theme_files.sync(store, files, report, two_way=two_way is not None, force=force)
         for start in range(0, len(report.fresh), self.batch):
             chunk = report.fresh[start : start + self.batch]
             await anyio.to_thread.run_sync(self._confirm, chunk, limiter=self.limiter)

@@ -88,6 +88,7 @@ class Service:
         self.exporter = Exporter(root, state, batch=tuning.batch)
         self.exporter.filter = Filter.of_root(root.path, selection)
         self.forum_cache = ForumCache(settings.mybb_root) if settings.mybb_root is not None else None
+        self.exporter.theme_files.forum = self.forum_cache
         self.pending = Pending()
         self.own_writes = RecentWrites()  # what our imports stored: the poller's echo filter
         self.catalog: Catalog | None = None
@@ -374,6 +375,8 @@ class Service:
             raise MybbSyncError("--take is 'disk' or 'db'")
         message = f"{path}: took the {'file' if take == 'disk' else 'database'} version"
         async with self._writer:
+            if theme_of(path) is not None:  # a theme's settings file: taken as a whole
+                return await self.exporter.theme_files.resolve(self.store, await self.current_catalog(), path, take)
             entries = await self.entries_for([path])
             if not entries:
                 raise MybbSyncError(f"{path} is no template or stylesheet of this forum")
@@ -429,9 +432,8 @@ class Service:
 
     def two_way(self) -> TwoWay:
         return TwoWay(
-            importer=self._import, on_deleted=self._on_deleted, interrupt=self.store.interrupt, hold=self.writers.hold,
-            forum=self.forum_cache,
-        )  # fmt: skip
+            importer=self._import, on_deleted=self._on_deleted, interrupt=self.store.interrupt, hold=self.writers.hold
+        )
 
     def _later(self, path: str, delay: float) -> None:
         """Look at ``path`` again after ``delay`` seconds."""

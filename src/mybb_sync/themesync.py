@@ -21,6 +21,7 @@ import anyio.to_thread
 
 from .atomic import ABSENT, Expect, Write, Written, write_files
 from .catalog import Catalog
+from .errors import MybbSyncError
 from .files import FileRead, Root, read_files, stat_files
 from .importer import ForumCache
 from .layout import Kind
@@ -85,6 +86,7 @@ class ThemeFiles:
         self.state = state
         self.limiter = limiter
         self._said: dict[str, str] = {}
+        self.forum: ForumCache | None = None  # the service's: a file's change rebuilds lists from its cache files
 
     def paths(self, catalog: Catalog, tids: Sequence[int]) -> dict[int, str]:
         """The settings file of each editable theme among ``tids``."""
@@ -98,12 +100,13 @@ class ThemeFiles:
         files: dict[int, str],
         report: ExportReport,
         *,
-        forum: ForumCache | None,
         two_way: bool,
         force: bool = False,
+        take_disk: bool = False,
     ) -> None:
         """Settle each theme's file (``files``: tid -> path). Without ``two_way`` (an export), a
-        file changed on disk is left as it is, unless ``force`` overwrites it."""
+        file changed on disk is left as it is; ``force`` overwrites it, ``take_disk`` saves it
+        whatever the database holds (``resolve``)."""
         if not files:
             return
         report.seen.update(files.values())
@@ -112,7 +115,8 @@ class ThemeFiles:
         )
         seen_ns = time.time_ns()
         stats = await anyio.to_thread.run_sync(stat_files, self.root, list(files.values()))
-        proven = {p for tid, p in files.items() if not force and bases[tid].proves(stats[p], self.root.racy_ns)}
+        trusted = not (force or take_disk)
+        proven = {p for tid, p in files.items() if trusted and bases[tid].proves(stats[p], self.root.racy_ns)}
         to_read = [p for p in files.values() if p not in proven]
         reads = {r.path: r for r in await anyio.to_thread.run_sync(read_files, self.root, to_read, MAX_BYTES)}
         themes, sheets = await store.themes(), await store.stylesheets()
@@ -136,9 +140,10 @@ class ThemeFiles:
             if disk is None or force:
                 await self._write(tid, path, db_text, ABSENT if read.stat is None else None, report)
                 continue
-            action = decide(_hash(disk), _hash(db_text), bases[tid].hash)
+            action = decide(_hash(disk), _hash(db_text), None if take_disk else bases[tid].hash)
+            action = Action.IMPORT if take_disk and action is Action.CONFLICT else action
             if action is Action.IMPORT and two_way:
-                if await self._import(store, forum, themes, sheets, tid, read, disk, seen_ns, report):
+                if await self._import(store, themes, sheets, tid, read, disk, seen_ns, report):
                     themes, sheets = await store.themes(), await store.stylesheets()
             elif action in (Action.IMPORT, Action.CONFLICT):
                 detail = CONFLICT if two_way else "changed on disk: not overwritten (--force takes the database's)"
@@ -151,10 +156,20 @@ class ThemeFiles:
                 report.adopted += action is Action.ADOPT
                 await self._agreed(tid, path, Base(_hash(db_text), read.stat, seen_ns))
 
+    async def resolve(self, store: Store, catalog: Catalog, path: str, take: str) -> str:
+        """``resolve --take disk|db`` of a theme's settings file: save the file, or rewrite it."""
+        tids = [tid for tid, p in self.paths(catalog, list(catalog.themes)).items() if p == path]
+        if not tids:
+            raise MybbSyncError(f"{path} is no settings file of a theme of this forum")
+        report = ExportReport()
+        await self.sync(store, {tids[0]: path}, report, two_way=True, force=take == "db", take_disk=take == "disk")
+        if problem := (report.refused + report.errors + report.recheck):
+            raise MybbSyncError(f"cannot take the {'file' if take == 'disk' else 'database'}'s: {problem[0]}")
+        return f"{path}: took the {'file' if take == 'disk' else 'database'} version"
+
     async def _import(
         self,
         store: Store,
-        forum: ForumCache | None,
         themes: list[Theme],
         sheets: list[Stylesheet],
         tid: int,
@@ -164,7 +179,7 @@ class ThemeFiles:
         report: ExportReport,
     ) -> bool:
         """The file's change as the Admin CP's forms save it; False if refused (nothing written)."""
-        path = read.path
+        path, forum = read.path, self.forum
         if forum is None:
             why = "theme.json imports need --mybb-root (the theme's lists are rebuilt from its cache files)"
             await self._problem(path, ProblemKind.INVALID, why, report)
