@@ -238,3 +238,28 @@ async def test_a_deleted_settings_file_is_written_again_from_the_rows(board: Dat
         text = (root / PATH).read_text()
         (root / PATH).unlink()
         await wait_file(root / PATH, lambda data: data == text.encode())
+
+
+async def test_push_saves_an_edited_file_and_sync_writes_a_database_change(
+    board: Database, root: Path, forum: Path
+) -> None:
+    after = after_case3()
+    golden_properties = after["themes"][1]["properties"]
+    moved = golden_properties.replace('s:12:"fixture3.css";i:20;', 's:12:"fixture3.css";i:0;')
+    await load_case3(board, lambda rows: rows["themes"][1].update(properties=moved))
+    url = ["--db", db_url(board), "--root", str(root), "--mybb-root", str(forum)]
+    await cli("pull", *url, cwd=root.parent)
+    write(root / PATH, edited(root, lambda d: d["stylesheets"]["fixture3.css"].update(order=20)))
+    pushed = json.loads((await cli("push", "--json", *url, cwd=root.parent)).stdout)
+    assert {"path": PATH, "action": "import", "detail": ""} in pushed["steps"]
+    assert await default_row(board) == (golden_properties, after["themes"][1]["stylesheets"])
+    assert await datacache(board) == after["datacache_default_theme"]
+
+    properties, _ = await default_row(board)
+    changed = properties.replace('s:4:"logo";s:15:"images/logo.png";', 's:4:"logo";s:12:"images/x.png";')
+    await raw_sql(board, "UPDATE mybb_themes SET properties = %s WHERE tid = 2", (changed,))
+    pushed = json.loads((await cli("push", "--json", *url, cwd=root.parent, check=False)).stdout)
+    assert next(s for s in pushed["steps"] if s["path"] == PATH)["action"] == "skip"
+    synced = json.loads((await cli("sync", "--json", *url, cwd=root.parent)).stdout)
+    assert {"path": PATH, "action": "export", "detail": ""} in synced["steps"]
+    assert json.loads((root / PATH).read_text())["logo"] == "images/x.png"

@@ -103,10 +103,12 @@ class ThemeFiles:
         two_way: bool,
         force: bool = False,
         take_disk: bool = False,
+        outward: bool = True,
     ) -> None:
         """Settle each theme's file (``files``: tid -> path). Without ``two_way`` (an export), a
         file changed on disk is left as it is; ``force`` overwrites it, ``take_disk`` saves it
-        whatever the database holds (``resolve``)."""
+        whatever the database holds (``resolve``, ``push --force``). Without ``outward``
+        (``push``), a file the database moved on from is left as it is (skipped)."""
         if not files:
             return
         report.seen.update(files.values())
@@ -126,8 +128,10 @@ class ThemeFiles:
             if read is None:  # its stat proves it holds the base: only the rows can have moved
                 if _hash(db_text) == bases[tid].hash:
                     report.unchanged += 1
-                else:
+                elif outward:
                     await self._write(tid, path, db_text, stats[path], report)
+                else:
+                    report.skipped.append(path)
                 continue
             if read.error is not None:
                 await self._problem(path, ProblemKind.INVALID, read.error, report)
@@ -136,6 +140,9 @@ class ThemeFiles:
                 disk = None if read.data is None else read.data.decode("utf-8")
             except UnicodeDecodeError:
                 await self._problem(path, ProblemKind.INVALID, "not valid UTF-8; nothing written", report)
+                continue
+            if (disk is None or force) and not outward:
+                report.skipped.append(path)
                 continue
             if disk is None or force:
                 await self._write(tid, path, db_text, ABSENT if read.stat is None else None, report)
@@ -149,6 +156,8 @@ class ThemeFiles:
                 detail = CONFLICT if two_way else "changed on disk: not overwritten (--force takes the database's)"
                 await self._problem(path, ProblemKind.CONFLICT, detail, report)
                 report.conflicts.append(path)
+            elif action is Action.EXPORT and not outward:
+                report.skipped.append(path)
             elif action is Action.EXPORT:
                 await self._write(tid, path, db_text, read.stat, report)
             else:  # NOTHING or ADOPT: the file and the rows agree
