@@ -204,6 +204,10 @@ def test_an_unknown_key_or_a_wrong_type_is_refused_in_one_line(change: Any, reas
             lambda d: d["stylesheets"].update({"global.css": {"attachedto": "index.php", "order": 1}}),
             "inherited from 'MyBB Master Style'",
         ),
+        (
+            lambda d: d["stylesheets"].update({"fixture.css": {"inherited": "MyBB Master Style", "order": 18}}),
+            "theme 2's own",
+        ),
     ],
 )
 def test_what_the_admin_cp_would_refuse_is_refused(change: Any, reason: str) -> None:

@@ -292,14 +292,17 @@ def _check_sheets(old: ThemeMeta, new: ThemeMeta, tid: int) -> None:
     """The file lists exactly the theme's stylesheets, own and inherited as they are."""
     before, after = dict(old.sheets), dict(new.sheets)
     for name in sorted(set(before) ^ set(after)):
-        where = "lists" if name in after else "lacks"
-        raise ValueError(f"it {where} stylesheet {name!r}, theme {tid} {'has' if name in before else 'has no'} such")
+        if name in after:
+            raise ValueError(f"it lists stylesheet {name!r}, which theme {tid} does not have (add it as a .css file)")
+        raise ValueError(f"it lacks stylesheet {name!r} of theme {tid} (stylesheets go as .css files do)")
     for name, sheet in new.sheets:
-        if (sheet.attachedto is None) != (before[name].attachedto is None):
-            whose = f"inherited from {before[name].inherited!r}" if before[name].inherited else f"theme {tid}'s own"
+        if sheet.attachedto is not None and before[name].attachedto is None:
             raise ValueError(
-                f"stylesheet {name!r} is {whose}: give it {'inherited' if before[name].inherited else 'attachedto'}"
+                f"stylesheet {name!r} is inherited from {before[name].inherited!r}: attach it in that theme's "
+                "file, or save its .css in this theme first"
             )
+        if sheet.attachedto is None and before[name].attachedto is not None:
+            raise ValueError(f"stylesheet {name!r} is theme {tid}'s own: give its 'attachedto'")
 
 
 def plan_meta(
@@ -355,11 +358,10 @@ def plan_meta(
         now_themes[tid] = replace(now_themes[tid], properties=php.dumps(props))
         rebuild(True)
         steps.append("order")
+    original = {t.tid: t for t in themes}
     changed = tuple(
-        ThemeUpdate(t.tid, t.properties, t.stylesheets) for t in now_themes.values() if t != next(
-            o for o in themes if o.tid == t.tid
-        )
-    )  # fmt: skip
+        ThemeUpdate(t.tid, t.properties, t.stylesheets) for t in now_themes.values() if t != original[t.tid]
+    )
     default = next((t for t in now_themes.values() if t.def_ == 1), None)
     # update_theme_stylesheet_list() ends with update_default_theme(), whatever changed.
     default_theme = default_theme_cache(default) if steps and default is not None else None
