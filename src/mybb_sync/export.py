@@ -47,7 +47,7 @@ from .state import Problem, ProblemKind, State, Tracked
 from .stopping import finish_within
 from .store import Store
 from .stylesheets import effective_stylesheets
-from .themesync import ThemeFiles
+from .themesync import ThemeFiles, settings_files
 from .tree import template_files, walk_tree
 from .work import conflict_problem
 from .work import sort as work_of
@@ -210,7 +210,7 @@ class Exporter:
             advance(len(batch))
 
         await in_parallel(batches(), export_batch)
-        files = {tid: p for tid, p in self.theme_files.paths(catalog, scope.themes).items() if flt.admits(p)}
+        files = {tid: p for tid, p in settings_files(catalog, scope.themes).items() if flt.admits(p)}
         await self.theme_files.sync(store, files, report, two_way=two_way is not None, force=force)
         for start in range(0, len(report.fresh), self.batch):
             chunk = report.fresh[start : start + self.batch]

@@ -29,6 +29,7 @@ from .report import ExportReport
 from .scope import Scope, scope_folders, select_scope
 from .selection import Filter, Selection
 from .state import Problem, ProblemKind
+from .themesync import settings_files
 from .tree import template_files, walk_files
 from .work import conflict_detail
 
@@ -304,7 +305,9 @@ async def _theme_files(
     catalog = service.catalog or await load_catalog(service.store)
     only = await anyio.to_thread.run_sync(Filter.of_root, service.root.path, selection)
     files = service.exporter.theme_files
-    wanted = {t: p for t, p in files.paths(catalog, select_scope(catalog, selection).themes).items() if only.admits(p)}
+    wanted = {
+        t: p for t, p in settings_files(catalog, select_scope(catalog, selection).themes).items() if only.admits(p)
+    }
     push = direction is Direction.PUSH
     report = ExportReport()
     await files.sync(service.store, wanted, report, two_way=True, take_disk=force and push, outward=not push)

@@ -77,6 +77,11 @@ class Base:
         return proves_unchanged(self.stat, self.checked_ns, current, racy_ns)
 
 
+def settings_files(catalog: Catalog, tids: Sequence[int]) -> dict[int, str]:
+    """The settings file of each editable theme among ``tids``."""
+    return {tid: theme_file_path(catalog.themes[tid].name) for tid in tids if tid in catalog.themes and editable(tid)}
+
+
 class ThemeFiles:
     """The settings files of the themes a pass covers; remembers what it said, so each
     refusal and conflict is logged once (``status`` lists them all the while)."""
@@ -87,12 +92,6 @@ class ThemeFiles:
         self.limiter = limiter
         self._said: dict[str, str] = {}
         self.forum: ForumCache | None = None  # the service's: a file's change rebuilds lists from its cache files
-
-    def paths(self, catalog: Catalog, tids: Sequence[int]) -> dict[int, str]:
-        """The settings file of each editable theme among ``tids``."""
-        return {
-            tid: theme_file_path(catalog.themes[tid].name) for tid in tids if tid in catalog.themes and editable(tid)
-        }
 
     async def sync(
         self,
@@ -167,7 +166,7 @@ class ThemeFiles:
 
     async def resolve(self, store: Store, catalog: Catalog, path: str, take: str) -> str:
         """``resolve --take disk|db`` of a theme's settings file: save the file, or rewrite it."""
-        tids = [tid for tid, p in self.paths(catalog, list(catalog.themes)).items() if p == path]
+        tids = [tid for tid, p in settings_files(catalog, list(catalog.themes)).items() if p == path]
         if not tids:
             raise MybbSyncError(f"{path} is no settings file of a theme of this forum")
         report = ExportReport()
