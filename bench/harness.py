@@ -209,6 +209,20 @@ def write_sequential(root: Path, files: Sequence[tuple[str, bytes]], *, durable:
             os.close(fd)
 
 
+def write_plain(root: Path, files: Sequence[tuple[str, bytes]]) -> None:
+    """The floor: each file opened in place, written and closed (no temp, no rename, no fsync)."""
+    made: set[str] = set()
+    base = str(root)
+    for rel, data in files:
+        path = os.path.join(base, rel)
+        directory = os.path.dirname(path)
+        if directory not in made:
+            os.makedirs(directory, exist_ok=True)
+            made.add(directory)
+        with open(path, "wb") as f:
+            f.write(data)
+
+
 async def export_once(db: Database, prefix: str, pattern: str, root: Path) -> dict[str, Any]:
     """One export of the whole board into the empty ``root`` by ``pattern``; timing excludes connecting."""
     root.mkdir(parents=True, exist_ok=True)
@@ -229,7 +243,10 @@ async def export_once(db: Database, prefix: str, pattern: str, root: Path) -> di
         started = time.perf_counter()
         files = await _fetch_files(store, catalog, scope)
         fetched = time.perf_counter()
-        write_sequential(root, files, durable=pattern != "replaced_tool")
+        if pattern == "plain":
+            write_plain(root, files)
+        else:
+            write_sequential(root, files, durable=pattern != "replaced_tool")
         seconds = time.perf_counter() - started
         return {
             "seconds": seconds,
@@ -1176,6 +1193,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=10.0,
         help="seconds to wait for a database change to reach its file (default 10)",
     )
+    parser.add_argument(
+        "--paired",
+        action="store_true",
+        help="only the paired export comparisons (bench/paired.py): mybb-sync against (b) and (p), A B A B, "
+        "in process, as whole processes and as the service's start-up export; writes paired.json and paired.md",
+    )
+    parser.add_argument("--pairs", type=int, default=7, help="pairs per comparison with --paired (default 7)")
+    parser.add_argument(
+        "--strace-up-to",
+        type=int,
+        default=100000,
+        metavar="SIZE",
+        help="with --paired, count system calls (strace -c -f) for sizes up to this (default 100000)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs (the service's log lines too)")
     return parser
 
@@ -1237,6 +1268,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         facts["mariadb_private"] = mariadb is not None
         facts["mariadb_filesystem"] = procfs.filesystem_of(mariadb.dir)["type"] if mariadb is not None else None
         facts["mybb_sync"] = mybb_sync.__version__
+        if args.paired:
+            from . import paired  # it builds on this module
+
+            return paired.main(args, server, work, sizes)
         bench = Bench(args, server, work, mariadb)
         bench.process_overhead_s = measure_process_overhead(work)
         for size in sizes:

@@ -29,6 +29,7 @@ from asyncinotify import Inotify, Mask
 from mybb_sync import layout
 from mybb_sync.config import Database, Settings
 from mybb_sync.handle import ServiceHandle
+from mybb_sync.selection import EVERYTHING, Selection
 from mybb_sync.serve import serve
 from mybb_sync.service import DEFAULT_TUNING, Tuning
 from mybb_sync.synthetic import GROUP_PREFIXES
@@ -120,7 +121,13 @@ class Running:
 
 @asynccontextmanager
 async def running_service(
-    db: Database, root: Path, *, settle: bool = True, tuning: Tuning = DEFAULT_TUNING, **settings: Any
+    db: Database,
+    root: Path,
+    *,
+    settle: bool = True,
+    tuning: Tuning = DEFAULT_TUNING,
+    selection: Selection = EVERYTHING,
+    **settings: Any,
 ) -> AsyncIterator[Running]:
     """``serve`` in a task group, its log tapped; stopped on exit.
 
@@ -136,7 +143,9 @@ async def running_service(
     try:
         async with anyio.create_task_group() as tg:
             with anyio.fail_after(TIMEOUT):
-                handle = await tg.start(partial(serve, tuning=tuning), Settings(db=db, root=root, **settings))
+                handle = await tg.start(
+                    partial(serve, tuning=tuning, selection=selection), Settings(db=db, root=root, **settings)
+                )
             running = Running(handle, tap, root, db)
             try:
                 if settle:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -13,8 +14,9 @@ from pathlib import Path
 import anyio
 import pytest
 
+from mybb_sync import atomic
 from mybb_sync.atomic import ABSENT, SYNCFS_THRESHOLD, NotWritten, Write, Written, write_batch, write_files
-from mybb_sync.files import FileRead, Root, read_files, remove_files, stat_files, stat_of, sweep_temps
+from mybb_sync.files import FileRead, Root, missing, read_files, remove_files, stat_files, stat_of, sweep_temps
 from mybb_sync.state import FINE_RACY_NS, RACY_NS, State
 
 
@@ -89,7 +91,7 @@ def test_write_replaces_an_existing_file_whose_stat_is_as_expected(sync_root: Ro
 
 
 @pytest.mark.anyio
-async def test_write_files_writes_many_files_in_parallel_chunks(sync_root: Root) -> None:
+async def test_write_files_writes_a_large_batch_across_many_folders(sync_root: Root) -> None:
     writes = [Write(f"s{i % 11}/g{i % 5}/t{i}.html", content(i, 50 + (i * 131) % 5000), ABSENT) for i in range(1500)]
     results = await write_files(sync_root, writes, anyio.CapacityLimiter(4))
     assert sorted(r.path for r in results) == sorted(w.path for w in writes)
@@ -104,6 +106,37 @@ async def test_write_files_small_batch_writes_exact_content(sync_root: Root) -> 
     results = await write_files(sync_root, writes, anyio.CapacityLimiter(8))
     assert all(isinstance(r, Written) for r in results)
     assert files_under(sync_root.path) == {w.path: w.data for w in writes}
+
+
+@pytest.mark.anyio
+async def test_a_bulk_batch_flushes_every_temp_before_a_rename_and_every_rename_before_returning(
+    sync_root: Root, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Durable as the protocol says: at the first syncfs every temp holds all its bytes and no
+    target exists; at the second every target holds its bytes and no temp is left; the
+    results come after the second."""
+    real = atomic._syncfs
+    assert real is not None
+    seen: list[dict[str, bytes]] = []
+
+    def observed(fd: int) -> int:
+        seen.append(files_under(sync_root.path))
+        return real(fd)  # the real flush: only observed
+
+    monkeypatch.setattr(atomic, "_syncfs", observed)
+    writes = [Write(f"s{i % 3}/g{i % 4}/t{i}.html", content(i, 100 + 37 * i), ABSENT) for i in range(120)]
+    results = await write_files(sync_root, writes, anyio.CapacityLimiter(1))
+    assert all(isinstance(r, Written) for r in results) and len(seen) == 2
+    staged, renamed = seen
+    assert all(sync_root.is_temp(rel.rpartition("/")[2]) for rel in staged)
+    assert sorted(staged.values()) == sorted(w.data for w in writes)  # every byte written before the flush
+    assert renamed == {w.path: w.data for w in writes}
+
+
+def test_a_batchs_temp_names_count_up_from_one_random_number(sync_root: Root) -> None:
+    names = [sync_root.temp_name("t.html", 0xFFFFFFFE + i) for i in range(3)]
+    assert names == [".t.html.fffffffe.tmp", ".t.html.ffffffff.tmp", ".t.html.00000000.tmp"]
+    assert all(sync_root.is_temp(n) for n in names)
 
 
 # --- failures leave the old file ----------------------------------------------------------
@@ -135,6 +168,39 @@ def test_failed_write_leaves_the_previous_file_intact_and_no_temp(sync_root: Roo
     assert (kind, changed) == ("NotWritten", False) and "large" in reason.lower()
     assert all(results[f"d/f{i}.html"][0] == "Written" for i in range(1, count))
     expected = {"d/f0.html": b"previous 0"} | {f"d/f{i}.html": b"new %d" % i for i in range(1, count)}
+    assert files_under(sync_root.path) == expected
+    assert temps_under(sync_root) == []
+
+
+_FAILING_BATCH = """
+import json, resource, signal, sys
+import anyio
+from pathlib import Path
+from mybb_sync.atomic import Write, write_files
+from mybb_sync.files import Root
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # writes past 4 KiB fail with EFBIG
+root = Root(Path(sys.argv[1]))
+writes = [Write(f"d/f{i}.html", b"x" * 10_000 if i == 50 else b"new %d" % i, None) for i in range(100)]
+results = anyio.run(write_files, root, writes, anyio.CapacityLimiter(1))
+print(json.dumps([[r.path, type(r).__name__, getattr(r, "reason", ""), getattr(r, "errno", None)] for r in results]))
+"""
+
+
+def test_a_write_failing_mid_batch_leaves_its_old_file_no_temp_and_says_why(sync_root: Root) -> None:
+    """One thread writes the whole batch: a failure halfway stops that file only, and is
+    reported with its cause, while the files before and after it land."""
+    (sync_root.path / "d").mkdir()
+    for i in range(100):
+        (sync_root.path / f"d/f{i}.html").write_bytes(b"previous %d" % i)
+    done = subprocess.run(
+        [sys.executable, "-c", _FAILING_BATCH, str(sync_root.path)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    results = {path: (kind, reason, err) for path, kind, reason, err in json.loads(done.stdout)}
+    assert results.pop("d/f50.html") == ("NotWritten", "cannot write: File too large", errno.EFBIG)
+    assert {kind for kind, _, _ in results.values()} == {"Written"} and len(results) == 99
+    expected = {f"d/f{i}.html": b"new %d" % i for i in range(100)} | {"d/f50.html": b"previous 50"}
     assert files_under(sync_root.path) == expected
     assert temps_under(sync_root) == []
 
@@ -196,9 +262,17 @@ def test_guard_refuses_a_file_replaced_with_the_same_size_and_mtime(sync_root: R
     assert target.read_bytes() == b"user edit!"
 
 
-def test_guard_refuses_to_overwrite_a_file_created_where_none_was_expected(sync_root: Root) -> None:
+@pytest.mark.parametrize("noreplace", [True, False], ids=["renameat2", "lstat-then-rename"])
+@pytest.mark.parametrize("bulk", [False, True], ids=["small", "large"])
+def test_guard_refuses_to_overwrite_a_file_created_where_none_was_expected(
+    sync_root: Root, monkeypatch: pytest.MonkeyPatch, noreplace: bool, bulk: bool
+) -> None:
+    """Refused in one step by ``renameat2(RENAME_NOREPLACE)``, or where a system has none, by
+    a look before the rename."""
+    if not noreplace:
+        monkeypatch.setattr(atomic, "_renameat2", None)
     (sync_root.path / "new.html").write_bytes(b"made by the user meanwhile")
-    result = _guarded(sync_root, "new.html", ABSENT, bulk=False)
+    result = _guarded(sync_root, "new.html", ABSENT, bulk=bulk)
     assert isinstance(result, NotWritten) and result.changed
     assert (sync_root.path / "new.html").read_bytes() == b"made by the user meanwhile"
     assert temps_under(sync_root) == []
@@ -298,6 +372,15 @@ def test_a_write_over_a_hard_linked_name_leaves_the_other_link_untouched(
     assert (sync_root.path / "linked.html").read_bytes() == b"db text"
     assert os.lstat(sync_root.path / "linked.html").st_nlink == 1
     assert secret.read_bytes() == b"outside secret" and os.lstat(secret).st_nlink == 1
+
+
+def test_missing_names_only_paths_with_nothing_there(sync_root: Root, outside: Path) -> None:
+    """What a pass treats as a folder it creates: a symlink, a file or a folder is something."""
+    (sync_root.path / "folder").mkdir()
+    (sync_root.path / "file").write_bytes(b"x")
+    os.symlink(outside, sync_root.path / "linked")
+    paths = ["folder", "file", "linked", "linked/secret.html", "gone", "gone/below"]
+    assert missing(sync_root, paths) == {"gone", "gone/below"}
 
 
 def test_removals_and_sweeps_never_follow_symlinks(sync_root: Root, outside: Path) -> None:

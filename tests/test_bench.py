@@ -117,3 +117,29 @@ def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
     assert "| export (a) mybb-sync, files/s |" in md and "| burst: lost | 0 |" in md
     assert "200 masters" in md
     assert set(work.glob(".work-*")) <= before, "the harness left its work folder behind"
+
+
+def test_paired_run_reports_median_ratios_spreads_and_syscalls(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    work = REPO / "bench"
+    before = set(work.glob(".work-*"))
+    command = [sys.executable, "-m", "bench", "--paired", "--sizes", "200", "--pairs", "2", "--out", str(out),
+               *_server_args()]  # fmt: skip
+    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stderr[-6000:]}"
+
+    [r] = json.loads((out / "paired.json").read_text(encoding="utf-8"))["results"]
+    for key in ("export_vs_replaced_tool", "export_vs_plain", "process_vs_replaced_tool", "service_vs_replaced_tool"):
+        c = r[key]
+        assert len(c["ratios"]) == 2, key  # A B A B: two pairs
+        q = c["ratio"]
+        assert 0 < q["min"] <= q["p25"] <= q["median"] <= q["p75"] <= q["max"], key
+        assert all(_positive(c[side]["wall"]) and c[side]["user"] >= 0 and c[side]["sys"] >= 0 for side in "ab")
+    assert _positive(r["service_vs_replaced_tool"]["a"]["peak_rss_mib"])
+    assert r["reexport"]["written"] == 0 and r["reexport"]["share_of_full"] > 0
+    if shutil.which("strace"):
+        calls = r["syscalls_per_1000_files"]
+        assert calls["replaced_tool"]["rename"] >= 1000 and calls["plain"]["rename"] == 0
+        assert calls["mybb_sync"]["fsync/syncfs"] > 0 and calls["replaced_tool"]["fsync/syncfs"] == 0
+    assert "| export (a) / (b) |" in (out / "paired.md").read_text(encoding="utf-8")
+    assert set(work.glob(".work-*")) <= before, "the harness left its work folder behind"

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -597,6 +597,72 @@ async def test_a_fresh_file_rewritten_within_its_timestamp_tick_is_not_confirmed
         assert after.checked_ns == before.stat.mtime_ns  # still distrusted: the next pass reads it
     finally:
         state.close()
+
+
+async def test_a_fresh_file_still_too_young_to_read_back_is_left_for_a_later_look(board: Database, root: Path) -> None:
+    """Read back within its racy window a file proves nothing yet: it is handed back (the pass
+    looks again at its end) and keeps its distrusted stat."""
+    exporter, state = await exported_in_process(board, root)
+    try:
+        path = set_path(a_master_only())
+        os.utime(root / path)  # written just now, as far as its stat says
+        [before] = state.get([path]).values()
+        stat = replace(before.stat, mtime_ns=os.lstat(root / path).st_mtime_ns)
+        state.put([replace(before, stat=stat, checked_ns=stat.mtime_ns)])
+        young = await anyio.to_thread.run_sync(exporter._confirm, [path])  # noqa: SLF001
+        [after] = state.get([path]).values()
+        assert young == [path] and after.checked_ns == stat.mtime_ns
+    finally:
+        state.close()
+
+
+async def test_fresh_files_are_read_back_during_the_pass_not_all_after_it(board: Database, root: Path) -> None:
+    """Batches read back the fresh files of the batches before them while later ones are
+    written: at the end of the pass only the last batches' files are left to read."""
+    done = 0
+    looked_at: list[int] = []  # files exported when each read-back began
+
+    def progress(count: int, total: int) -> None:
+        nonlocal done
+        done = count
+
+    class Observed(Exporter):
+        def _confirm(self, paths: Sequence[str]) -> list[str]:
+            looked_at.append(done)
+            return super()._confirm(paths)
+
+    async with open_store(board, "mybb_") as store:
+        catalog = await load_catalog(store)
+        exporter = Observed(Root(root), State(root), batch=20)
+        report = await exporter.run(store, catalog, Scope((1,), ()), progress=progress)
+        exporter.state.close()
+    assert report.written > 100 and report.fresh
+    assert looked_at and min(looked_at) < report.written  # the first read-back came before the last batch
+
+
+async def test_a_file_put_in_a_folder_the_pass_created_is_an_orphan_from_the_next_pass(
+    board: Database, root: Path
+) -> None:
+    """A folder the pass created holds only what it wrote (it is not walked again at the end):
+    a stray someone adds there meanwhile is reported by the next pass."""
+    strays: list[Path] = []
+
+    def drop_stray(done: int, total: int) -> None:
+        groups = root / "template_sets/Default Templates"
+        if done >= 40 and not strays and groups.is_dir():
+            strays.append(next(p for p in groups.iterdir() if p.is_dir()) / "stray.html")
+            strays[0].write_bytes(b"added while exporting")
+
+    async with open_store(board, "mybb_") as store:
+        catalog = await load_catalog(store)
+        exporter = Exporter(Root(root), State(root), batch=20)
+        try:
+            first = await exporter.run(store, catalog, Scope((1,), ()), progress=drop_stray)
+            second = await exporter.run(store, catalog, Scope((1,), ()))
+        finally:
+            exporter.state.close()
+    [stray] = strays
+    assert first.orphans == [] and second.orphans == [stray.relative_to(root).as_posix()]
 
 
 # --- conflicts, adoption, orphans -------------------------------------------------------------

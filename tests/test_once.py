@@ -357,6 +357,17 @@ async def test_a_command_is_handed_to_a_running_service_with_the_same_report(
         svc.handle.resume()
 
 
+@pytest.mark.parametrize("board_spec", [Board(masters=1200)])
+async def test_a_report_of_a_thousand_paths_comes_back_from_a_running_service(board: Database, root: Path) -> None:
+    async with running_service(board, root) as svc:
+        svc.handle.pause()
+        (root / "template_sets").rename(root.parent / "aside")
+        code, report = await run(board, root, "pull", "--dry-run")
+        svc.handle.resume()
+        (root.parent / "aside").rename(root / "template_sets")
+    assert code == 4 and len(report["steps"]) > 1200 and len(json.dumps(report)) > 64 * 1024
+
+
 async def test_diff_works_through_a_running_service_without_database_flags(
     board: Database, root: Path, board_spec: Board
 ) -> None:
@@ -367,6 +378,17 @@ async def test_diff_works_through_a_running_service_without_database_flags(
         done = await cli("diff", tpath(title), "--root", str(root), cwd=root.parent, check=False)
         assert done.returncode == 1 and b"+<b>pending</b>" in done.stdout
         svc.handle.resume()
+
+
+async def test_status_outdated_works_through_a_running_service_without_database_flags(
+    board: Database, root: Path, board_spec: Board
+) -> None:
+    title = a_copy(board_spec)
+    await raw_sql(board, "UPDATE mybb_templates SET version = '99999' WHERE sid = -2 AND title = %s", (title,))
+    async with running_service(board, root):
+        done = await cli("status", "--outdated", "--json", "--root", str(root), cwd=root.parent, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert [(i["set"], i["title"]) for i in json.loads(done.stdout)] == [(SET_TITLE, title)]
 
 
 # -- finding the root and the forum -------------------------------------------------------------

@@ -45,6 +45,7 @@ class Op(StrEnum):
 log = logging.getLogger(__name__)
 
 MAX_REQUEST = 64 * 1024
+MAX_REPLY = 512 * 1024 * 1024  # a report lists every path a pass touched: 100,000 files and more
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
@@ -98,14 +99,15 @@ async def serve_control(
         path.unlink(missing_ok=True)
 
 
-async def _read_line(stream: anyio.abc.ByteReceiveStream) -> bytes:
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = await stream.receive()
-        data += chunk
-        if len(data) > MAX_REQUEST:
-            raise ValueError("request too large")
-    return data
+async def _read_line(stream: anyio.abc.ByteReceiveStream, limit: int = MAX_REQUEST) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while not chunks or not chunks[-1].endswith(b"\n"):
+        chunks.append(await stream.receive())
+        size += len(chunks[-1])
+        if size > limit:
+            raise ValueError("request too large" if limit == MAX_REQUEST else "reply too large")
+    return b"".join(chunks)
 
 
 async def call(root: Path, request: dict[str, Any], timeout: float = 600.0) -> dict[str, Any] | None:
@@ -141,6 +143,6 @@ async def call(root: Path, request: dict[str, Any], timeout: float = 600.0) -> d
         await stream.send(json.dumps(request).encode() + b"\n")
         with anyio.fail_after(timeout):
             try:
-                return json.loads(await _read_line(stream))
+                return json.loads(await _read_line(stream, MAX_REPLY))
             except anyio.EndOfStream:
                 return None

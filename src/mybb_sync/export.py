@@ -35,7 +35,7 @@ from .engine import (
     states_after_writes,
 )
 from .errors import DiskUnavailable, UnsafeName
-from .files import Root, read_files, remove_files, stat_files
+from .files import Root, missing, read_files, remove_files, stat_files
 from .importer import Imported
 from .layout import GLOBAL_SID, Kind, under
 from .parallel import in_parallel
@@ -55,6 +55,7 @@ from .work import sort as work_of
 log = logging.getLogger(__name__)
 
 BATCH = 500
+IN_FLIGHT = 3  # batches handled at once: while one is written, the others are planned, flushed or recorded
 Progress = Callable[[int, int], None]  # (done, total so far)
 
 
@@ -142,7 +143,8 @@ class Exporter:
         self.limiter = anyio.CapacityLimiter(workers)
         self.filter = Filter()  # what the pass covers (the ignore file, a command's selection)
         self._said: dict[str, str] = {}  # conflicts logged, until their file settles: said once
-        self.theme_files = ThemeFiles(root, state, self.limiter)  # styles/<theme>/theme.json
+        self.writer = anyio.CapacityLimiter(1)  # files are written by one thread at a time (atomic.write_files)
+        self.theme_files = ThemeFiles(root, state, self.limiter, self.writer)  # styles/<theme>/theme.json
 
     async def run(
         self,
@@ -203,19 +205,33 @@ class Exporter:
                 exported.update(e.path for e in batch)
                 yield batch
 
+        confirmed = marked = 0  # report.fresh[:confirmed] was read back; [:marked] by the batches before the last
+        young: list[str] = []  # read back too soon: again at the end
+
         async def export_batch(batch: list[Entry]) -> None:
+            nonlocal confirmed, marked
             settled = await self._export_batch(catalog, batch, force, report, two_way)
             if not settled and batch and batch[0].kind is Kind.TEMPLATE:
                 unsettled.add(batch[0].owner)
             advance(len(batch))
+            # The fresh files of the batches before this one are old enough by now, most of them:
+            # read back here, beside the writing of the next batches, not all after the last.
+            chunk, confirmed, marked = report.fresh[confirmed:marked], marked, len(report.fresh)
+            if chunk:
+                young.extend(await anyio.to_thread.run_sync(self._confirm, chunk, limiter=self.limiter))
 
-        await in_parallel(batches(), export_batch)
+        created = await anyio.to_thread.run_sync(
+            missing, self.root, scope_folders(catalog, scope), limiter=self.limiter
+        )
+        await in_parallel(batches(), export_batch, workers=IN_FLIGHT)
         files = {tid: p for tid, p in settings_files(catalog, scope.themes).items() if flt.admits(p)}
         await self.theme_files.sync(store, files, report, two_way=two_way is not None, force=force)
-        for start in range(0, len(report.fresh), self.batch):
-            chunk = report.fresh[start : start + self.batch]
-            await anyio.to_thread.run_sync(self._confirm, chunk, limiter=self.limiter)
-        report.orphans = await anyio.to_thread.run_sync(self._orphans, catalog, scope, exported, report, flt)
+        rest = young + report.fresh[confirmed:]
+        for start in range(0, len(rest), self.batch):
+            await anyio.to_thread.run_sync(self._confirm, rest[start : start + self.batch], limiter=self.limiter)
+        report.orphans = await anyio.to_thread.run_sync(
+            self._orphans, catalog, scope, exported, report, created, flt, limiter=self.limiter
+        )
         for sid, layout_ in layouts.items():
             if sid not in unsettled and not any(
                 under(f, report.orphans) for f in scope_folders(catalog, Scope((sid,), ()))
@@ -273,18 +289,21 @@ class Exporter:
             report.rows_read += len(rows)
             yield admitted(flt, [Entry(path, Kind.TEMPLATE, sid, name, rows.get(name)) for path, name in chunk])
 
-    def _confirm(self, paths: Sequence[str]) -> None:
+    def _confirm(self, paths: Sequence[str]) -> list[str]:
         """Files written with a stat too young to trust (renamed within the racy window of
-        their write) are read back once the pass is over: those still holding their base
-        get a stat the next pass can trust, which spares it reading them all again."""
+        their write) are read back later in the pass: those still holding their base get a
+        stat the next pass can trust, which spares it reading them all again. Returns the
+        files still too young to be read back."""
         states = self.state.get(paths)
         seen_ns = time.time_ns()  # before every stat below
         confirmed = []
+        young = []
         for read in read_files(self.root, paths, max_bytes=max_bytes(Kind.STYLESHEET)):
             st = states.get(read.path)
             if st is None or read.data is None or read.stat is None or read.stat != st.stat:
                 continue
             if read.stat.mtime_ns + self.root.racy_ns >= seen_ns:
+                young.append(read.path)
                 continue
             try:
                 text = read.data.decode("utf-8")
@@ -293,6 +312,7 @@ class Exporter:
             if content_hash(st.kind, text) == st.base:
                 confirmed.append(replace(st, checked_ns=seen_ns))
         self.state.put(confirmed)
+        return young
 
     def _page_moved(self, sid: int, after: str) -> tuple[list[Tracked], set[str]]:
         """A page of the set's state rows, and the paths whose stat does not prove them unchanged."""
@@ -377,7 +397,7 @@ class Exporter:
                     # Seen gone: its old stat proves nothing now. Back in place with that stat
                     # (a folder moved back), it is read once, found unchanged, and no longer missing.
                     settled.append(replace(d.state, stat=None))
-        results = await write_files(self.root, writes, self.limiter) if writes else []
+        results = await write_files(self.root, writes, self.writer) if writes else []
         ok = [r for r in results if isinstance(r, Written)]
         unwritable: list[NotWritten] = []
         for r in results:
@@ -428,12 +448,17 @@ class Exporter:
         )
 
     def _orphans(
-        self, catalog: Catalog, scope: Scope, exported: set[str], report: ExportReport, flt: Filter
+        self, catalog: Catalog, scope: Scope, exported: set[str], report: ExportReport, created: set[str], flt: Filter
     ) -> list[str]:
         """Files under the exported folders that stand for no database row (reported, never
-        removed); what the walk passed over goes to ``report.ignored``."""
+        removed); what the walk passed over goes to ``report.ignored``. A folder the pass
+        created is not walked: it holds only the files just written (a full first export
+        would otherwise list them all once more), and what others put there meanwhile is
+        reported by the next pass."""
         orphans: list[str] = []
         for folder in scope_folders(catalog, scope):
+            if folder in created:
+                continue
             walk = walk_tree(self.root, folder)
             orphans += (rel for rel in walk.files if rel not in exported and flt.admits(rel))
             report.ignored.update((rel, why) for rel, why in walk.ignored.items() if flt.admits(rel))

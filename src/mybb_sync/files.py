@@ -57,9 +57,12 @@ class Root:
     def is_temp(self, name: str) -> bool:
         return bool(self._temp_re.match(name))
 
-    def temp_name(self, name: str) -> str:
+    def temp_name(self, name: str, token: int | None = None) -> str:
+        """``.<name>.<8 hex digits><suffix>``: random digits, or those of ``token`` (a batch counts
+        up from one random number; ``O_EXCL`` refuses a name taken all the same)."""
         stem = name.encode("utf-8")[:120].decode("utf-8", "ignore")
-        return f".{stem}.{secrets.token_hex(4)}{self.temp_suffix}"
+        tag = secrets.token_hex(4) if token is None else f"{token & 0xFFFFFFFF:08x}"
+        return f".{stem}.{tag}{self.temp_suffix}"
 
     @functools.cached_property
     def racy_ns(self) -> int:
@@ -222,6 +225,22 @@ def stat_files(root: Root, paths: Sequence[str]) -> dict[str, FileStat | None]:
     finally:
         dirs.close()
     return out
+
+
+def missing(root: Root, paths: Sequence[str]) -> set[str]:
+    """The paths with nothing there at all (no file, folder or symlink), symlink-safe."""
+    dirs = Dirs(root, create=False)
+    try:
+        out = set()
+        for path in paths:
+            try:
+                if dirs.lstat(path) is None:
+                    out.add(path)
+            except OSError:  # a parent that is not a folder, or unreadable: something is there
+                continue
+        return out
+    finally:
+        dirs.close()
 
 
 def remove_files(root: Root, removals: Sequence[tuple[str, FileStat]]) -> list[str]:

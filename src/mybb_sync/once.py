@@ -73,6 +73,8 @@ def choose(
         elif action is Action.IMPORT and inward:
             steps.append(Step(path, REFUSE, d.invalid) if d.invalid else Step(path, IMPORT))
             chosen.append(d)
+        elif action is Action.IMPORT and d.entry.row is None:
+            steps.append(Step(path, SKIP, "no row: 'mybb-sync push' imports it"))
         elif action is Action.EXPORT or (action is Action.DISK_DELETED and not inward):
             if outward:
                 why = "new" if d.state is None else "" if d.disk_stat is not None else "file was deleted"

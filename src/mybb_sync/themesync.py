@@ -86,10 +86,11 @@ class ThemeFiles:
     """The settings files of the themes a pass covers; remembers what it said, so each
     refusal and conflict is logged once (``status`` lists them all the while)."""
 
-    def __init__(self, root: Root, state: State, limiter: anyio.CapacityLimiter) -> None:
+    def __init__(self, root: Root, state: State, limiter: anyio.CapacityLimiter, writer: anyio.CapacityLimiter) -> None:
         self.root = root
         self.state = state
-        self.limiter = limiter
+        self.limiter = limiter  # reads and state-store calls (the exporter's)
+        self.writer = writer  # file writes: one thread at a time (the exporter's, atomic.write_files)
         self._said: dict[str, str] = {}
         self.forum: ForumCache | None = None  # the service's: a file's change rebuilds lists from its cache files
 
@@ -218,7 +219,7 @@ class ThemeFiles:
         return bool(plan.steps)
 
     async def _write(self, tid: int, path: str, text: str, expect: Expect, report: ExportReport) -> None:
-        [result] = await write_files(self.root, [Write(path, text.encode("utf-8"), expect)], self.limiter)
+        [result] = await write_files(self.root, [Write(path, text.encode("utf-8"), expect)], self.writer)
         if isinstance(result, Written):
             report.written += 1
             report.bytes += result.stat.size
