@@ -63,6 +63,8 @@ from mybb_sync.scope import Scope
 from mybb_sync.state import RACY_NS, State
 from mybb_sync.store import open_store
 from mybb_sync.synthetic import Board
+from mybb_sync.themefile import read_meta, render_meta
+from mybb_sync.themesync import settings_files
 
 from . import engines, procfs, report
 from .service import ServiceProcess
@@ -152,6 +154,9 @@ async def _fetch_files(store: Any, catalog: Catalog, scope: Scope) -> list[tuple
             files.extend((e.path, e.text.encode("utf-8")) for e in batch if e.text is not None)
     sheets = await stylesheet_entries(store, catalog, scope.themes, report)
     files.extend((e.path, e.text.encode("utf-8")) for e in sheets if e.text is not None)
+    themes, rows = await store.themes(), await store.stylesheets()  # and each theme's theme.json, as mybb-sync
+    for tid, path in settings_files(catalog, scope.themes).items():
+        files.append((path, render_meta(read_meta(themes, rows, tid)).encode("utf-8")))
     return files
 
 

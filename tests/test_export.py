@@ -33,6 +33,7 @@ from mybb_sync.state import FINE_RACY_NS, RACY_NS, State
 from mybb_sync.store import open_store
 from mybb_sync.store.sql import SQLStore
 from mybb_sync.synthetic import Board
+from mybb_sync.themefile import read_meta, render_meta
 
 from conftest import raw_sql
 
@@ -135,6 +136,11 @@ async def expected_files(db: Database) -> dict[str, bytes]:
             for _sid, sheet, owner, text in sheets:
                 if owner == theme:
                     out[f"styles/{_plain(name)}/{_plain(sheet)}"] = text.encode()
+    async with open_store(db, "mybb_") as store:  # each theme's settings, as rendered (golden in test_themefile)
+        rows, all_sheets = await store.themes(), await store.stylesheets()
+    for tid, (name, _pid) in themes.items():
+        if tid != 1:  # the master style is read-only: no settings file
+            out[f"styles/{_plain(name)}/theme.json"] = render_meta(read_meta(rows, all_sheets, tid)).encode()
     return out
 
 
@@ -766,7 +772,7 @@ async def test_set_option_exports_that_set_and_the_global_templates_only(board: 
 async def test_theme_option_exports_that_theme_only(board: Database, root: Path) -> None:
     assert (await export(board, root, "--theme", "Child Theme")).returncode == 0
     expected = {p: x for p, x in (await expected_files(board)).items() if p.startswith("styles/Child Theme/")}
-    assert final_files(root) == expected and len(expected) == 4
+    assert final_files(root) == expected and len(expected) == 5  # its 4 stylesheets and theme.json
 
 
 async def test_unknown_set_exits_2_listing_the_available_sets(board: Database, root: Path) -> None:
@@ -859,11 +865,13 @@ WATCH = Mask.CREATE | Mask.MOVED_TO | Mask.CLOSE_WRITE | Mask.ONLYDIR | Mask.DON
 
 
 async def change_every_row(db: Database, tag: str) -> None:
-    """An Admin CP-like change to every template and stylesheet: every file must be rewritten."""
+    """An Admin CP-like change to every template and stylesheet (its text, and what it is attached
+    to, which every theme.json shows): every file must be rewritten."""
     await sql(db, "UPDATE mybb_templates SET template = CONCAT(template, %s), dateline = dateline + 1", (tag,))
     await sql(
         db,
-        "UPDATE mybb_themestylesheets SET stylesheet = CONCAT(stylesheet, %s), lastmodified = lastmodified + 1",
+        "UPDATE mybb_themestylesheets SET stylesheet = CONCAT(stylesheet, %s), lastmodified = lastmodified + 1, "
+        "attachedto = CONCAT(attachedto, '|changed.php')",
         (tag,),
     )
 

@@ -987,7 +987,8 @@ async def test_status_reports_running_paused_and_counts(db: Database, board_spec
         assert report["running"] is True
         assert report["paused"] is False
         assert report["database_up"] is True
-        assert report["tracked"] == len(files)
+        settings = [p for p in files if p.name == "theme.json"]  # their bases are kept apart, in the state's meta
+        assert settings and report["tracked"] == len(files) - len(settings)
         assert report["conflicts"] == 0
         assert report["imports"] == 0
         assert report["exports"] == len(files)
@@ -1010,7 +1011,7 @@ async def test_status_reports_running_paused_and_counts(db: Database, board_spec
         assert (await status())["paused"] is False
     report = await status()
     assert report["running"] is False
-    assert report["tracked"] == len(files)
+    assert report["tracked"] == len(files) - len(settings)
 
 
 # -- library API ------------------------------------------------------------------------------------

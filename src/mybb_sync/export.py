@@ -47,6 +47,7 @@ from .state import Problem, ProblemKind, State, Tracked
 from .stopping import finish_within
 from .store import Store
 from .stylesheets import effective_stylesheets
+from .themesync import ThemeFiles, settings_files
 from .tree import template_files, walk_tree
 from .work import conflict_problem
 from .work import sort as work_of
@@ -143,6 +144,7 @@ class Exporter:
         self.filter = Filter()  # what the pass covers (the ignore file, a command's selection)
         self._said: dict[str, str] = {}  # conflicts logged, until their file settles: said once
         self.writer = anyio.CapacityLimiter(1)  # files are written by one thread at a time (atomic.write_files)
+        self.theme_files = ThemeFiles(root, state, self.limiter, self.writer)  # styles/<theme>/theme.json
 
     async def run(
         self,
@@ -222,6 +224,8 @@ class Exporter:
             missing, self.root, scope_folders(catalog, scope), limiter=self.limiter
         )
         await in_parallel(batches(), export_batch, workers=IN_FLIGHT)
+        files = {tid: p for tid, p in settings_files(catalog, scope.themes).items() if flt.admits(p)}
+        await self.theme_files.sync(store, files, report, two_way=two_way is not None, force=force)
         rest = young + report.fresh[confirmed:]
         for start in range(0, len(rest), self.batch):
             await anyio.to_thread.run_sync(self._confirm, rest[start : start + self.batch], limiter=self.limiter)

@@ -29,6 +29,7 @@ from .report import ExportReport
 from .scope import Scope, scope_folders, select_scope
 from .selection import Filter, Selection
 from .state import Problem, ProblemKind
+from .themesync import settings_files
 from .tree import template_files, walk_files
 from .work import conflict_detail
 
@@ -215,6 +216,7 @@ async def run_once(
                 steps[i] = Step(step.path, REFUSE, str(why))
     else:
         done = await _carry_out(service, direction, chosen, force)
+        steps += await _theme_files(service, selection, direction, force, done)
         await anyio.to_thread.run_sync(service.state.report, [_doubled(p, why) for p, why in doubles.items()])
         steps = _outcomes(steps, done)
         report.errors = done.errors
@@ -295,6 +297,31 @@ async def _carry_out(service: Service, direction: Direction, chosen: list[Decisi
         for start in range(0, len(group), BATCH):
             await service.exporter.apply(group[start : start + BATCH], done, force=force, two_way=two_way)
     return done
+
+
+async def _theme_files(
+    service: Service, selection: Selection, direction: Direction, force: bool, done: ExportReport
+) -> list[Step]:
+    """Each theme's ``theme.json`` settled in ``direction`` by the service's own rule
+    (:mod:`.themesync`; ``pull`` has it from the exporter's pass)."""
+    catalog = service.catalog or await load_catalog(service.store)
+    only = await anyio.to_thread.run_sync(Filter.of_root, service.root.path, selection)
+    files = service.exporter.theme_files
+    wanted = {
+        t: p for t, p in settings_files(catalog, select_scope(catalog, selection).themes).items() if only.admits(p)
+    }
+    push = direction is Direction.PUSH
+    report = ExportReport()
+    await files.sync(service.store, wanted, report, two_way=True, take_disk=force and push, outward=not push)
+    done.errors += report.errors
+    refused = {
+        p: line.removeprefix(p + ": ") for line in report.refused for p in wanted.values() if line.startswith(p + ": ")
+    }
+    steps = [Step(path, action) for path, action in report.changed if path not in refused]
+    steps += [Step(p, SKIP, "changed in the database: 'mybb-sync pull' takes it") for p in report.skipped]
+    steps += [Step(p, REFUSE, why) for p, why in refused.items()]
+    hint = "--force takes the file" if push else "mybb-sync resolve --take disk|db"
+    return steps + [Step(p, CONFLICT, f"changed on both sides; {hint}") for p in report.conflicts]
 
 
 def _outcomes(planned: list[Step], done: ExportReport) -> list[Step]:

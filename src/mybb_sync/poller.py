@@ -27,7 +27,7 @@ from .catalog import Catalog
 from .errors import DatabaseUnavailable, UnsafeName
 from .layout import GLOBAL_SID, MASTER_SID, STYLES_DIR
 from .pending import Pending
-from .store import Seen, Store, TableMarker
+from .store import Seen, Store
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class Poller:
         self.busy_wait = busy_wait
         self._token: object = None
         self._look: Look | None = None
-        self._sheets: dict[int, TableMarker] | None = None
+        self._sheets: object = None
         self._folders: object = None
 
     async def _folder_names(self) -> object:
@@ -139,6 +139,12 @@ class Poller:
         sets = await self.store.template_sets()
         themes = await self.store.themes()
         return (tuple((s.sid, s.title) for s in sets), tuple((t.tid, t.name, t.pid) for t in themes))
+
+    async def _styles(self) -> object:
+        """The stylesheets' markers and the themes' settings and lists: what a styles pass
+        (stylesheets and theme.json) looks at; Edit Theme changes only the latter."""
+        themes = await self.store.themes()
+        return await self.store.stylesheet_markers(), tuple((t.tid, t.properties, t.stylesheets) for t in themes)
 
     async def _touched(self, since: float, top: int) -> tuple[dict[Key, Seen], tuple[int, int]]:
         """The rows saved since ``since`` (less the look-back) or at or above tid ``top``, then the
@@ -162,7 +168,7 @@ class Poller:
                 "%d templates and no poll index: each poll that finds a change scans the table; "
                 "'mybb-sync index --add' makes it read only the rows saved", totals[0],
             )  # fmt: skip
-        self._sheets = await self.store.stylesheet_markers()
+        self._sheets = await self._styles()
         self._folders = await self._folder_names()
         self._token = token
         self._look = Look(started, totals, self._top(found, totals), counts, found)
@@ -178,7 +184,7 @@ class Poller:
         folders = await self._folder_names()
         if folders != self._folders:
             prefixes.add("")  # a set or theme came, went or moved: compare everything
-        sheets = await self.store.stylesheet_markers()
+        sheets = await self._styles()
         if sheets != self._sheets:
             prefixes.add(STYLES_DIR)
         paths, look = await self._template_paths(service, self._look, started)

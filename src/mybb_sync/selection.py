@@ -21,6 +21,7 @@ import pathspec
 from . import layout
 from .errors import ConfigError
 from .layout import Kind
+from .themefile import theme_of
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,8 @@ class Filter:
         return self._ignore is None or not self._ignore.match_file(path)
 
     def _in_scope(self, path: str) -> bool:
+        if (theme := theme_of(path)) is not None:
+            return theme in self._themes
         ref = layout.parse(path)
         if ref is None:
             return False

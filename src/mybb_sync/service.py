@@ -42,6 +42,7 @@ from .state import Problem, ProblemKind, State
 from .store import Store, seen
 from .stylesheets import effective_stylesheets
 from .systemd import status_line
+from .themefile import theme_of
 from .timers import Timers
 from .tree import doubled, walk_tree
 from .watch import Passed, Rescan, Touched, Watcher
@@ -87,6 +88,7 @@ class Service:
         self.exporter = Exporter(root, state, batch=tuning.batch)
         self.exporter.filter = Filter.of_root(root.path, selection)
         self.forum_cache = ForumCache(settings.mybb_root) if settings.mybb_root is not None else None
+        self.exporter.theme_files.forum = self.forum_cache
         self.pending = Pending()
         self.own_writes = RecentWrites()  # what our imports stored: the poller's echo filter
         self.catalog: Catalog | None = None
@@ -202,6 +204,8 @@ class Service:
         folder that came, went or moved, and only its files need a look (the
         poller covers the database side).
         """
+        if any(theme_of(p) is not None for p in batch.paths):  # a theme.json: settled by a pass over the styles
+            batch.prefixes.add(layout.STYLES_DIR)
         prefixes = batch.prefixes
         full, styles = "" in prefixes, layout.STYLES_DIR in prefixes
         if full or styles:
@@ -371,6 +375,8 @@ class Service:
             raise MybbSyncError("--take is 'disk' or 'db'")
         message = f"{path}: took the {'file' if take == 'disk' else 'database'} version"
         async with self._writer:
+            if theme_of(path) is not None:  # a theme's settings file: taken as a whole
+                return await self.exporter.theme_files.resolve(self.store, await self.current_catalog(), path, take)
             entries = await self.entries_for([path])
             if not entries:
                 raise MybbSyncError(f"{path} is no template or stylesheet of this forum")
@@ -479,6 +485,7 @@ class Service:
             return False
         return (
             layout.parse(path) is not None
+            or theme_of(path) is not None
             or layout.why_ignored(path, layout.Found.FILE, self.root.temp_suffix) is not None
         )
 

@@ -364,9 +364,18 @@ def plan_add_stylesheet(
 
 
 def rebuild_theme_lists(
-    themes: Sequence[Theme], sheets: Sequence[Stylesheet], tid: int, cache_file_mtime: CacheFileMtime
+    themes: Sequence[Theme],
+    sheets: Sequence[Stylesheet],
+    tid: int,
+    cache_file_mtime: CacheFileMtime,
+    *,
+    disporders: bool = True,
 ) -> tuple[tuple[ThemeUpdate, ...], str | None]:
-    """update_theme_stylesheet_list() for tid and its children, then the new default_theme (None: unchanged)."""
+    """update_theme_stylesheet_list() for tid and its children, then the new default_theme (None: unchanged).
+
+    ``disporders=False`` is its ``$update_disporders = false`` (Edit Stylesheet Properties
+    without a rename): the lists are rebuilt, ``properties`` left as they are.
+    """
     theme_updates: list[ThemeUpdate] = []
     after: dict[int, Theme] = {}
     for theme_id in [tid, *_child_list(themes, tid)]:
@@ -374,7 +383,7 @@ def rebuild_theme_lists(
         names = effective_stylesheets(themes, sheets, theme_id)
         new = replace(
             theme,
-            properties=_rebuild_properties(theme.properties, names),
+            properties=_rebuild_properties(theme.properties, names) if disporders else theme.properties,
             stylesheets=build_stylesheet_list(themes, sheets, theme_id, cache_file_mtime),
         )
         if new != theme:

@@ -210,6 +210,10 @@ class Store(Protocol):
 
     async def set_stylesheet_cachefile(self, sid: int, cachefile: str) -> None: ...
 
+    async def set_stylesheet_attachments(self, attachments: Sequence[tuple[int, str]]) -> None:
+        """(sid, attachedto) pairs: what Edit Stylesheet Properties stores when the name stays."""
+        ...
+
     async def save_theme_lists(self, themes: Sequence[ThemeUpdate], default_theme: str | None) -> None: ...
 
     async def theme_named(self, name: str) -> int | None:

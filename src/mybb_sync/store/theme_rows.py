@@ -43,6 +43,13 @@ class ThemeRows(SQLBase):
     async def set_stylesheet_cachefile(self, sid: int, cachefile: str) -> None:
         await self._execute(f"UPDATE {self._t['themestylesheets']} SET cachefile = %s WHERE sid = %s", (cachefile, sid))
 
+    async def set_stylesheet_attachments(self, attachments: Sequence[tuple[int, str]]) -> None:
+        """Edit Stylesheet Properties without a rename: only ``attachedto`` changes (not ``lastmodified``)."""
+        for sid, attachedto in attachments:
+            await self._execute(
+                f"UPDATE {self._t['themestylesheets']} SET attachedto = %s WHERE sid = %s", (attachedto, sid)
+            )
+
     async def save_theme_lists(self, themes: Sequence[ThemeUpdate], default_theme: str | None) -> None:
         for theme in themes:
             await self._execute(
