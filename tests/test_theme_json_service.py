@@ -263,3 +263,23 @@ async def test_push_saves_an_edited_file_and_sync_writes_a_database_change(
     synced = json.loads((await cli("sync", "--json", *url, cwd=root.parent)).stdout)
     assert {"path": PATH, "action": "export", "detail": ""} in synced["steps"]
     assert json.loads((root / PATH).read_text())["logo"] == "images/x.png"
+
+
+async def test_a_dry_run_lists_a_settings_file_it_would_save_and_writes_nothing(
+    board: Database, root: Path, forum: Path
+) -> None:
+    await load_case3(board)
+    url = ["--db", db_url(board), "--root", str(root), "--mybb-root", str(forum)]
+    await cli("pull", *url, cwd=root.parent)
+    write(root / PATH, edited(root, lambda d: d["stylesheets"]["fixture3.css"].update(order=99)))
+    before, state = await digest(board), (root / ".mybb-sync/state.sqlite").read_bytes()
+    for command in ("push", "sync"):
+        planned = await cli(command, "--dry-run", "--json", *url, cwd=root.parent, check=False)
+        assert planned.returncode == 4
+        assert {"path": PATH, "action": "import", "detail": ""} in json.loads(planned.stdout)["steps"]
+    write(root / PATH, "{not json")
+    planned = await cli("push", "--dry-run", "--json", *url, cwd=root.parent, check=False)
+    assert planned.returncode == 3
+    assert next(s for s in json.loads(planned.stdout)["steps"] if s["path"] == PATH)["action"] == "refuse"
+    assert await digest(board) == before
+    assert (root / ".mybb-sync/state.sqlite").read_bytes() == state

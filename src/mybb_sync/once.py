@@ -214,6 +214,7 @@ async def run_once(
         for i, step in enumerate(steps):
             if step.action == IMPORT and (why := import_refusal(service.store, can_write_cache, by_path[step.path])):
                 steps[i] = Step(step.path, REFUSE, str(why))
+        steps += await _theme_files(service, selection, direction, force, ExportReport(), dry_run=True)
     else:
         done = await _carry_out(service, direction, chosen, force)
         steps += await _theme_files(service, selection, direction, force, done)
@@ -300,7 +301,13 @@ async def _carry_out(service: Service, direction: Direction, chosen: list[Decisi
 
 
 async def _theme_files(
-    service: Service, selection: Selection, direction: Direction, force: bool, done: ExportReport
+    service: Service,
+    selection: Selection,
+    direction: Direction,
+    force: bool,
+    done: ExportReport,
+    *,
+    dry_run: bool = False,
 ) -> list[Step]:
     """Each theme's ``theme.json`` settled in ``direction`` by the service's own rule
     (:mod:`.themesync`; ``pull`` has it from the exporter's pass)."""
@@ -312,7 +319,12 @@ async def _theme_files(
     }
     push = direction is Direction.PUSH
     report = ExportReport()
-    await files.sync(service.store, wanted, report, two_way=True, take_disk=force and push, outward=not push)
+    if dry_run and direction is Direction.PULL:  # a pull's own pass would write what the rows show
+        await files.sync(service.store, wanted, report, two_way=False, force=force, dry_run=True)
+    else:
+        await files.sync(
+            service.store, wanted, report, two_way=True, take_disk=force and push, outward=not push, dry_run=dry_run
+        )
     done.errors += report.errors
     refused = {
         p: line.removeprefix(p + ": ") for line in report.refused for p in wanted.values() if line.startswith(p + ": ")

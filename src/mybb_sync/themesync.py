@@ -92,6 +92,7 @@ class ThemeFiles:
         self.limiter = limiter  # reads and state-store calls (the exporter's)
         self.writer = writer  # file writes: one thread at a time (the exporter's, atomic.write_files)
         self._said: dict[str, str] = {}
+        self._dry = False  # a dry run: say in the report what would be done, do nothing
         self.forum: ForumCache | None = None  # the service's: a file's change rebuilds lists from its cache files
 
     async def sync(
@@ -104,13 +105,25 @@ class ThemeFiles:
         force: bool = False,
         take_disk: bool = False,
         outward: bool = True,
+        dry_run: bool = False,
     ) -> None:
         """Settle each theme's file (``files``: tid -> path). Without ``two_way`` (an export), a
         file changed on disk is left as it is; ``force`` overwrites it, ``take_disk`` saves it
         whatever the database holds (``resolve``, ``push --force``). Without ``outward``
-        (``push``), a file the database moved on from is left as it is (skipped)."""
+        (``push``), a file the database moved on from is left as it is (skipped). A ``dry_run``
+        fills ``report`` with what would be done and writes nothing, nor logs or records it."""
         if not files:
             return
+        self._dry = dry_run
+        try:
+            await self._sync(store, files, report, two_way, force, take_disk, outward)
+        finally:
+            self._dry = False
+
+    async def _sync(
+        self, store: Store, files: dict[int, str], report: ExportReport,
+        two_way: bool, force: bool, take_disk: bool, outward: bool,
+    ) -> None:  # fmt: skip
         report.seen.update(files.values())
         bases = await anyio.to_thread.run_sync(
             lambda: {tid: Base.load(self.state.meta(base_key(tid))) for tid in files}
@@ -202,6 +215,9 @@ class ThemeFiles:
         except ValueError as exc:
             await self._problem(path, ProblemKind.INVALID, f"{exc}; nothing written", report)
             return False
+        if self._dry:
+            report.changed.append((path, "import"))
+            return False
         if plan.steps:
             await store.set_stylesheet_attachments(plan.attachments)
             await store.save_theme_lists(plan.themes, plan.default_theme)
@@ -219,6 +235,9 @@ class ThemeFiles:
         return bool(plan.steps)
 
     async def _write(self, tid: int, path: str, text: str, expect: Expect, report: ExportReport) -> None:
+        if self._dry:
+            report.changed.append((path, "export"))
+            return
         [result] = await write_files(self.root, [Write(path, text.encode("utf-8"), expect)], self.writer)
         if isinstance(result, Written):
             report.written += 1
@@ -237,6 +256,8 @@ class ThemeFiles:
 
     async def _agreed(self, tid: int, path: str, base: Base) -> None:
         """Record the base both sides agree on, and clear what was said about the file."""
+        if self._dry:
+            return
         self._said.pop(path, None)
 
         def record() -> None:
@@ -249,7 +270,7 @@ class ThemeFiles:
         """Say it once (a file event and a poll may both meet it) and list it in ``status``."""
         if kind is ProblemKind.INVALID:
             report.refused.append(f"{path}: {detail}")
-        if self._said.get(path) == detail:
+        if self._dry or self._said.get(path) == detail:
             return
         self._said[path] = detail
         said = {ProblemKind.CONFLICT: "conflict:", ProblemKind.INVALID: "refused"}.get(kind, "error:")
