@@ -66,6 +66,22 @@ async def digests(board: Database, root: Path) -> dict[str, str]:
     return out
 
 
+async def admin_cp(board: Database, title: str, text: str, sid: int = SET_SID) -> None:
+    """A save of ``title`` in set ``sid`` as the Admin CP makes it (a new text and time)."""
+    await raw_sql(
+        board, "UPDATE mybb_templates SET template = %s, dateline = 5 WHERE sid = %s AND title = %s", (text, sid, title)
+    )
+
+
+async def both_changed(board: Database, root: Path, board_spec: Board, file_text: str) -> str:
+    """A set copy synced, then saved in the Admin CP ("admin cp") and in its file: its title."""
+    await pulled(board, root)
+    title = a_copy(board_spec)
+    await admin_cp(board, title, "admin cp")
+    (root / tpath(title)).write_text(file_text)
+    return title
+
+
 async def text_of(board: Database, title: str, sid: int = SET_SID) -> str:
     return (await shown(board, title, sid)).template
 
@@ -100,9 +116,7 @@ async def test_push_leaves_a_row_changed_in_the_database_for_pull(
 ) -> None:
     await pulled(board, root)
     title = a_copy(board_spec)
-    await raw_sql(
-        board, "UPDATE mybb_templates SET template = 'admin cp', dateline = 5 WHERE sid = 1 AND title = %s", (title,)
-    )
+    await admin_cp(board, title, "admin cp")
     before = (root / tpath(title)).read_bytes()
     code, report = await run(board, root, "push")
     assert (code, actions(report)) == (0, {tpath(title): "skip"})
@@ -115,12 +129,7 @@ async def test_push_leaves_a_row_changed_in_the_database_for_pull(
 async def test_push_reports_a_conflict_with_exit_3_and_changes_neither_side(
     board: Database, root: Path, board_spec: Board
 ) -> None:
-    await pulled(board, root)
-    title = a_copy(board_spec)
-    await raw_sql(
-        board, "UPDATE mybb_templates SET template = 'admin cp', dateline = 5 WHERE sid = 1 AND title = %s", (title,)
-    )
-    (root / tpath(title)).write_text("<b>from git</b>")
+    title = await both_changed(board, root, board_spec, "<b>from git</b>")
     code, report = await run(board, root, "push")
     assert (code, actions(report)) == (3, {tpath(title): "conflict"})
     assert await text_of(board, title) == "admin cp"
@@ -128,12 +137,7 @@ async def test_push_reports_a_conflict_with_exit_3_and_changes_neither_side(
 
 
 async def test_push_force_takes_the_file_in_a_conflict(board: Database, root: Path, board_spec: Board) -> None:
-    await pulled(board, root)
-    title = a_copy(board_spec)
-    await raw_sql(
-        board, "UPDATE mybb_templates SET template = 'admin cp', dateline = 5 WHERE sid = 1 AND title = %s", (title,)
-    )
-    (root / tpath(title)).write_text("<b>from git</b>")
+    title = await both_changed(board, root, board_spec, "<b>from git</b>")
     code, _ = await run(board, root, "push", "--force")
     assert code == 0 and await text_of(board, title) == "<b>from git</b>"
 
@@ -171,24 +175,14 @@ async def test_pull_into_an_empty_folder_writes_every_file(board: Database, root
 async def test_pull_leaves_a_file_changed_on_disk_and_says_so_with_exit_3(
     board: Database, root: Path, board_spec: Board
 ) -> None:
-    await pulled(board, root)
-    title = a_copy(board_spec)
-    await raw_sql(
-        board, "UPDATE mybb_templates SET template = 'admin cp', dateline = 5 WHERE sid = 1 AND title = %s", (title,)
-    )
-    (root / tpath(title)).write_text("<b>mine</b>")
+    title = await both_changed(board, root, board_spec, "<b>mine</b>")
     code, report = await run(board, root, "pull")
     assert (code, actions(report)) == (3, {tpath(title): "conflict"})
     assert (root / tpath(title)).read_text() == "<b>mine</b>"
 
 
 async def test_pull_force_takes_the_database_in_a_conflict(board: Database, root: Path, board_spec: Board) -> None:
-    await pulled(board, root)
-    title = a_copy(board_spec)
-    await raw_sql(
-        board, "UPDATE mybb_templates SET template = 'admin cp', dateline = 5 WHERE sid = 1 AND title = %s", (title,)
-    )
-    (root / tpath(title)).write_text("<b>mine</b>")
+    title = await both_changed(board, root, board_spec, "<b>mine</b>")
     code, _ = await run(board, root, "pull", "--force")
     assert code == 0 and (root / tpath(title)).read_text() == "admin cp"
 
@@ -200,9 +194,7 @@ async def test_sync_takes_each_side_where_only_it_changed(board: Database, root:
     await pulled(board, root)
     mine, theirs = a_copy(board_spec), board_spec.master_title(1)
     (root / tpath(mine)).write_text("<b>mine</b>")
-    await raw_sql(
-        board, "UPDATE mybb_templates SET template = 'theirs', dateline = 5 WHERE sid = -2 AND title = %s", (theirs,)
-    )
+    await admin_cp(board, theirs, "theirs", sid=-2)
     code, report = await run(board, root, "sync")
     assert (code, actions(report)) == (0, {tpath(mine): "import", tpath(theirs): "export"})
     assert await text_of(board, mine) == "<b>mine</b>"
@@ -221,9 +213,7 @@ async def test_a_dry_run_changes_nothing_and_exits_4_when_something_would_change
         (root / tpath(a_copy(board_spec))).write_text("<b>mine</b>")
     if command != "push":
         title = board_spec.master_title(1)
-        await raw_sql(
-            board, "UPDATE mybb_templates SET template = 'theirs', dateline = 5 WHERE sid = -2 AND title = %s", (title,)
-        )
+        await admin_cp(board, title, "theirs", sid=-2)
     before = await digests(board, root)
     code, report = await run(board, root, command, "--dry-run")
     assert report["dry_run"] is True and report["steps"]
@@ -274,9 +264,7 @@ async def test_the_ignore_file_keeps_a_file_out_of_every_command(
     title = a_copy(board_spec)
     (root / ".mybb-syncignore").write_text(f"# local experiments\n{title}.html\n")
     (root / tpath(title)).write_text("<b>experiment</b>")
-    await raw_sql(
-        board, "UPDATE mybb_templates SET template = 'admin', dateline = 5 WHERE sid = 1 AND title = %s", (title,)
-    )
+    await admin_cp(board, title, "admin")
     for command in ("push", "pull", "sync"):
         code, report = await run(board, root, command)
         assert (code, report["steps"]) == (0, []), command
@@ -320,11 +308,7 @@ async def test_a_run_can_be_narrowed_to_some_files(
 
 async def test_a_run_narrowed_to_a_theme_touches_no_template(board: Database, root: Path, board_spec: Board) -> None:
     await pulled(board, root)
-    await raw_sql(
-        board,
-        "UPDATE mybb_templates SET template = 'theirs', dateline = 5 WHERE sid = -2 AND title = %s",
-        (board_spec.master_title(1),),
-    )
+    await admin_cp(board, board_spec.master_title(1), "theirs", sid=-2)
     code, report = await run(board, root, "pull", "--theme", "Default")
     assert (code, report["steps"]) == (0, [])
     code, report = await run(board, root, "pull", "--set", SET_TITLE)
@@ -495,9 +479,7 @@ async def test_the_replaced_tools_folder_is_adopted_where_its_files_are(
     assert await text_of(board, title) == "<b>edited in the old folder</b>"
     assert not any(root.glob("template_sets/*/ungrouped")) and not (root / tpath(title)).exists()
     other = board_spec.master_title(1)
-    await raw_sql(
-        board, "UPDATE mybb_templates SET template = 'admin', dateline = 5 WHERE sid = -2 AND title = %s", (other,)
-    )
+    await admin_cp(board, other, "admin", sid=-2)
     await raw_sql(
         board,
         "INSERT INTO mybb_templates (title, template, sid, version, dateline) VALUES ('header_new', 'n', 1, '1', 1)",
