@@ -17,6 +17,7 @@ from mybb_sync.errors import ConfigError, MybbSyncError
 from mybb_sync.importer import ForumCache
 from mybb_sync.offline import offline_status
 from mybb_sync.rows import Theme
+from mybb_sync.schema import PGSQL_SERIALS
 from mybb_sync.store import Store, open_store
 from mybb_sync.synthetic import Board
 from mybb_sync.themes import ImportOptions, export_theme, find_theme, import_theme, list_themes
@@ -64,6 +65,13 @@ async def load_state(db: Database, state: dict[str, Any]) -> None:
         await raw_sql(db, f"INSERT INTO mybb_{table} ({names}) VALUES ({', '.join(['%s'] * len(values))})", values)
     for title, cache in state["datacache"].items():
         await raw_sql(db, "UPDATE mybb_datacache SET cache = %s WHERE title = %s", (cache, title))
+    if db.scheme == "postgresql":  # rows inserted with their ids: the sequences move on past them, as MyBB's would
+        for table, column in PGSQL_SERIALS.items():
+            await raw_sql(
+                db,
+                f"SELECT setval(pg_get_serial_sequence('mybb_{table}', '{column}'), "
+                f"(SELECT COALESCE(MAX({column}), 0) + 1 FROM mybb_{table}), false)",
+            )
 
 
 async def read_state(db: Database) -> dict[str, Any]:
@@ -241,7 +249,14 @@ async def test_a_write_the_database_refuses_midway_is_undone_rows_and_cache_file
     """MyISAM has no transactions: a write refused after others (here by a trigger on the last one,
     the theme's rebuilt list; in life a full disk or a crashed table) must not leave half a theme."""
     when = "NEW.stylesheets <> ''"
-    if board.scheme == "sqlite":
+    if board.scheme == "postgresql":
+        await raw_sql(
+            board,
+            "CREATE FUNCTION mybbsync_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"IF {when} THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$",
+        )
+        body = "EXECUTE FUNCTION mybbsync_refuse()"
+    elif board.scheme == "sqlite":
         body = f"WHEN {when} BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
     else:
         body = f"BEGIN IF {when} THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by the test'; END IF; END"

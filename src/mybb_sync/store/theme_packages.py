@@ -28,7 +28,7 @@ class ThemePackages(SQLBase):
         return [TemplateRow(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], int(r[6])) for r in rows]
 
     async def add_template_set(self, title: str) -> int:
-        _, sid = await self._execute(f"INSERT INTO {self._t['templatesets']} (title) VALUES (%s)", (title,))
+        [sid] = await self._insert_ids(f"INSERT INTO {self._t['templatesets']} (title) VALUES (%s)", (title,), 1, "sid")
         return sid
 
     async def add_set_templates(self, sid: int, templates: Sequence[tuple[str, str, str]], dateline: int) -> None:
@@ -43,10 +43,12 @@ class ThemePackages(SQLBase):
 
     async def add_theme(self, name: str, pid: int) -> int:
         """build_new_theme()'s row: not the default, for every group; properties and lists come next."""
-        _, tid = await self._execute(
+        [tid] = await self._insert_ids(
             f"INSERT INTO {self._t['themes']} (name, pid, def, properties, stylesheets, allowedgroups) "
             "VALUES (%s, %s, 0, '', '', 'all')",
             (name, pid),
+            1,
+            "tid",
         )
         return tid
 
@@ -55,10 +57,12 @@ class ThemePackages(SQLBase):
 
     async def add_stylesheet(self, row: Stylesheet) -> int:
         """One new row (``row.sid`` is ignored: the table numbers it); returns its sid."""
-        _, sid = await self._execute(
+        [sid] = await self._insert_ids(
             f"INSERT INTO {self._t['themestylesheets']} (name, tid, attachedto, stylesheet, cachefile, lastmodified) "
             "VALUES (%s, %s, %s, %s, %s, %s)",
             (row.name, row.tid, row.attachedto, row.stylesheet, row.cachefile, row.lastmodified),
+            1,
+            "sid",
         )
         return sid
 
