@@ -504,3 +504,41 @@ async def test_two_files_for_one_template_are_one_conflict_and_neither_is_import
     assert code == 3
     assert actions(report) == {moved[tpath(title)]: "conflict", tpath(title): "conflict"}
     assert await text_of(board, title) == before
+
+
+async def test_a_file_moved_to_another_group_folder_is_the_same_template_and_never_reverted(
+    board: Database, root: Path, board_spec: Board
+) -> None:
+    """git mv between group folders, with deletions reverting set copies: a move, not a deletion."""
+    await pulled(board, root)
+    title = a_copy(board_spec)
+    before = await text_of(board, title)
+    moved = root / "template_sets" / SET_TITLE / "Moved Templates" / f"{title}.html"
+    moved.parent.mkdir()
+    async with running_service(board, root, on_delete="revert", delete_grace=0.0) as svc:
+        (root / tpath(title)).rename(moved)
+        await svc.handle.rescan()
+        await svc.barrier()
+        moved.write_text("<b>edited where it moved</b>")
+        mark = svc.log.mark()
+        await svc.imported([moved.relative_to(root).as_posix()], since=mark)
+        await svc.barrier()
+        assert not any(line.startswith("reverted") for line in svc.log.lines)
+    assert not (root / tpath(title)).exists()
+    assert await text_of(board, title) == "<b>edited where it moved</b>" != before
+
+
+async def test_a_file_moved_while_nothing_ran_is_found_where_it_went(
+    board: Database, root: Path, board_spec: Board
+) -> None:
+    await pulled(board, root)
+    title = a_copy(board_spec)
+    moved = root / "template_sets" / SET_TITLE / "Moved Templates" / f"{title}.html"
+    moved.parent.mkdir()
+    (root / tpath(title)).rename(moved)
+    code, report = await run(board, root, "sync")
+    assert (code, report["steps"]) == (0, [])
+    await admin_cp(board, title, "admin cp")
+    code, report = await run(board, root, "pull")
+    assert (code, actions(report)) == (0, {moved.relative_to(root).as_posix(): "export"})
+    assert not (root / tpath(title)).exists() and moved.read_text() == "admin cp"

@@ -85,6 +85,7 @@ class Deletions:
     reverted: list[str] = field(default_factory=list)  # copies reverted: their state dropped, looked at again
     recheck: list[str] = field(default_factory=list)  # back on disk meanwhile: looked at again, not missing
     details: dict[str, str] = field(default_factory=dict)  # why each other file is missing (status shows it)
+    moved: list[str] = field(default_factory=list)  # moved to another group folder of the set: state dropped
 
 
 def kind_of(mode: int) -> str:

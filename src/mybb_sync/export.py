@@ -386,10 +386,10 @@ class Exporter:
                 )  # fmt: skip
         if deleted and two_way is not None:
             gone = await two_way.on_deleted(deleted)
-            forget += gone.reverted
+            forget += gone.reverted + gone.moved
             report.recheck += gone.reverted + gone.recheck
             for d in deleted:
-                if d.entry.path in gone.reverted or d.entry.path in gone.recheck:
+                if d.entry.path in gone.reverted or d.entry.path in gone.recheck or d.entry.path in gone.moved:
                     continue
                 detail = gone.details.get(d.entry.path, "file deleted; the next export restores it")
                 problems.append(Problem(d.entry.path, ProblemKind.MISSING, detail, now))

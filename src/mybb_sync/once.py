@@ -24,6 +24,7 @@ from .engine import Decision, Entry, plan
 from .export import BATCH, set_entries, stylesheet_entries
 from .importer import import_refusal
 from .layout import GLOBAL_SID, Kind, under
+from .places import moved_away
 from .reconcile import Action
 from .report import ExportReport
 from .scope import Scope, scope_folders, select_scope
@@ -204,7 +205,7 @@ async def run_once(
     started = time.perf_counter()
     if direction is Direction.PULL and not dry_run:
         return await _pull(service, selection, force, progress)
-    decisions, doubles = await _decide(service, selection, progress)
+    decisions, doubles, moved = await _decide(service, selection, progress)
     steps, chosen = choose(decisions, direction, force=force, revert_deletions=service.settings.on_delete == "revert")
     report = OnceReport(direction, dry_run, unchanged=len(decisions) - len(steps))
     steps += [Step(path, CONFLICT, detail) for path, detail in sorted(doubles.items())]
@@ -219,6 +220,7 @@ async def run_once(
         done = await _carry_out(service, direction, chosen, force)
         steps += await _theme_files(service, selection, direction, force, done)
         await anyio.to_thread.run_sync(service.state.report, [_doubled(p, why) for p, why in doubles.items()])
+        await anyio.to_thread.run_sync(service.state.delete, moved)
         steps = _outcomes(steps, done)
         report.errors = done.errors
     report.steps = sorted(steps, key=lambda s: s.path)
@@ -248,8 +250,9 @@ def _doubled(path: str, detail: str) -> Problem:
 
 async def _decide(
     service: Service, selection: Selection, progress: Progress | None
-) -> tuple[list[Decision], dict[str, str]]:
-    """Every file and row the selection covers, decided (read-only: nothing is written)."""
+) -> tuple[list[Decision], dict[str, str], list[str]]:
+    """Every file and row the selection covers, decided (read-only: nothing is written); the
+    doubles, and the tracked old places of moved files (their state is to be forgotten)."""
     store, root = service.store, service.root
     catalog = service.catalog = await load_catalog(store)
     scope = select_scope(catalog, selection)
@@ -275,17 +278,20 @@ async def _decide(
     if scope.themes:
         await decide(await stylesheet_entries(store, catalog, scope.themes, skipped))
 
-    def others() -> list[str]:
+    def others() -> tuple[list[str], list[str]]:
+        """Files on disk and tracked files not met with a row; and of the tracked ones, the old
+        places of templates whose file moved to another group folder."""
         folders = scope_folders(catalog, scope)
-        found = {p for folder in folders for p in walk_files(root, folder)}
-        found |= {p for folder in folders for p in under(folder, service.state.paths())}
-        return sorted(p for p in found if p not in seen and only.admits(p))
+        tracked = {p for folder in folders for p in under(folder, service.state.paths()) if p not in seen}
+        moved = moved_away(root, sorted(tracked))
+        found = {p for folder in folders for p in walk_files(root, folder)} | tracked.difference(moved)
+        return sorted(p for p in found if p not in seen and only.admits(p)), moved
 
     doubles: dict[str, str] = {}
-    rest = await anyio.to_thread.run_sync(others)
+    rest, moved = await anyio.to_thread.run_sync(others)
     for start in range(0, len(rest), BATCH):
         await decide(await service.entries_for(rest[start : start + BATCH], doubles=doubles))
-    return decisions, doubles
+    return decisions, doubles, moved
 
 
 async def _carry_out(service: Service, direction: Direction, chosen: list[Decision], force: bool) -> ExportReport:

@@ -32,6 +32,7 @@ from .importer import ForumCache, Imported, import_stylesheets, import_templates
 from .layout import Kind, under
 from .parallel import in_parallel
 from .pending import Batch, Pending
+from .places import moved_away, places
 from .poller import RecentWrites
 from .reconcile import Action
 from .report import ExportReport
@@ -44,7 +45,7 @@ from .stylesheets import effective_stylesheets
 from .systemd import status_line
 from .themefile import theme_of
 from .timers import Timers
-from .tree import doubled, walk_tree
+from .tree import walk_tree
 from .watch import Passed, Rescan, Touched, Watcher
 from .writers import Writers
 
@@ -256,11 +257,16 @@ class Service:
         await anyio.to_thread.run_sync(record)
 
     def _stale_paths(self, scope: Scope, report: ExportReport) -> set[str]:
-        """Tracked files of the scope that the pass did not meet (their row is gone)."""
+        """Tracked files of the scope that the pass did not meet (their row is gone), but for old
+        places of templates whose file the pass met in another group folder: those are forgotten."""
         assert self.catalog is not None
         folders = scope_folders(self.catalog, scope)
         unseen = [p for p in self.state.paths() if p not in report.seen and self.filter.admits(p)]
-        return {p for folder in folders for p in under(folder, unseen)}
+        stale = {p for folder in folders for p in under(folder, unseen)}
+        moved = moved_away(self.root, sorted(stale))
+        self.state.delete(moved)
+        self.state.clear_problems(moved)
+        return stale - set(moved)
 
     @property
     def filter(self) -> Filter:
@@ -287,9 +293,9 @@ class Service:
             self.catalog = await load_catalog(self.store)
         catalog = self.catalog
         paths = [p for p in paths if self.filter.admits(p)]
-        doubled = await anyio.to_thread.run_sync(self._doubled, paths, doubles is None)
+        doubled = await anyio.to_thread.run_sync(places, self.root, self.state, catalog, paths, doubles is None)
         if doubles is not None:
-            doubles.update(doubled)
+            doubles.update((p, why) for p, why in doubled.items() if why)
         placed = catalog.place([p for p in paths if p not in doubled], self.root.temp_suffix)
         if placed.ignored:
             await self._note_ignored(placed.ignored)
@@ -304,18 +310,6 @@ class Service:
                 shown = effective_stylesheets(list(catalog.themes.values()), sheets, owner)
                 entries += [Entry(path, kind, owner, name, shown.get(name)) for path, name in items]
         return entries
-
-    def _doubled(self, paths: Sequence[str], record: bool) -> dict[str, str]:
-        """:func:`.tree.doubled` of the files never synced among ``paths`` (blocking); ``record``
-        logs them and records them as conflicts."""
-        candidates = [p for p in paths if layout.same_set_folder(p, p) and layout.parse(p) is not None]
-        found = doubled(self.root, [p for p in candidates if p not in self.state.get(candidates)])
-        if record and found:
-            now = time.time()
-            for path, detail in found.items():
-                log.warning("conflict: %s: %s", path, detail, extra={"event": "conflict", "path": path})
-            self.state.report([Problem(path, ProblemKind.CONFLICT, detail, now) for path, detail in found.items()])
-        return found
 
     async def _plan(self, entries: Sequence[Entry], read_all: bool = False) -> list[Decision]:
         """Decide ``entries``; a file still being written is left out (:class:`Writers`), unless
@@ -426,7 +420,11 @@ class Service:
         await self.exporter.apply(await self._plan(entries), report, two_way=self.two_way())
 
     async def _on_deleted(self, decisions: Sequence[Decision]) -> Deletions:
-        out = await self.reverts.on_deleted(decisions)
+        """A file gone whose template has a file in another group folder moved: never a deletion."""
+        moved = await anyio.to_thread.run_sync(moved_away, self.root, [d.entry.path for d in decisions])
+        rest = [d for d in decisions if d.entry.path not in moved]
+        out = await self.reverts.on_deleted(rest) if rest else Deletions()
+        out.moved = moved
         self._status.held_deletions = self.reverts.held
         return out
 

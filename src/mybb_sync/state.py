@@ -248,6 +248,12 @@ class State:
                     found.setdefault(row_id, []).append((path, (owner, name)))
         return found
 
+    def paths_of(self, kind: Kind, owner: int, name: str) -> list[str]:
+        """The files tracked for one template or stylesheet (more than one only while a file moves)."""
+        with self._lock:
+            sql = "SELECT path FROM files WHERE kind = ? AND owner = ? AND name = ? ORDER BY path"
+            return [row[0] for row in self._db.execute(sql, (kind.value, owner, name))]
+
     def all(self) -> Iterator[FileState]:
         """Every row (a snapshot read, streamed)."""
         with self._lock:

@@ -107,14 +107,24 @@ def template_files(root: Root, set_folder: str) -> dict[str, list[str]]:
     return found
 
 
-def doubled(root: Root, paths: list[str]) -> dict[str, str]:
-    """The set template files among ``paths`` whose name is in another group folder of their
-    set's folder too (one template, two files), with why (blocking)."""
-    found = {}
+def placed(root: Root, paths: list[str], old_places: Callable[[str], list[str]]) -> tuple[dict[str, str], list[str]]:
+    """Where the templates of ``paths`` (set template files never synced) have their file
+    (blocking): {path: why} for a file whose name is in another group folder of its set's folder
+    too (one template, two files) and {path: ""} for a path with no file while another group
+    folder holds its template (no place of it); and the old places (``old_places``: the tracked
+    paths of a path's template) whose file is gone, for paths found alone: the file moved."""
+    found: dict[str, str] = {}
+    moved: list[str] = []
     for path in paths:
-        if others := same_template(root, path):
-            found[path] = f"one template, two files: also {', '.join(others)} (keep one, delete the other)"
-    return found
+        others = same_template(root, path)
+        present = os.path.lexists(root.path / path)
+        if others:
+            found[path] = (
+                f"one template, two files: also {', '.join(others)} (keep one, delete the other)" if present else ""
+            )
+        elif present:
+            moved += (p for p in old_places(path) if not os.path.lexists(root.path / p))
+    return found, moved
 
 
 def same_template(root: Root, path: str) -> list[str]:

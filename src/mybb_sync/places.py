@@ -1,0 +1,58 @@
+"""Where a set template's file is, when a file is met that was never synced.
+
+The group folder is cosmetic: a template's file may be in any group folder of its
+set's folder. A file met in a new place is the template's file if no other group
+folder holds one for it (a move: the old place's state is forgotten once its file is
+gone); two files are one conflict; and a place with no file while another group
+folder holds the template's file is no place of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+
+from . import layout
+from .catalog import Catalog
+from .files import Root
+from .state import Problem, ProblemKind, State
+from .tree import placed, same_template
+
+log = logging.getLogger(__name__)
+
+
+def places(root: Root, state: State, catalog: Catalog, paths: Sequence[str], record: bool) -> dict[str, str]:
+    """The set template files never synced among ``paths`` that are no single place of their
+    template (blocking): {path: why} for a double, {path: ""} for a place without its file.
+    ``record`` logs doubles as conflicts and forgets the states of places a file moved from."""
+    candidates = [p for p in paths if layout.same_set_folder(p, p) and layout.parse(p) is not None]
+    tracked = state.get(candidates)
+
+    def old_places(path: str) -> list[str]:
+        ref = layout.parse(path)
+        sid = catalog.owner(ref) if ref is not None else None
+        if ref is None or sid is None:
+            return []
+        return [p for p in state.paths_of(ref.kind, sid, ref.name) if p != path]
+
+    found, moved = placed(root, [p for p in candidates if p not in tracked], old_places)
+    if record and moved:
+        state.delete(moved)
+        state.clear_problems(moved)
+    if record and (doubles := {p: why for p, why in found.items() if why}):
+        now = time.time()
+        for path, detail in doubles.items():
+            log.warning("conflict: %s: %s", path, detail, extra={"event": "conflict", "path": path})
+        state.report([Problem(path, ProblemKind.CONFLICT, detail, now) for path, detail in doubles.items()])
+    return found
+
+
+def moved_away(root: Root, tracked: Sequence[str]) -> list[str]:
+    """The set template files among ``tracked`` that are gone while another group folder of
+    their set holds a file of their template (blocking): the file moved, not deleted."""
+    return [
+        p for p in tracked
+        if layout.same_set_folder(p, p) and not os.path.lexists(root.path / p) and same_template(root, p)
+    ]  # fmt: skip
