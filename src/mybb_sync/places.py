@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 from . import layout
 from .catalog import Catalog
@@ -26,7 +27,8 @@ log = logging.getLogger(__name__)
 def places(root: Root, state: State, catalog: Catalog, paths: Sequence[str], record: bool) -> dict[str, str]:
     """The set template files never synced among ``paths`` that are no single place of their
     template (blocking): {path: why} for a double, {path: ""} for a place without its file.
-    ``record`` logs doubles as conflicts and forgets the states of places a file moved from."""
+    {path: ""} too for the old places of files found moved (when ``record``, their state moves
+    to the new place, base and all): a batch may hold both. ``record`` also logs doubles as conflicts."""
     candidates = [p for p in paths if layout.same_set_folder(p, p) and layout.parse(p) is not None]
     tracked = state.get(candidates)
 
@@ -38,9 +40,12 @@ def places(root: Root, state: State, catalog: Catalog, paths: Sequence[str], rec
         return [p for p in state.paths_of(ref.kind, sid, ref.name) if p != path]
 
     found, moved = placed(root, [p for p in candidates if p not in tracked], old_places)
-    if record and moved:
-        state.delete(moved)
-        state.clear_problems(moved)
+    if record and moved:  # the base goes with the file: an edit made as it moved is an edit
+        old = state.get(list(moved))
+        state.put(replace(st, path=moved[path], stat=None) for path, st in old.items())
+        state.delete(list(moved))
+        state.clear_problems(list(moved))
+    found.update((p, "") for p in moved if p not in found)  # an old place, maybe in this very batch
     if record and (doubles := {p: why for p, why in found.items() if why}):
         now = time.time()
         for path, detail in doubles.items():

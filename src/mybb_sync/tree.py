@@ -107,14 +107,17 @@ def template_files(root: Root, set_folder: str) -> dict[str, list[str]]:
     return found
 
 
-def placed(root: Root, paths: list[str], old_places: Callable[[str], list[str]]) -> tuple[dict[str, str], list[str]]:
+def placed(
+    root: Root, paths: list[str], old_places: Callable[[str], list[str]]
+) -> tuple[dict[str, str], dict[str, str]]:
     """Where the templates of ``paths`` (set template files never synced) have their file
     (blocking): {path: why} for a file whose name is in another group folder of its set's folder
     too (one template, two files) and {path: ""} for a path with no file while another group
     folder holds its template (no place of it); and the old places (``old_places``: the tracked
-    paths of a path's template) whose file is gone, for paths found alone: the file moved."""
+    paths of a path's template) whose file is gone, for paths found alone: the file moved
+    ({old place: new place})."""
     found: dict[str, str] = {}
-    moved: list[str] = []
+    moved: dict[str, str] = {}
     for path in paths:
         others = same_template(root, path)
         present = os.path.lexists(root.path / path)
@@ -123,7 +126,7 @@ def placed(root: Root, paths: list[str], old_places: Callable[[str], list[str]])
                 f"one template, two files: also {', '.join(others)} (keep one, delete the other)" if present else ""
             )
         elif present:
-            moved += (p for p in old_places(path) if not os.path.lexists(root.path / p))
+            moved.update((p, path) for p in old_places(path) if not os.path.lexists(root.path / p))
     return found, moved
 
 
