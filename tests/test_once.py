@@ -414,6 +414,16 @@ def test_a_remembered_url_reads_back_to_the_same_database_without_its_password(u
     assert ":pw@" not in db.url() and Database.parse(db.url()) == replace(db, password="")
 
 
+def test_a_remembered_forum_folder_without_config_php_still_gives_the_remembered_database(tmp_path: Path) -> None:
+    """A service started with --db and --mybb-root (a forum folder holding only its cache): a
+    later command in the root needs no flags, and one that needs no database never fails."""
+    db = Database.parse("sqlite:///srv/forum.sqlite")
+    with closing(State(tmp_path)) as state:
+        remember(state, Settings(db=db, root=tmp_path, mybb_root=tmp_path / "forum"))
+    settings = settings_for({}, cwd=tmp_path, environ={})
+    assert settings.db == db and settings.mybb_root == tmp_path / "forum"
+
+
 def test_a_remembered_database_takes_its_password_from_the_environment(tmp_path: Path) -> None:
     db = Database.parse("mysql://mybb:s3cret@db.example/forum")
     with closing(State(tmp_path)) as state:

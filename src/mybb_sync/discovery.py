@@ -7,6 +7,7 @@ forum's ``inc/config.php``, ``MYBB_SYNC_DB_PASSWORD`` or the TOML file's ``db_pa
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import stat
@@ -15,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from .config import DEFAULT_CONFIG_FILE, Settings, load_settings
-from .errors import MybbSyncError
+from .errors import ConfigError, MybbSyncError
 from .layout import STATE_DIR
 from .state import State
 from .statedir import state_dir
 
 SETUP_KEY = "setup"
+log = logging.getLogger(__name__)
 
 
 def find_root(start: Path) -> Path | None:
@@ -40,7 +42,7 @@ def setup_of(settings: Settings) -> dict[str, str]:
     out = {"prefix": settings.prefix, "temp_suffix": settings.temp_suffix}
     if settings.mybb_root is not None:
         out["mybb_root"] = str(Path(os.path.abspath(settings.mybb_root)))
-    elif settings.db is not None:
+    if settings.db is not None:
         out["db"] = settings.db.url()
     return out
 
@@ -89,7 +91,13 @@ def settings_for(
     remembered = recalled(root)
     if settings.db is not None or settings.mybb_root is not None:  # given: the forum is that one
         remembered = {k: v for k, v in remembered.items() if k not in ("db", "mybb_root", "prefix")}
-    return load_settings(flags, environ, config_path, cwd, defaults={**remembered, "root": str(root)})
+    elif "mybb_root" in remembered and _is_file(Path(remembered["mybb_root"]) / "inc" / "config.php"):
+        remembered.pop("db", None)  # the forum's own config.php says it, password and all
+    try:
+        return load_settings(flags, environ, config_path, cwd, defaults={**remembered, "root": str(root)})
+    except ConfigError as exc:  # what the root remembers is no longer right: commands that need it say so
+        log.warning("ignoring the set-up %s remembers: %s", root, exc)
+        return load_settings(flags, environ, config_path, cwd, defaults={"root": str(root)})
 
 
 def _is_file(path: Path) -> bool:
