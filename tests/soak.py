@@ -523,7 +523,7 @@ class Soak:
                 v.append(f"stylesheet {s.sid} is empty")
         for sid, title, count in dupes:
             v.append(f"{count} rows for ({sid}, {title!r})")
-        async with offline_service(self.settings, read_only=True) as service:
+        async with offline_service(self.settings, dry_run=True) as service:
             paths = sorted(set(self.disk) | set(self.db))
             entries = {e.path: e for e in await service.entries_for(paths)}
         for path in paths:

@@ -61,11 +61,10 @@ def small_disk(path: Path, size: str = "4m") -> Iterator[Path]:
 def filled(disk: Path) -> Iterator[None]:
     """Every free byte of ``disk`` taken by one file, freed on exit."""
     filler = disk / "filler"
-    with open(filler, "wb") as out:
+    with open(filler, "wb", buffering=0) as out:  # unbuffered: nothing left to flush (and fail) at close
         try:
             while True:
                 out.write(b"\0" * 65536)
-                out.flush()
         except OSError as exc:
             assert exc.errno == errno.ENOSPC
     try:

@@ -113,24 +113,27 @@ class Reverts:
         log.info("reverted %r in set %d: its file's deletion was confirmed (resolve --take disk)", name, sid)
         await anyio.to_thread.run_sync(self.state.delete, [path])
 
-    async def on_deleted(self, decisions: Sequence[Decision]) -> Deletions:
+    async def on_deleted(
+        self, decisions: Sequence[Decision], moved: Callable[[list[str]], list[str]] | None = None
+    ) -> Deletions:
         """Files found gone with their rows unchanged. What ``lstat`` finds on the way to each
         decides (:mod:`.deletions`): with ``on_delete = revert``, only a real deletion of a set
         copy's file reverts the copy, once the file has stayed gone for ``self.settings.delete_grace`` (an
         editor's rename-and-rewrite save is no delete), and not in a mass deletion, which waits
-        for a person (``resolve``). A folder gone or a file replaced reverts nothing."""
+        for a person (``resolve``). A folder gone or a file replaced reverts nothing, nor a file
+        ``moved`` (blocking, asked in the same look) finds moved to another place."""
         revert = self.settings.on_delete == "revert"
         asked = {d.entry.path for d in decisions}
         others = [p for p in {**self._sightings, **self._held} if p not in asked]
         first_look = revert and not self._held_loaded
 
-        def look() -> tuple[dict[str, Facts], list[tuple[str, str]]]:
+        def look() -> tuple[dict[str, Facts], list[tuple[str, str]], list[str]]:
             problems = self.state.problems(ProblemKind.MISSING) if first_look else []
-            return gather(self.root.path, [*asked, *others]), [
-                (p.path, p.detail) for p in problems if p.detail.startswith(HELD)
-            ]
+            held = [(p.path, p.detail) for p in problems if p.detail.startswith(HELD)]
+            return gather(self.root.path, [*asked, *others]), held, moved(sorted(asked)) if moved else []
 
-        facts, held_before = await anyio.to_thread.run_sync(look, limiter=self._limiter)
+        facts, held_before, gone_elsewhere = await anyio.to_thread.run_sync(look, limiter=self._limiter)
+        decisions = [d for d in decisions if d.entry.path not in gone_elsewhere]
         if first_look:  # a restart is no person's word: what an earlier run held stays held
             self._held_loaded = True
             for path, detail in held_before:
@@ -148,7 +151,7 @@ class Reverts:
                 self._held.pop(path, None)
         self._sightings = {p: s for p, s in self._sightings.items() if s.first > horizon}
         self._reverted = [s for s in self._reverted if s.first > horizon]
-        out = Deletions()
+        out = Deletions(moved=gone_elsewhere)
         due: list[tuple[Decision, Sighting]] = []
         folders_gone: dict[str, int] = defaultdict(int)
         for d in decisions:

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 
 import anyio
 import anyio.abc
@@ -421,10 +422,7 @@ class Service:
 
     async def _on_deleted(self, decisions: Sequence[Decision]) -> Deletions:
         """A file gone whose template has a file in another group folder moved: never a deletion."""
-        moved = await anyio.to_thread.run_sync(moved_away, self.root, [d.entry.path for d in decisions])
-        rest = [d for d in decisions if d.entry.path not in moved]
-        out = await self.reverts.on_deleted(rest) if rest else Deletions()
-        out.moved = moved
+        out = await self.reverts.on_deleted(decisions, moved=partial(moved_away, self.root))
         self._status.held_deletions = self.reverts.held
         return out
 
