@@ -332,9 +332,7 @@ async def _theme_files(
             service.store, wanted, report, two_way=True, take_disk=force and push, outward=not push, dry_run=dry_run
         )
     done.errors += report.errors
-    refused = {
-        p: line.removeprefix(p + ": ") for line in report.refused for p in wanted.values() if line.startswith(p + ": ")
-    }
+    refused = _refusals(report.refused, set(wanted.values()))
     steps = [Step(path, action) for path, action in report.changed if path not in refused]
     steps += [Step(p, SKIP, "changed in the database: 'mybb-sync pull' takes it") for p in report.skipped]
     steps += [Step(p, REFUSE, why) for p, why in refused.items()]
@@ -345,14 +343,7 @@ async def _theme_files(
 def _outcomes(planned: list[Step], done: ExportReport) -> list[Step]:
     """The plan corrected by what happened: imports the importer refused, writes that met a
     file changed meanwhile (a conflict), and files that could not be written."""
-    paths = {s.path for s in planned}
-    refused = {}
-    for line in done.refused:  # "path: why", and a path may hold ": " itself
-        at = line.find(": ")
-        while at != -1 and line[:at] not in paths:
-            at = line.find(": ", at + 1)
-        if at != -1:
-            refused[line[:at]] = line[at + 2 :]
+    refused = _refusals(done.refused, {s.path for s in planned})
     failed = {line.split(": ", 1)[0] for line in done.errors}
     conflicts = set(done.conflicts)
     out = []
@@ -364,3 +355,15 @@ def _outcomes(planned: list[Step], done: ExportReport) -> list[Step]:
         elif step.path not in failed:
             out.append(step)
     return out
+
+
+def _refusals(lines: list[str], paths: set[str]) -> dict[str, str]:
+    """Why each of ``paths`` was refused, from a report's "path: why" lines (a path may hold ": ")."""
+    refused = {}
+    for line in lines:
+        at = line.find(": ")
+        while at != -1 and line[:at] not in paths:
+            at = line.find(": ", at + 1)
+        if at != -1:
+            refused[line[:at]] = line[at + 2 :]
+    return refused
