@@ -824,7 +824,7 @@ async def test_a_database_lost_in_the_middle_of_an_export_is_one_database_unavai
         nonlocal stopped
         if not stopped:
             stopped = True
-            mariadb.stop()  # more pages are still to be read: 5000 rows in pages of 500
+            mariadb.stop()  # more pages are still to be read: 5000 rows in pages of at most 500
 
     try:
         async with open_store(db, "mybb_") as store:
@@ -832,7 +832,7 @@ async def test_a_database_lost_in_the_middle_of_an_export_is_one_database_unavai
             state = State(root)
             try:
                 with pytest.raises(DatabaseUnavailable):
-                    await Exporter(Root(root), state).run(
+                    await Exporter(Root(root), state, batch=500).run(
                         store, catalog, Scope((1, -1), ()), progress=stop_the_server_once_files_are_written
                     )
             finally:

@@ -54,7 +54,8 @@ from .work import sort as work_of
 
 log = logging.getLogger(__name__)
 
-BATCH = 500
+BATCH = 2000  # files a batch holds at most: two syncfs and one state transaction each
+FIRST_BATCH = 250  # a set's first batch: writing starts without waiting for a whole batch's rows
 IN_FLIGHT = 3  # batches handled at once: while one is written, the others are planned, flushed or recorded
 Progress = Callable[[int, int], None]  # (done, total so far)
 
@@ -84,7 +85,7 @@ async def set_entries(
     two files gets no entry here (each file is then met as a file with no row, where
     the two are one conflict).
     """
-    async for rows in store.set_templates(sid, size):
+    async for rows in store.set_templates(sid, size, min(FIRST_BATCH, size)):
         report.rows_read += len(rows)
         batch = []
         for row in rows:

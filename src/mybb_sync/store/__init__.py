@@ -129,10 +129,11 @@ class Store(Protocol):
 
     async def version_code(self) -> str: ...
 
-    def set_templates(self, sid: int, batch: int = 500) -> AsyncIterator[list[TemplateRow]]:
+    def set_templates(self, sid: int, batch: int = 500, first: int | None = None) -> AsyncIterator[list[TemplateRow]]:
         """Every template set ``sid`` shows (its copies win over masters), streamed in batches.
 
-        ``sid = -1`` streams the global templates.
+        ``sid = -1`` streams the global templates. ``first``: the first batch's size (each
+        next one doubles, up to ``batch``).
         """
         ...
 

@@ -42,8 +42,14 @@ class TemplateReads(SQLBase):
             self._version_code = str(value["version_code"])
         return self._version_code
 
-    async def set_templates(self, sid: int, batch: int = 500) -> AsyncIterator[list[TemplateRow]]:
+    async def set_templates(
+        self, sid: int, batch: int = 500, first: int | None = None
+    ) -> AsyncIterator[list[TemplateRow]]:
         """Stream what set ``sid`` shows, one page of ``batch`` rows at a time, in one pass.
+
+        With ``first``, the first page is that small and each next one twice the
+        one before, up to ``batch``: the caller starts work on the first rows
+        without waiting for a whole large page.
 
         Pages are keyed on ``tid`` (``tid > last ORDER BY tid LIMIT batch``),
         each one short query. A server-side cursor would hold MyISAM's table
@@ -84,11 +90,11 @@ class TemplateReads(SQLBase):
                     (MASTER_SID,),
                 )
             }
-        last = 0
+        last, size = 0, min(first or batch, batch)
         while True:
             rows = await self._fetch(
                 f"SELECT {_TEMPLATE_COLS} FROM {table} WHERE {where} AND tid > %s AND tid <= %s ORDER BY tid LIMIT %s",
-                (*args, last, newest, batch),
+                (*args, last, newest, size),
             )
             out = [
                 _template_row(r)
@@ -98,9 +104,9 @@ class TemplateReads(SQLBase):
             ]
             if out:
                 yield out
-            if len(rows) < batch:
+            if len(rows) < size:
                 return
-            last = int(rows[-1][0])
+            last, size = int(rows[-1][0]), min(2 * size, batch)
 
     async def every_template(self, batch: int = 500) -> AsyncIterator[list[TemplateRow]]:
         """Stream every row of the templates table (masters and every set), by ``tid``."""
