@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, replace
 
 from .atomic import ABSENT, Expect, Write, Written
@@ -118,14 +118,26 @@ class Gathered:
 
 
 def plan(
-    root: Root, state: State, entries: Sequence[Entry], *, read_all: bool = False, hold: Hold | None = None
+    root: Root,
+    state: State,
+    entries: Sequence[Entry],
+    *,
+    read_all: bool = False,
+    hold: Hold | None = None,
+    absent: Container[str] = frozenset(),
 ) -> list[Decision]:
     """Decide every entry (blocking: run in a worker thread, one batch per hop)."""
-    return decide_all(entries, gather(root, state, entries, read_all=read_all, hold=hold))
+    return decide_all(entries, gather(root, state, entries, read_all=read_all, hold=hold, absent=absent))
 
 
 def gather(
-    root: Root, state: State, entries: Sequence[Entry], *, read_all: bool = False, hold: Hold | None = None
+    root: Root,
+    state: State,
+    entries: Sequence[Entry],
+    *,
+    read_all: bool = False,
+    hold: Hold | None = None,
+    absent: Container[str] = frozenset(),
 ) -> Gathered:
     """Read what deciding needs (blocking).
 
@@ -137,12 +149,19 @@ def gather(
     before it is read: a file it holds (still being written) gets no decision
     at all - it is left out of the result, neither read nor written, and its
     state is not touched - and must be brought back later by whoever held it.
+
+    ``absent``: paths a walk of their folder, made in this pass, found no file at. They
+    are not looked at again (an lstat each, in a folder being written, is dear); a file
+    put there since is found by the write, whose rename never replaces what it did not
+    expect, and reported as changed.
     """
     paths = [e.path for e in entries]
     states = state.get(paths)
     intents = state.intents(paths)
     seen_ns = time.time_ns()
-    stats = stat_files(root, paths)
+    stats: dict[str, FileStat | None] = dict.fromkeys(p for p in paths if p in absent)
+    if len(stats) < len(paths):
+        stats.update(stat_files(root, [p for p in paths if p not in absent]))
     to_read = []
     held: set[str] = set()
     for e in entries:

@@ -119,6 +119,16 @@ async def stylesheet_entries(store: Store, catalog: Catalog, tids: Sequence[int]
     return batch
 
 
+Batch = tuple[list[Entry], frozenset[str]]  # entries, and the paths of theirs a walk found no file at
+
+
+def unseen(batch: list[Entry], located: Mapping[str, list[str]] | None) -> frozenset[str]:
+    """The paths of ``batch`` the walk of their set's folder (``located``) found no file at."""
+    if located is None:
+        return frozenset()
+    return frozenset(e.path for e in batch if e.path.rsplit("/", 1)[1] not in located)
+
+
 def admitted(flt: Filter, batch: list[Entry]) -> list[Entry]:
     """The entries of ``batch`` that ``flt`` admits."""
     return batch if flt.admits_all else [e for e in batch if flt.admits(e.path)]
@@ -181,12 +191,12 @@ class Exporter:
             if progress is not None:
                 progress(done, len(exported))
 
-        async def batches() -> AsyncIterator[list[Entry]]:
+        async def batches() -> AsyncIterator[Batch]:
             for sid in scope.sets:
                 layout_ = set_layout(catalog, sid)
                 if await self._still_agreed(store, sid, layout_):
                     async for batch in self._moved_on_disk(store, catalog, sid, report, advance, flt):
-                        yield batch
+                        yield batch, frozenset()
                     continue
                 await anyio.to_thread.run_sync(self.state.set_meta, layout_key(sid), None, limiter=self.limiter)
                 layouts[sid] = layout_
@@ -198,20 +208,21 @@ class Exporter:
                 async for batch in set_entries(store, catalog, sid, report, self.batch, located):
                     batch = admitted(flt, batch)
                     exported.update(e.path for e in batch)
-                    yield batch
+                    yield batch, unseen(batch, located)
                 if len(report.skipped) != skipped:
                     unsettled.add(sid)
             if scope.themes:
                 batch = admitted(flt, await stylesheet_entries(store, catalog, scope.themes, report))
                 exported.update(e.path for e in batch)
-                yield batch
+                yield batch, frozenset()
 
         confirmed = marked = 0  # report.fresh[:confirmed] was read back; [:marked] by the batches before the last
         young: list[str] = []  # read back too soon: again at the end
 
-        async def export_batch(batch: list[Entry]) -> None:
+        async def export_batch(item: Batch) -> None:
             nonlocal confirmed, marked
-            settled = await self._export_batch(catalog, batch, force, report, two_way)
+            batch, absent = item
+            settled = await self._export_batch(catalog, batch, force, report, two_way, absent)
             if not settled and batch and batch[0].kind is Kind.TEMPLATE:
                 unsettled.add(batch[0].owner)
             advance(len(batch))
@@ -322,13 +333,19 @@ class Exporter:
         return states, {s.path for s in states if not s.unchanged(stats[s.path], self.root.racy_ns)}
 
     async def _export_batch(
-        self, catalog: Catalog, batch: Sequence[Entry], force: bool, report: ExportReport, two_way: TwoWay | None
+        self,
+        catalog: Catalog,
+        batch: Sequence[Entry],
+        force: bool,
+        report: ExportReport,
+        two_way: TwoWay | None,
+        absent: frozenset[str] = frozenset(),
     ) -> bool:
         """Decide and carry out one batch; True if every file ended agreed with its row (a file
-        left to its writer did not)."""
+        left to its writer did not). ``absent``: paths this pass's walk found no file at."""
         hold = two_way.hold if two_way is not None else None
         decisions = await anyio.to_thread.run_sync(
-            lambda: plan(self.root, self.state, batch, hold=hold), limiter=self.limiter
+            lambda: plan(self.root, self.state, batch, hold=hold, absent=absent), limiter=self.limiter
         )
         for d in decisions:
             report.per_scope[scope_label(catalog, d.entry.kind, d.entry.owner)] += 1

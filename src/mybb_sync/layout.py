@@ -103,9 +103,13 @@ def group_of(title: str, prefixes: Iterable[str] | frozenset[str]) -> str:
     case; the group is returned spelled as in ``templategroups``.
     """
     head = title.split("_", 1)[0]
-    known = prefixes if isinstance(prefixes, (set, frozenset)) else tuple(prefixes)
-    if head in known:
-        return head
+    known = prefixes if isinstance(prefixes, frozenset) else frozenset(prefixes)
+    return head if head in known else _folded_group(head, known)
+
+
+@lru_cache(maxsize=1024)
+def _folded_group(head: str, known: frozenset[str]) -> str:
+    """The group of a head that is no prefix as spelled (asked once per head: a pass asks per file)."""
     folded = head.translate(_ASCII_LOWER)
     return next((p for p in known if p.translate(_ASCII_LOWER) == folded), UNGROUPED)
 
