@@ -92,7 +92,6 @@ class ThemeFiles:
         self.limiter = limiter  # reads and state-store calls (the exporter's)
         self.writer = writer  # file writes: one thread at a time (the exporter's, atomic.write_files)
         self._said: dict[str, str] = {}
-        self._dry = False  # a dry run: say in the report what would be done, do nothing
         self.forum: ForumCache | None = None  # the service's: a file's change rebuilds lists from its cache files
 
     async def sync(
@@ -112,17 +111,12 @@ class ThemeFiles:
         whatever the database holds (``resolve``, ``push --force``). Without ``outward``
         (``push``), a file the database moved on from is left as it is (skipped). A ``dry_run``
         fills ``report`` with what would be done and writes nothing, nor logs or records it."""
-        if not files:
-            return
-        self._dry = dry_run
-        try:
-            await self._sync(store, files, report, two_way, force, take_disk, outward)
-        finally:
-            self._dry = False
+        if files:
+            await self._sync(store, files, report, two_way, force, take_disk, outward, dry_run)
 
     async def _sync(
         self, store: Store, files: dict[int, str], report: ExportReport,
-        two_way: bool, force: bool, take_disk: bool, outward: bool,
+        two_way: bool, force: bool, take_disk: bool, outward: bool, dry: bool,
     ) -> None:  # fmt: skip
         report.seen.update(files.values())
         bases = await anyio.to_thread.run_sync(
@@ -142,41 +136,41 @@ class ThemeFiles:
                 if _hash(db_text) == bases[tid].hash:
                     report.unchanged += 1
                 elif outward:
-                    await self._write(tid, path, db_text, stats[path], report)
+                    await self._write(tid, path, db_text, stats[path], report, dry)
                 else:
                     report.skipped.append(path)
                 continue
             if read.error is not None:
-                await self._problem(path, ProblemKind.INVALID, read.error, report)
+                await self._problem(path, ProblemKind.INVALID, read.error, report, dry)
                 continue
             try:
                 disk = None if read.data is None else read.data.decode("utf-8")
             except UnicodeDecodeError:
-                await self._problem(path, ProblemKind.INVALID, "not valid UTF-8; nothing written", report)
+                await self._problem(path, ProblemKind.INVALID, "not valid UTF-8; nothing written", report, dry)
                 continue
             if (disk is None or force) and not outward:
                 report.skipped.append(path)
                 continue
             if disk is None or force:
-                await self._write(tid, path, db_text, ABSENT if read.stat is None else None, report)
+                await self._write(tid, path, db_text, ABSENT if read.stat is None else None, report, dry)
                 continue
             action = decide(_hash(disk), _hash(db_text), None if take_disk else bases[tid].hash)
             action = Action.IMPORT if take_disk and action is Action.CONFLICT else action
             if action is Action.IMPORT and two_way:
-                if await self._import(store, themes, sheets, tid, read, disk, seen_ns, report):
+                if await self._import(store, themes, sheets, tid, read, disk, seen_ns, report, dry):
                     themes, sheets = await store.themes(), await store.stylesheets()
             elif action in (Action.IMPORT, Action.CONFLICT):
                 detail = CONFLICT if two_way else "changed on disk: not overwritten (--force takes the database's)"
-                await self._problem(path, ProblemKind.CONFLICT, detail, report)
+                await self._problem(path, ProblemKind.CONFLICT, detail, report, dry)
                 report.conflicts.append(path)
             elif action is Action.EXPORT and not outward:
                 report.skipped.append(path)
             elif action is Action.EXPORT:
-                await self._write(tid, path, db_text, read.stat, report)
+                await self._write(tid, path, db_text, read.stat, report, dry)
             else:  # NOTHING or ADOPT: the file and the rows agree
                 report.unchanged += action is Action.NOTHING
                 report.adopted += action is Action.ADOPT
-                await self._agreed(tid, path, Base(_hash(db_text), read.stat, seen_ns))
+                await self._agreed(tid, path, Base(_hash(db_text), read.stat, seen_ns), dry)
 
     async def resolve(self, store: Store, catalog: Catalog, path: str, take: str) -> str:
         """``resolve --take disk|db`` of a theme's settings file: save the file, or rewrite it."""
@@ -199,12 +193,14 @@ class ThemeFiles:
         disk: str,
         seen_ns: int,
         report: ExportReport,
+        dry: bool,
     ) -> bool:
-        """The file's change as the Admin CP's forms save it; False if refused (nothing written)."""
+        """The file's change as the Admin CP's forms save it; False if refused (nothing written).
+        ``dry`` (as for each method below): a dry run, said in ``report``, nothing done."""
         path, forum = read.path, self.forum
         if forum is None:
             why = "theme.json imports need --mybb-root (the theme's lists are rebuilt from its cache files)"
-            await self._problem(path, ProblemKind.INVALID, why, report)
+            await self._problem(path, ProblemKind.INVALID, why, report, dry)
             return False
         try:
             plan = plan_meta(
@@ -213,9 +209,9 @@ class ThemeFiles:
                 editor_theme_exists=editor_theme_check(forum), cache_file_mtime=forum.mtime,
             )  # fmt: skip
         except ValueError as exc:
-            await self._problem(path, ProblemKind.INVALID, f"{exc}; nothing written", report)
+            await self._problem(path, ProblemKind.INVALID, f"{exc}; nothing written", report, dry)
             return False
-        if self._dry:
+        if dry:
             report.changed.append((path, "import"))
             return False
         if plan.steps:
@@ -229,13 +225,13 @@ class ThemeFiles:
         )  # fmt: skip
         stored = render_meta(read_meta(await store.themes(), await store.stylesheets(), tid))
         if stored != disk:  # the file shows what was stored (a colour 'none', the order normalised)
-            await self._write(tid, path, stored, read.stat, report)
+            await self._write(tid, path, stored, read.stat, report, dry)
         else:
-            await self._agreed(tid, path, Base(_hash(stored), read.stat, seen_ns))
+            await self._agreed(tid, path, Base(_hash(stored), read.stat, seen_ns), dry)
         return bool(plan.steps)
 
-    async def _write(self, tid: int, path: str, text: str, expect: Expect, report: ExportReport) -> None:
-        if self._dry:
+    async def _write(self, tid: int, path: str, text: str, expect: Expect, report: ExportReport, dry: bool) -> None:
+        if dry:
             report.changed.append((path, "export"))
             return
         [result] = await write_files(self.root, [Write(path, text.encode("utf-8"), expect)], self.writer)
@@ -247,16 +243,16 @@ class ThemeFiles:
                 "exported %s (%d bytes)", path, result.stat.size,
                 extra={"event": "exported", "path": path, "bytes": result.stat.size},
             )  # fmt: skip
-            await self._agreed(tid, path, Base(_hash(text), result.stat, result.seen_ns))
+            await self._agreed(tid, path, Base(_hash(text), result.stat, result.seen_ns), dry)
         elif result.changed:  # the file moved under us: the next look decides again
             report.recheck.append(path)
         else:
-            await self._problem(path, ProblemKind.ERROR, result.reason, report)
+            await self._problem(path, ProblemKind.ERROR, result.reason, report, dry)
             report.errors.append(f"{path}: {result.reason}")
 
-    async def _agreed(self, tid: int, path: str, base: Base) -> None:
+    async def _agreed(self, tid: int, path: str, base: Base, dry: bool) -> None:
         """Record the base both sides agree on, and clear what was said about the file."""
-        if self._dry:
+        if dry:
             return
         self._said.pop(path, None)
 
@@ -266,11 +262,11 @@ class ThemeFiles:
 
         await anyio.to_thread.run_sync(record, limiter=self.limiter)
 
-    async def _problem(self, path: str, kind: ProblemKind, detail: str, report: ExportReport) -> None:
+    async def _problem(self, path: str, kind: ProblemKind, detail: str, report: ExportReport, dry: bool) -> None:
         """Say it once (a file event and a poll may both meet it) and list it in ``status``."""
         if kind is ProblemKind.INVALID:
             report.refused.append(f"{path}: {detail}")
-        if self._dry or self._said.get(path) == detail:
+        if dry or self._said.get(path) == detail:
             return
         self._said[path] = detail
         said = {ProblemKind.CONFLICT: "conflict:", ProblemKind.INVALID: "refused"}.get(kind, "error:")
