@@ -54,7 +54,8 @@ import mybb_sync
 from mybb_sync import layout
 from mybb_sync.catalog import Catalog, load_catalog
 from mybb_sync.config import Database
-from mybb_sync.export import Exporter, set_entries, stylesheet_entries
+from mybb_sync.entries import set_entries, stylesheet_entries
+from mybb_sync.export import Exporter
 from mybb_sync.files import Root
 from mybb_sync.layout import GLOBAL_SID
 from mybb_sync.poller import Poller

@@ -1,8 +1,9 @@
 """Export: database rows to files, atomically, durably, incrementally.
 
-Rows stream from the database in batches; each batch is planned against the
-state store and the disk in one worker-thread hop, and the files that need
-writing are written by parallel worker threads. A bounded stream between
+Rows stream from the database in batches (:mod:`.entries`); each batch is
+planned against the state store and the disk in one worker-thread hop, and
+the files that need writing are written by one thread at a time while the
+next batches are planned, flushed or recorded. A bounded stream between
 the reader and the writers keeps memory flat however large the board is.
 A file changed on disk since its base is never overwritten (unless forced):
 it is reported as a conflict.
@@ -14,7 +15,7 @@ import errno
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
 import anyio
@@ -34,7 +35,8 @@ from .engine import (
     plan,
     states_after_writes,
 )
-from .errors import DiskUnavailable, UnsafeName
+from .entries import BATCH, Batch, admitted, set_entries, stylesheet_entries, unseen
+from .errors import DiskUnavailable
 from .files import Root, missing, read_files, remove_files, stat_files
 from .importer import Imported
 from .layout import GLOBAL_SID, Kind, under
@@ -46,7 +48,6 @@ from .selection import Filter
 from .state import Problem, ProblemKind, State, Tracked
 from .stopping import finish_within
 from .store import Store
-from .stylesheets import effective_stylesheets
 from .themesync import ThemeFiles, settings_files
 from .tree import template_files, walk_tree
 from .work import conflict_problem
@@ -54,8 +55,6 @@ from .work import sort as work_of
 
 log = logging.getLogger(__name__)
 
-BATCH = 2000  # files a batch holds at most: two syncfs and one state transaction each
-FIRST_BATCH = 250  # a set's first batch: writing starts without waiting for a whole batch's rows
 IN_FLIGHT = 3  # batches handled at once: while one is written, the others are planned, flushed or recorded
 Progress = Callable[[int, int], None]  # (done, total so far)
 
@@ -68,70 +67,6 @@ class TwoWay:
     on_deleted: Callable[[Sequence[Decision]], Awaitable[Deletions]]  # what became of files found gone
     interrupt: Callable[[], Awaitable[None]]  # aborts their statements in flight (Store.interrupt)
     hold: Hold | None = None  # files still being written: left out of the pass (engine.plan)
-
-
-async def set_entries(
-    store: Store,
-    catalog: Catalog,
-    sid: int,
-    report: ExportReport,
-    size: int = BATCH,
-    located: Mapping[str, list[str]] | None = None,
-) -> AsyncIterator[list[Entry]]:
-    """Every template set ``sid`` shows, with its row, in batches of ``size`` (rows streamed from the database).
-
-    ``located`` (:func:`.tree.template_files`) is where the set's files are: a file in
-    another group folder than ours is the template's file, where it is; a title with
-    two files gets no entry here (each file is then met as a file with no row, where
-    the two are one conflict).
-    """
-    async for rows in store.set_templates(sid, size, min(FIRST_BATCH, size)):
-        report.rows_read += len(rows)
-        batch = []
-        for row in rows:
-            try:
-                path = catalog.template_path(sid, row.title)
-            except UnsafeName as exc:
-                report.skipped.append(f"template {row.title!r} of {scope_label(catalog, Kind.TEMPLATE, sid)}: {exc}")
-                log.warning("skipped template %r: %s", row.title, exc)
-                continue
-            found = located.get(path.rsplit("/", 1)[1]) if located and sid != GLOBAL_SID else None
-            if found is not None and len(found) > 1:
-                continue
-            batch.append(Entry(found[0] if found else path, Kind.TEMPLATE, sid, row.title, row))
-        yield batch
-
-
-async def stylesheet_entries(store: Store, catalog: Catalog, tids: Sequence[int], report: ExportReport) -> list[Entry]:
-    """Every stylesheet the themes show, as one batch: importing stylesheets rebuilds the lists
-    of a theme and its children, so two stylesheet batches must never be handled at the same time."""
-    themes, sheets = list(catalog.themes.values()), await store.stylesheets()
-    batch = []
-    for tid in tids:
-        for name, row in sorted(effective_stylesheets(themes, sheets, tid).items()):
-            try:
-                path = catalog.stylesheet_path(tid, name)
-            except UnsafeName as exc:
-                report.skipped.append(f"stylesheet {name!r} of theme {catalog.themes[tid].name!r}: {exc}")
-                log.warning("skipped stylesheet %r: %s", name, exc)
-                continue
-            batch.append(Entry(path, Kind.STYLESHEET, tid, name, row))
-    return batch
-
-
-Batch = tuple[list[Entry], frozenset[str]]  # entries, and the paths of theirs a walk found no file at
-
-
-def unseen(batch: list[Entry], located: Mapping[str, list[str]] | None) -> frozenset[str]:
-    """The paths of ``batch`` the walk of their set's folder (``located``) found no file at."""
-    if located is None:
-        return frozenset()
-    return frozenset(e.path for e in batch if e.path.rsplit("/", 1)[1] not in located)
-
-
-def admitted(flt: Filter, batch: list[Entry]) -> list[Entry]:
-    """The entries of ``batch`` that ``flt`` admits."""
-    return batch if flt.admits_all else [e for e in batch if flt.admits(e.path)]
 
 
 def layout_key(sid: int) -> str:

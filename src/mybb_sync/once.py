@@ -21,7 +21,7 @@ import anyio.to_thread
 
 from .catalog import load_catalog
 from .engine import Decision, Entry, plan
-from .export import BATCH, set_entries, stylesheet_entries
+from .entries import BATCH, set_entries, stylesheet_entries
 from .importer import import_refusal
 from .layout import GLOBAL_SID, Kind, under
 from .places import moved_away

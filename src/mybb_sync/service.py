@@ -25,8 +25,9 @@ from .catalog import Catalog, load_catalog
 from .config import Settings
 from .deletions import Deletions
 from .engine import Decision, Entry, plan
+from .entries import BATCH
 from .errors import DatabaseUnavailable, DiskUnavailable, MybbSyncError
-from .export import BATCH, Exporter, TwoWay
+from .export import Exporter, TwoWay
 from .files import Root
 from .handle import Status
 from .importer import ForumCache, Imported, import_stylesheets, import_templates

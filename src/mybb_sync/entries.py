@@ -1,0 +1,90 @@
+"""What a pass decides on: the entries of a scope, each file with the row it shows.
+
+Rows stream from the database in batches; each becomes an :class:`.engine.Entry`
+at the path the catalog gives it (or where the set's folder already holds its
+file). Shared by the exporter's passes and the one-shot commands' plans.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+
+from .catalog import Catalog
+from .engine import Entry
+from .errors import UnsafeName
+from .layout import GLOBAL_SID, Kind
+from .report import ExportReport
+from .scope import scope_label
+from .selection import Filter
+from .store import Store
+from .stylesheets import effective_stylesheets
+
+log = logging.getLogger(__name__)
+
+BATCH = 2000  # files a batch holds at most: two syncfs and one state transaction each
+FIRST_BATCH = 250  # a set's first batch: writing starts without waiting for a whole batch's rows
+
+
+async def set_entries(
+    store: Store,
+    catalog: Catalog,
+    sid: int,
+    report: ExportReport,
+    size: int = BATCH,
+    located: Mapping[str, list[str]] | None = None,
+) -> AsyncIterator[list[Entry]]:
+    """Every template set ``sid`` shows, with its row, in batches of ``size`` (rows streamed from the database).
+
+    ``located`` (:func:`.tree.template_files`) is where the set's files are: a file in
+    another group folder than ours is the template's file, where it is; a title with
+    two files gets no entry here (each file is then met as a file with no row, where
+    the two are one conflict).
+    """
+    async for rows in store.set_templates(sid, size, min(FIRST_BATCH, size)):
+        report.rows_read += len(rows)
+        batch = []
+        for row in rows:
+            try:
+                path = catalog.template_path(sid, row.title)
+            except UnsafeName as exc:
+                report.skipped.append(f"template {row.title!r} of {scope_label(catalog, Kind.TEMPLATE, sid)}: {exc}")
+                log.warning("skipped template %r: %s", row.title, exc)
+                continue
+            found = located.get(path.rsplit("/", 1)[1]) if located and sid != GLOBAL_SID else None
+            if found is not None and len(found) > 1:
+                continue
+            batch.append(Entry(found[0] if found else path, Kind.TEMPLATE, sid, row.title, row))
+        yield batch
+
+
+async def stylesheet_entries(store: Store, catalog: Catalog, tids: Sequence[int], report: ExportReport) -> list[Entry]:
+    """Every stylesheet the themes show, as one batch: importing stylesheets rebuilds the lists
+    of a theme and its children, so two stylesheet batches must never be handled at the same time."""
+    themes, sheets = list(catalog.themes.values()), await store.stylesheets()
+    batch = []
+    for tid in tids:
+        for name, row in sorted(effective_stylesheets(themes, sheets, tid).items()):
+            try:
+                path = catalog.stylesheet_path(tid, name)
+            except UnsafeName as exc:
+                report.skipped.append(f"stylesheet {name!r} of theme {catalog.themes[tid].name!r}: {exc}")
+                log.warning("skipped stylesheet %r: %s", name, exc)
+                continue
+            batch.append(Entry(path, Kind.STYLESHEET, tid, name, row))
+    return batch
+
+
+Batch = tuple[list[Entry], frozenset[str]]  # entries, and the paths of theirs a walk found no file at
+
+
+def unseen(batch: list[Entry], located: Mapping[str, list[str]] | None) -> frozenset[str]:
+    """The paths of ``batch`` the walk of their set's folder (``located``) found no file at."""
+    if located is None:
+        return frozenset()
+    return frozenset(e.path for e in batch if e.path.rsplit("/", 1)[1] not in located)
+
+
+def admitted(flt: Filter, batch: list[Entry]) -> list[Entry]:
+    """The entries of ``batch`` that ``flt`` admits."""
+    return batch if flt.admits_all else [e for e in batch if flt.admits(e.path)]
