@@ -170,7 +170,7 @@ class Exporter:
         created = await anyio.to_thread.run_sync(
             missing, self.root, scope_folders(catalog, scope), limiter=self.limiter
         )
-        await in_parallel(batches(), export_batch, workers=IN_FLIGHT)
+        await in_parallel(batches(), export_batch, workers=IN_FLIGHT, ready=0)  # memory: see entries.BATCH
         files = {tid: p for tid, p in settings_files(catalog, scope.themes).items() if flt.admits(p)}
         await self.theme_files.sync(store, files, report, two_way=two_way is not None, force=force)
         rest = young + report.fresh[confirmed:]
