@@ -274,7 +274,7 @@ class Exporter:
         force: bool,
         report: ExportReport,
         two_way: TwoWay | None,
-        absent: frozenset[str] = frozenset(),
+        absent: frozenset[str],
     ) -> bool:
         """Decide and carry out one batch; True if every file ended agreed with its row (a file
         left to its writer did not). ``absent``: paths this pass's walk found no file at."""
