@@ -18,6 +18,7 @@ from mybb_sync.errors import ConfigError, DatabaseUnavailable, MybbSyncError
 from mybb_sync.store import Column, TemplateRow, TemplateSet, md5_hex, open_store, row_digest, seen
 from mybb_sync.store.mysql import _CODECS, MySQLStore, charset_refusal
 from mybb_sync.store.mysql import escape_string as mysql_escape
+from mybb_sync.store.postgres import _translate as translate_error
 from mybb_sync.store.postgres import encoding_refusal
 from mybb_sync.stylesheets import StylesheetUpdate
 from mybb_sync.synthetic import GROUP_PREFIXES, INSTALL_TIME, Board
@@ -1087,3 +1088,16 @@ def test_a_charset_of_unknown_repertoire_carries_only_ascii() -> None:
         charset_refusal("armscii8", "<p>é</p>")
         == "holds 'é' (U+00E9), which the database's charset armscii8 cannot store"
     )
+
+
+def test_a_postgresql_connection_ended_by_a_shutdown_is_an_outage() -> None:
+    """asyncpg's words for a pooled connection whose server sent its shutdown FATAL."""
+    exc = asyncpg.exceptions.InternalClientError("cannot switch to state 11; another operation (2) is in progress")
+    assert isinstance(translate_error(exc), DatabaseUnavailable)
+
+
+def test_a_call_the_postgresql_driver_refuses_is_no_outage() -> None:
+    exc = asyncpg.InterfaceError("the number of query arguments cannot exceed 32767")
+    error = translate_error(exc)
+    assert not isinstance(error, DatabaseUnavailable)
+    assert str(error) == "database error: the number of query arguments cannot exceed 32767"

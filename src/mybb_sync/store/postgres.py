@@ -60,6 +60,11 @@ def _unavailable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, asyncpg.InterfaceError):  # also a call the driver refuses: that is no outage
         return "closed" in str(exc)
+    if isinstance(exc, asyncpg.exceptions.InternalClientError):
+        # The driver lost track of a connection: a pooled one whose server ended it (a
+        # shutdown's FATAL, still being consumed) says "cannot switch to state 11; another
+        # operation (2) is in progress" to its next statement. A new connection is the cure.
+        return True
     return isinstance(
         exc,
         asyncpg.PostgresConnectionError
