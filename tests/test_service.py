@@ -29,7 +29,7 @@ import pytest
 from boards import PrivateMariaDB, PrivatePostgres, create_board, drop_board
 from mybb_sync import php
 from mybb_sync.config import Database, Settings
-from mybb_sync.export import IN_FLIGHT
+from mybb_sync.export import IN_FLIGHT, Exporter
 from mybb_sync.layout import Kind
 from mybb_sync.offline import offline_status
 from mybb_sync.pending import Batch
@@ -529,6 +529,34 @@ async def test_conflict_is_reported_and_resolve_settles_it(db: Database, board_s
 
 
 # -- while the service was down ---------------------------------------------------------------
+
+
+async def test_a_first_start_reads_none_of_its_own_export_back(db: Database, board_spec: Board, root: Path) -> None:
+    """Nothing tracked yet: the board is exported before the watch, so the folders it makes
+    bring no rescans (and its files no events) to be planned all over again."""
+    async with running_service(db, root) as svc:
+        assert (root / tpath(board_spec.master_title(OWN))).is_file()
+        assert [line for line in svc.log.lines if "rescan of" in line] == []
+
+
+async def test_an_edit_between_a_first_starts_export_and_its_watch_is_imported(
+    db: Database, board_spec: Board, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    title = board_spec.master_title(OWN)
+    run, passes = Exporter.run, 0
+
+    async def edit_after_the_export(self: Exporter, *args: Any, **kwargs: Any) -> Any:
+        nonlocal passes
+        report = await run(self, *args, **kwargs)
+        passes += 1
+        if passes == 1:  # the first start's export is done and nothing is watched yet
+            write(root / tpath(title), "<p>edited before the watch</p>\n")
+        return report
+
+    monkeypatch.setattr(Exporter, "run", edit_after_the_export)
+    async with running_service(db, root):
+        assert passes >= 2
+        assert (await shown(db, title)).template == "<p>edited before the watch</p>"
 
 
 async def test_offline_changes_are_handled_at_start(

@@ -148,17 +148,30 @@ async def _run(
     poller = Poller(store, settings.poll_interval)
     notifier, ready = Notifier(), anyio.Event()
     try:
-        await anyio.to_thread.run_sync(watcher.add_tree)  # before the start-up pass: nothing made during it is missed
+        # A first start (nothing tracked yet) exports the whole board before watching: the
+        # watch would bring five events per file written, each read and planned again, which
+        # made the start-up export three times slower. What changed meanwhile is found by the
+        # pass made once the watch is on, as after any time unwatched (the service down).
+        first = await anyio.to_thread.run_sync(state.count) == 0
+        if not first:
+            await anyio.to_thread.run_sync(
+                watcher.add_tree
+            )  # before the start-up pass: nothing made during it is missed
         await poller.baseline()  # likewise for the database
         with anyio.CancelScope() as scope:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(service.timers.run)
                 tg.start_soon(_stop_when_removed, guard)
-                tg.start_soon(service.read_events, watcher)
+                if not first:
+                    tg.start_soon(service.read_events, watcher)
                 tg.start_soon(service.reconcile_forever)
                 await tg.start(serve_control, root.path, partial(answer, service))
                 tg.start_soon(notifier.keep_alive, lambda: service.status_line(starting=not ready.is_set()), ready)
                 await service.request(prefixes=[""])  # start-up: reconcile (or export into an empty root)
+                if first:
+                    await anyio.to_thread.run_sync(watcher.add_tree)
+                    tg.start_soon(service.read_events, watcher)
+                    await service.request(prefixes=[""])  # what changed during the unwatched export
                 tg.start_soon(poller.run, service)
                 tg.start_soon(warn_unsafe_templates, store)
                 if interval:
