@@ -151,7 +151,7 @@ async def _fetch_files(store: Any, catalog: Catalog, scope: Scope) -> list[tuple
     files: list[tuple[str, bytes]] = []
     report = ExportReport()
     for sid in scope.sets:
-        async for batch in set_entries(store, catalog, sid, report):
+        async for batch, _ in set_entries(store, catalog, sid, report):
             files.extend((e.path, e.text.encode("utf-8")) for e in batch if e.text is not None)
     sheets = await stylesheet_entries(store, catalog, scope.themes, report)
     files.extend((e.path, e.text.encode("utf-8")) for e in sheets if e.text is not None)

@@ -10,15 +10,20 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 
+import anyio
+import anyio.to_thread
+
 from .catalog import Catalog
 from .engine import Entry
 from .errors import UnsafeName
+from .files import Root
 from .layout import GLOBAL_SID, Kind
 from .report import ExportReport
-from .scope import scope_label
+from .scope import Scope, scope_folders, scope_label
 from .selection import Filter
 from .store import Store
 from .stylesheets import effective_stylesheets
+from .tree import template_files
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +34,9 @@ BATCH = 750
 FIRST_BATCH = 250  # a set's first batch: writing starts without waiting for a whole batch's rows
 
 
+Batch = tuple[list[Entry], frozenset[str]]  # entries, and the paths of theirs a walk found no file at
+
+
 async def set_entries(
     store: Store,
     catalog: Catalog,
@@ -36,17 +44,19 @@ async def set_entries(
     report: ExportReport,
     size: int = BATCH,
     located: Mapping[str, list[str]] | None = None,
-) -> AsyncIterator[list[Entry]]:
+) -> AsyncIterator[Batch]:
     """Every template set ``sid`` shows, with its row, in batches of ``size`` (rows streamed from the database).
 
     ``located`` (:func:`.tree.template_files`) is where the set's files are: a file in
     another group folder than ours is the template's file, where it is; a title with
     two files gets no entry here (each file is then met as a file with no row, where
-    the two are one conflict).
+    the two are one conflict). With ``located``, each batch comes with the paths the
+    walk found no file at (without it, with none).
     """
     async for rows in store.set_templates(sid, size, min(FIRST_BATCH, size)):
         report.rows_read += len(rows)
         batch = []
+        absent = set()
         for row in rows:
             try:
                 path = catalog.template_path(sid, row.title)
@@ -54,10 +64,33 @@ async def set_entries(
                 report.skipped.append(f"template {row.title!r} of {scope_label(catalog, Kind.TEMPLATE, sid)}: {exc}")
                 log.warning("skipped template %r: %s", row.title, exc)
                 continue
-            found = located.get(path.rsplit("/", 1)[1]) if located and sid != GLOBAL_SID else None
-            if found is not None and len(found) > 1:
-                continue
-            batch.append(Entry(found[0] if found else path, Kind.TEMPLATE, sid, row.title, row))
+            if located is not None and sid != GLOBAL_SID:
+                found = located.get(path.rsplit("/", 1)[1])
+                if found is None:
+                    absent.add(path)
+                elif len(found) > 1:
+                    continue
+                else:
+                    path = found[0]
+            batch.append(Entry(path, Kind.TEMPLATE, sid, row.title, row))
+        yield batch, frozenset(absent)
+
+
+async def located_entries(
+    store: Store,
+    root: Root,
+    catalog: Catalog,
+    sid: int,
+    report: ExportReport,
+    size: int = BATCH,
+    limiter: anyio.CapacityLimiter | None = None,
+) -> AsyncIterator[Batch]:
+    """:func:`set_entries` with the set's folder walked first (the global templates have none)."""
+    located = None
+    if sid != GLOBAL_SID:
+        [folder] = scope_folders(catalog, Scope((sid,), ()))
+        located = await anyio.to_thread.run_sync(template_files, root, folder, limiter=limiter)
+    async for batch in set_entries(store, catalog, sid, report, size, located):
         yield batch
 
 
@@ -76,16 +109,6 @@ async def stylesheet_entries(store: Store, catalog: Catalog, tids: Sequence[int]
                 continue
             batch.append(Entry(path, Kind.STYLESHEET, tid, name, row))
     return batch
-
-
-Batch = tuple[list[Entry], frozenset[str]]  # entries, and the paths of theirs a walk found no file at
-
-
-def unseen(batch: list[Entry], located: Mapping[str, list[str]] | None) -> frozenset[str]:
-    """The paths of ``batch`` the walk of their set's folder (``located``) found no file at."""
-    if located is None:
-        return frozenset()
-    return frozenset(e.path for e in batch if e.path.rsplit("/", 1)[1] not in located)
 
 
 def admitted(flt: Filter, batch: list[Entry]) -> list[Entry]:

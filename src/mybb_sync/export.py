@@ -35,11 +35,11 @@ from .engine import (
     plan,
     states_after_writes,
 )
-from .entries import BATCH, Batch, admitted, set_entries, stylesheet_entries, unseen
+from .entries import BATCH, Batch, admitted, located_entries, stylesheet_entries
 from .errors import DiskUnavailable
 from .files import Root, missing, read_files, remove_files, stat_files
 from .importer import Imported
-from .layout import GLOBAL_SID, Kind, under
+from .layout import Kind, under
 from .parallel import in_parallel
 from .reconcile import content_hash
 from .report import ExportReport
@@ -49,7 +49,7 @@ from .state import Problem, ProblemKind, State, Tracked
 from .stopping import finish_within
 from .store import Store
 from .themesync import ThemeFiles, settings_files
-from .tree import template_files, walk_tree
+from .tree import walk_tree
 from .work import conflict_problem
 from .work import sort as work_of
 
@@ -136,14 +136,12 @@ class Exporter:
                 await anyio.to_thread.run_sync(self.state.set_meta, layout_key(sid), None, limiter=self.limiter)
                 layouts[sid] = layout_
                 skipped = len(report.skipped)
-                located = None
-                if sid != GLOBAL_SID:
-                    [folder] = scope_folders(catalog, Scope((sid,), ()))
-                    located = await anyio.to_thread.run_sync(template_files, self.root, folder, limiter=self.limiter)
-                async for batch in set_entries(store, catalog, sid, report, self.batch, located):
+                async for batch, absent in located_entries(
+                    store, self.root, catalog, sid, report, self.batch, self.limiter
+                ):
                     batch = admitted(flt, batch)
                     exported.update(e.path for e in batch)
-                    yield batch, unseen(batch, located)
+                    yield batch, absent
                 if len(report.skipped) != skipped:
                     unsettled.add(sid)
             if scope.themes:

@@ -21,17 +21,17 @@ import anyio.to_thread
 
 from .catalog import load_catalog
 from .engine import Decision, Entry, plan
-from .entries import BATCH, set_entries, stylesheet_entries
+from .entries import BATCH, located_entries, stylesheet_entries
 from .importer import import_refusal
-from .layout import GLOBAL_SID, Kind, under
+from .layout import Kind, under
 from .places import moved_away
 from .reconcile import Action
 from .report import ExportReport
-from .scope import Scope, scope_folders, select_scope
+from .scope import scope_folders, select_scope
 from .selection import Filter, Selection
 from .state import Problem, ProblemKind
 from .themesync import settings_files
-from .tree import template_files, walk_files
+from .tree import walk_files
 from .work import conflict_detail
 
 if TYPE_CHECKING:
@@ -269,11 +269,7 @@ async def _decide(
 
     skipped = ExportReport()
     for sid in scope.sets:
-        located = None
-        if sid != GLOBAL_SID:
-            [folder] = scope_folders(catalog, Scope((sid,), ()))
-            located = await anyio.to_thread.run_sync(template_files, root, folder)
-        async for batch in set_entries(store, catalog, sid, skipped, BATCH, located):
+        async for batch, _ in located_entries(store, root, catalog, sid, skipped):
             await decide(batch)
     if scope.themes:
         await decide(await stylesheet_entries(store, catalog, scope.themes, skipped))
