@@ -249,9 +249,12 @@ class Soak:
         self.summary.operations["delete"] += 1
 
     def rename_dir(self) -> None:
-        groups = [p for p in (self.root / SET_DIR).iterdir() if p.is_dir()]
+        groups = [p for p in (self.root / SET_DIR).iterdir() if p.is_dir() and not p.name.endswith("_moved")]
         group = self.rng.choice(groups)
         moved = group.with_name(group.name + "_moved")
+        if moved.exists():  # only ever there for an instant: something wrote into it while it was
+            self.summary.violations.append(f"{self.rel(moved)}: made again after the folder was moved back")
+            return
         os.rename(group, moved)
         os.rename(moved, group)
         self.summary.operations["dir-rename"] += 1
