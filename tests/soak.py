@@ -369,6 +369,9 @@ class Soak:
             self.summary.violations.append(
                 f"moving {self.rel(group)} aside reverted {len(lost)} copies, e.g. {sorted(lost)[0]!r}"
             )
+        if group.exists():  # made again while it was away: the files written there go aside too
+            self.summary.violations.append(f"{self.rel(group)}: made again while the folder was moved aside")
+            os.rename(group, self.root / f".made-again-{self.n}")
         os.rename(aside, group)
         self.summary.faults["folder-moved-aside"] += 1
 
