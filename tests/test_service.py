@@ -483,6 +483,30 @@ async def test_group_folder_renamed_away_and_back_loses_no_edit(db: Database, bo
         assert not any(w.op == "D" for w in await audit(db))
 
 
+async def test_a_template_new_while_its_group_folder_is_away_waits_for_the_folder(
+    db: Database, root: Path, tmp_path: Path
+) -> None:
+    """A group folder moved out of the root is gone, not emptied: a template added meanwhile
+    is not written into a new folder of that name (the move back would find the name taken),
+    but into the folder once it is back."""
+    folder = root / "template_sets" / "Default Templates" / "calendar"
+    aside = tmp_path / "calendar-aside"
+    async with running_service(db, root) as svc:
+        mark = svc.log.mark()
+        os.rename(folder, aside)
+        await svc.barrier()
+        await sql(
+            db,
+            "INSERT INTO mybb_templates (title, template, sid, version, status, dateline) "
+            "VALUES ('calendar_brandnew', '<p>new</p>', %s, '1839', '', %s)",
+            (SET_SID, int(time.time())),
+        )
+        await svc.log.wait_for(lambda line: "their folder is gone" in line, since=mark)
+        assert not folder.exists()
+        os.rename(aside, folder)
+        assert await wait_file(folder / "calendar_brandnew.html", lambda data: data == b"<p>new</p>") == b"<p>new</p>"
+
+
 # -- conflicts and resolve -------------------------------------------------------------------
 
 

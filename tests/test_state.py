@@ -109,6 +109,15 @@ def test_put_without_checked_time_records_the_time_of_the_put(state: State) -> N
     assert checked is not None and before <= checked <= after
 
 
+def test_tracks_under_sees_the_files_below_a_folder_and_no_others(state: State) -> None:
+    state.put([make_state("template_sets/S/index/index.html"), make_state("template_sets/S/index0/x.html")])
+    assert state.tracks_under("template_sets/S/index")
+    assert state.tracks_under("template_sets")
+    assert not state.tracks_under("template_sets/S/ind")  # a prefix of a name is no folder
+    assert not state.tracks_under("template_sets/S/header")
+    assert not state.tracks_under("template_sets/S/index/index.html")  # a file has nothing below it
+
+
 def test_get_of_an_unknown_path_returns_nothing(state: State) -> None:
     assert state.get(["styles/None/x.css"]) == {}
 

@@ -23,7 +23,7 @@ import anyio.to_thread
 
 from . import layout
 from ._version import __version__
-from .atomic import NotWritten, Written, write_files
+from .atomic import ABSENT, NotWritten, Write, Written, write_files
 from .catalog import Catalog
 from .deletions import Deletions
 from .engine import (
@@ -37,7 +37,7 @@ from .engine import (
 )
 from .entries import BATCH, Batch, admitted, located_entries, stylesheet_entries
 from .errors import DiskUnavailable
-from .files import Root, missing, read_files, remove_files, stat_files
+from .files import Root, missing, read_files, remove_files, split_path, stat_files
 from .importer import Imported
 from .layout import Kind, under
 from .parallel import in_parallel
@@ -348,6 +348,15 @@ class Exporter:
                     # Seen gone: its old stat proves nothing now. Back in place with that stat
                     # (a folder moved back), it is read once, found unchanged, and no longer missing.
                     settled.append(replace(d.state, stat=None))
+        if two_way is not None and writes:
+            away = await anyio.to_thread.run_sync(self._folders_gone, writes, limiter=self.limiter)
+            if away:
+                held = [w.path for w in writes if split_path(w.path)[0] in away]
+                writes = [w for w in writes if split_path(w.path)[0] not in away]
+                problems += [Problem(path, ProblemKind.MISSING, FOLDER_GONE, now) for path in held]
+                log.info(
+                    "not written, their folder is gone: %s", ", ".join(held[:5]) + (" ..." if len(held) > 5 else "")
+                )
         results = await write_files(self.root, writes, self.writer) if writes else []
         ok = [r for r in results if isinstance(r, Written)]
         unwritable: list[NotWritten] = []
@@ -388,6 +397,24 @@ class Exporter:
             )
         return not (problems or rechecked or deleted or removals or forget)
 
+    def _folders_gone(self, writes: Sequence[Write]) -> set[str]:
+        """The folders of new files that would have to be made again though the state still
+        tracks files in them: moved or deleted by someone (a folder gone, as :mod:`.deletions`
+        calls it). Nothing is written there: the folder's return would meet second copies of
+        its templates, and a ``mv`` back would find its name taken. The service writes them
+        once the folder is back (:meth:`.service.Service._under_folders`)."""
+        chains: dict[str, list[str]] = {}
+        for folder in {split_path(w.path)[0] for w in writes if w.expect is ABSENT}:
+            parts = folder.split("/")
+            chains[folder] = ["/".join(parts[: i + 1]) for i in range(len(parts))] if folder else []
+        absent = missing(self.root, sorted({p for chain in chains.values() for p in chain}))
+        gone = set()
+        for folder, chain in chains.items():
+            first = next((p for p in chain if p in absent), None)
+            if first is not None and self.state.tracks_under(first):
+                gone.add(folder)
+        return gone
+
     def _say_conflict(self, problem: Problem) -> None:
         """Log a conflict once (a file event and a database poll may both meet it), saying how to settle it."""
         if self._said.get(problem.path) == problem.detail:
@@ -416,6 +443,7 @@ class Exporter:
         return sorted(orphans)
 
 
+FOLDER_GONE = "its folder is gone (moved or deleted): written once the folder is back"
 PER_FILE_LINES = 100
 DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO})
 """Write errors of the disk rather than of one file: the service retries them until they pass."""

@@ -231,10 +231,11 @@ class Service:
             await self.handle_paths(batch)
 
     def _under_folders(self, folders: list[str]) -> tuple[set[str], dict[str, str]]:
-        """Files on disk and tracked files below the folders, and what their walk passed over."""
+        """Files on disk, tracked files and files missing (not written while their folder was
+        gone) below the folders, and what their walk passed over."""
         walks = [walk_tree(self.root, folder) for folder in folders]
-        tracked = self.state.paths()
-        found = {p for walk in walks for p in walk.files} | {p for folder in folders for p in under(folder, tracked)}
+        known = self.state.paths() + [p.path for p in self.state.problems(ProblemKind.MISSING)]
+        found = {p for walk in walks for p in walk.files} | {p for folder in folders for p in under(folder, known)}
         return found, {p: why for walk in walks for p, why in walk.ignored.items()}
 
     async def _note_ignored(self, found: Mapping[str, str], walked: Sequence[str] = ()) -> None:

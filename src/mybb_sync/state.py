@@ -269,6 +269,12 @@ class State:
         with self._lock:
             return [r[0] for r in self._db.execute("SELECT path FROM files ORDER BY path")]
 
+    def tracks_under(self, folder: str) -> bool:
+        """Whether a tracked file lies below ``folder`` (one look in the path index)."""
+        with self._lock:
+            sql = "SELECT 1 FROM files WHERE path > ? AND path < ? LIMIT 1"
+            return self._db.execute(sql, (folder + "/", folder + "0")).fetchone() is not None
+
     def put(self, states: Iterable[FileState]) -> None:
         rows = [
             (
