@@ -152,11 +152,10 @@ async def _run(
         # watch would bring five events per file written, each read and planned again, which
         # made the start-up export three times slower. What changed meanwhile is found by the
         # pass made once the watch is on, as after any time unwatched (the service down).
+        # A restart watches before its pass: nothing made during it is missed.
         first = await anyio.to_thread.run_sync(state.count) == 0
         if not first:
-            await anyio.to_thread.run_sync(
-                watcher.add_tree
-            )  # before the start-up pass: nothing made during it is missed
+            await anyio.to_thread.run_sync(watcher.add_tree)
         await poller.baseline()  # likewise for the database
         with anyio.CancelScope() as scope:
             async with anyio.create_task_group() as tg:
