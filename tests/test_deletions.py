@@ -22,7 +22,7 @@ import anyio.to_thread
 import pytest
 
 from mybb_sync.args import build_parser
-from mybb_sync.config import Database, load_settings
+from mybb_sync.config import Database, Settings, load_settings
 from mybb_sync.deletions import (
     MASS_LIMIT,
     MASS_WINDOW,
@@ -35,8 +35,15 @@ from mybb_sync.deletions import (
     holds,
     judge,
 )
+from mybb_sync.engine import Decision, Entry
 from mybb_sync.errors import ConfigError
+from mybb_sync.files import Root
+from mybb_sync.layout import Kind
 from mybb_sync.offline import offline_status
+from mybb_sync.reconcile import Action
+from mybb_sync.reverts import Reverts
+from mybb_sync.state import State
+from mybb_sync.store import TemplateRow, open_store
 from mybb_sync.synthetic import Board
 
 from service_helpers import SET_SID, audit, audit_mark, cli, db_url, install_audit, running_service, template, tpath
@@ -180,6 +187,41 @@ def test_facts_are_gathered_with_lstat_and_no_symlink_is_followed(root: Path, tm
         "Linked Set/index/present.html": (Verdict.FOLDER_GONE, "template_sets/Linked Set", "symlink", None),
         "x.html": (Verdict.FOLDER_GONE, "global_templates", None, None),
     }
+
+
+# -- what the service remembers between looks ------------------------------------------------------
+
+
+async def test_a_mass_deletion_is_held_whole_once_the_first_of_it_is_due(
+    db: Database, board_spec: Board, root: Path
+) -> None:
+    """Each file's grace period ends in a look of its own. Were only the file due held, a stop
+    between two such looks would leave the rest as merely waiting, and a start with fewer than
+    the limit gone would revert them: the first one due holds every file of the deletion."""
+    titles = [board_spec.master_title(i) for i in COPIES[:8]]
+    gone = [
+        Decision(
+            Entry(tpath(t), Kind.TEMPLATE, SET_SID, t, TemplateRow(i, SET_SID, t, "x", "1837", "", 1)),
+            Action.DISK_DELETED, None, None, None, None,
+        )
+        for i, t in enumerate(titles, 1)
+    ]  # fmt: skip
+    for d in gone:
+        (root / d.entry.path).parent.mkdir(parents=True, exist_ok=True)  # the folders stay, the files are gone
+    state, later = State(root), []
+    settings = Settings(on_delete="revert", delete_grace=60.0)
+    async with open_store(db, settings.prefix) as store:
+        reverts = Reverts(settings, Root(root), state, store, anyio.CapacityLimiter(1), lambda p, t: later.append(p))
+        waiting = await reverts.on_deleted(gone)
+        assert sorted(later) == sorted(d.entry.path for d in gone) and reverts.held == 0
+        reverts.settings = Settings(on_delete="revert", delete_grace=0.0)  # the first file's grace is over
+        first = await reverts.on_deleted(gone[:1])
+    state.close()
+    assert all(detail.startswith("file deleted: its copy is reverted") for detail in waiting.details.values())
+    assert first.reverted == []
+    assert first.details[gone[0].entry.path] == held_detail("8 files deleted at once")
+    assert first.held_with == {d.entry.path: held_detail("8 files deleted at once") for d in gone[1:]}
+    assert reverts.held == 8
 
 
 # -- the service -------------------------------------------------------------------------------------

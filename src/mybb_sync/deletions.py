@@ -69,13 +69,14 @@ class Sighting:
 @dataclass(frozen=True, slots=True)
 class Held:
     """A deletion waiting for a person: its sighting, why, and the file's state then (another
-    state later means the file came back and was synced since: a new deletion). ``before``:
-    held by an earlier run, as its problem says (its state then is not known)."""
+    state later means the file came back and was synced since: a new deletion).
+    ``state_unknown``: held by an earlier run, as its problem says, or held with the rest of
+    a mass deletion before its own look; its state is taken at its next look."""
 
     sighting: Sighting
     detail: str
     state: FileState | None
-    before: bool = False
+    state_unknown: bool = False
 
 
 @dataclass
@@ -85,6 +86,7 @@ class Deletions:
     reverted: list[str] = field(default_factory=list)  # copies reverted: their state dropped, looked at again
     recheck: list[str] = field(default_factory=list)  # back on disk meanwhile: looked at again, not missing
     details: dict[str, str] = field(default_factory=dict)  # why each other file is missing (status shows it)
+    held_with: dict[str, str] = field(default_factory=dict)  # not looked at, held with a mass deletion: why
     moved: list[str] = field(default_factory=list)  # moved to another group folder of the set: state dropped
 
 

@@ -348,6 +348,7 @@ class Exporter:
                     # Seen gone: its old stat proves nothing now. Back in place with that stat
                     # (a folder moved back), it is read once, found unchanged, and no longer missing.
                     settled.append(replace(d.state, stat=None))
+            problems += [Problem(path, ProblemKind.MISSING, why, now) for path, why in gone.held_with.items()]
         if two_way is not None and writes:
             away = await anyio.to_thread.run_sync(self._folders_gone, writes, limiter=self.limiter)
             if away:

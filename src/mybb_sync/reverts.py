@@ -137,7 +137,7 @@ class Reverts:
         if first_look:  # a restart is no person's word: what an earlier run held stays held
             self._held_loaded = True
             for path, detail in held_before:
-                self._held.setdefault(path, Held(Sighting(path, -float("inf")), detail, None, True))
+                self._held.setdefault(path, Held(Sighting(path, -float("inf")), detail, None, state_unknown=True))
             if held_before:
                 log.warning(
                     "%d set-copy deletion(s) held before this start are still held ('mybb-sync status' lists them)",
@@ -177,7 +177,7 @@ class Reverts:
                 continue
             key = None if d.state is None else replace(d.state, stat=None)  # as the exporter keeps it
             held = self._held.get(path)
-            if held is not None and held.before:
+            if held is not None and held.state_unknown:
                 held = self._held[path] = Held(Sighting(path, held.sighting.first, d.entry.owner), held.detail, key)
             if held is not None and held.state == key:
                 out.details[path] = held.detail
@@ -208,13 +208,24 @@ class Reverts:
         warning per mass deletion."""
         reasons: dict[str, str] = {}
         if not self.settings.allow_mass_revert:
-            sids = {s.sid for _, s in due}
+            due_paths = {s.path for _, s in due}
+            waiting = [s for s in self._sightings.values() if s.sid and s.path not in due_paths]
+            sids = {s.sid for _, s in due} | {s.sid for s in waiting}
             copies = await anyio.to_thread.run_sync(
                 lambda: {sid: len(self.state.names_agreed_with(Kind.TEMPLATE, sid)) for sid in sids},
                 limiter=self._limiter,
             )
             gone = [*self._sightings.values(), *(h.sighting for h in self._held.values())]
             reasons = holds([s for _, s in due], gone, self._reverted, copies)
+            if reasons:  # a mass deletion is held whole: a restart before the rest's grace ends reverts none
+                early = holds(waiting, gone, self._reverted, copies)
+                for s in waiting:
+                    if s.path in early:
+                        detail = held_detail(early[s.path])
+                        (out.details if s.path in out.details else out.held_with)[s.path] = detail
+                        self._held[s.path] = Held(s, detail, None, state_unknown=True)
+                        self._sightings.pop(s.path, None)
+                reasons |= early
         for d, s in due:
             if s.path in reasons:
                 detail = held_detail(reasons[s.path])
