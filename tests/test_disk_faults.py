@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from mybb_sync.config import Database
+from mybb_sync.offline import offline_status
 from mybb_sync.synthetic import Board
 
 from service_helpers import (
@@ -28,6 +29,7 @@ from service_helpers import (
     running_service,
     set_template,
     shown,
+    template,
     tpath,
     wait_file,
 )
@@ -151,6 +153,35 @@ async def test_an_edit_the_full_state_store_cannot_record_waits_and_then_lands(
             await svc.imported([tpath(title)], since=mark)
             assert (await shown(board, title)).template == "<p>edited while the disk was full</p>"
             await svc.log.wait_for(lambda line: "works again" in line, since=mark)
+    finally:
+        subprocess.run(["umount", "-l", str(state)], check=False)
+
+
+async def test_a_revert_waits_for_the_state_store_and_is_no_conflict_afterwards(
+    board: Database, board_spec: Board, root: Path
+) -> None:
+    """Found by the soak: a copy reverted while the state store was full kept its file's old
+    state, and the next look took the service's own revert for an Admin CP edit made while the
+    file was gone (a conflict). Its state is forgotten before the revert now: the revert waits."""
+    title = board_spec.master_title(OWN)
+    state = root / ".mybb-sync"
+    state.mkdir(mode=0o700)
+    _mount("-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", str(state))
+    try:
+        async with running_service(board, root, on_delete="revert", delete_grace=0.0) as svc:
+            [master] = await template(board, -2, title)
+            with filled(state):
+                mark = svc.log.mark()
+                (root / tpath(title)).unlink()
+                await svc.log.wait_for(
+                    lambda line: "cannot write the state store" in line and "kept pending" in line, since=mark
+                )
+                assert len(await template(board, SET_SID, title)) == 1  # not reverted while it could not be recorded
+            await svc.log.wait_for(lambda line: line.startswith(f"reverted {title!r} in set {SET_SID}"), since=mark)
+            await wait_file(root / tpath(title), lambda data: data == master.template.encode())
+            await svc.barrier()
+            assert [p for p in offline_status(root)["problems"] if p["path"] == tpath(title)] == []  # no conflict
+            assert await template(board, SET_SID, title) == []
     finally:
         subprocess.run(["umount", "-l", str(state)], check=False)
 

@@ -111,7 +111,6 @@ class Reverts:
         if not await self._revert_as_seen(decision):
             raise MybbSyncError(f"{path}: its copy changed in the database meanwhile: resolve it again")
         log.info("reverted %r in set %d: its file's deletion was confirmed (resolve --take disk)", name, sid)
-        await anyio.to_thread.run_sync(self.state.delete, [path])
 
     async def on_deleted(
         self, decisions: Sequence[Decision], moved: Callable[[list[str]], list[str]] | None = None
@@ -258,7 +257,20 @@ class Reverts:
 
     async def _revert_as_seen(self, d: Decision) -> bool:
         """Revert the set copy a decision was made on, only if it is still that copy (an Admin CP
-        save may land between the decision and the revert: it must not be lost)."""
+        save may land between the decision and the revert: it must not be lost).
+
+        The file's state is forgotten first: kept until after the revert, a state store that
+        cannot be written then (a full disk) or a stop in between left the old base, and the
+        next look took our own revert for an Admin CP edit made while the file was gone, a
+        conflict. Forgotten first, the revert waits for the state store as every write does."""
         row = d.entry.row
         assert isinstance(row, TemplateRow)
-        return await self.store.revert_templates(d.entry.owner, [d.entry.name], expect=seen(row)) > 0
+        await anyio.to_thread.run_sync(self.state.delete, [d.entry.path], limiter=self._limiter)
+        reverted = False
+        try:
+            reverted = await self.store.revert_templates(d.entry.owner, [d.entry.name], expect=seen(row)) > 0
+        finally:
+            if not reverted and d.state is not None:  # judged again on its old state
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self.state.put, [d.state], limiter=self._limiter)
+        return reverted
