@@ -68,6 +68,11 @@ class Catalog:
                 placed.groups.setdefault((ref.kind, owner), []).append((path, ref.name))
         return placed
 
+    def own_place(self, path: str) -> bool:
+        """Whether ``path`` is where a file of what it names belongs (:meth:`canonical`)."""
+        ref = layout.parse(path)
+        return ref is not None and self.canonical(ref) == path
+
     def canonical(self, ref: FileRef) -> str | None:
         """Where a file for ``ref`` belongs (templates: in their group's folder)."""
         owner = self.owner(ref)

@@ -67,6 +67,7 @@ class TwoWay:
     on_deleted: Callable[[Sequence[Decision]], Awaitable[Deletions]]  # what became of files found gone
     interrupt: Callable[[], Awaitable[None]]  # aborts their statements in flight (Store.interrupt)
     hold: Hold | None = None  # files still being written: left out of the pass (engine.plan)
+    own_place: Callable[[str], bool] = lambda path: True  # whether a file belongs at this path (Catalog.own_place)
 
 
 def layout_key(sid: int) -> str:
@@ -350,14 +351,16 @@ class Exporter:
                     settled.append(replace(d.state, stat=None))
             problems += [Problem(path, ProblemKind.MISSING, why, now) for path, why in gone.held_with.items()]
         if two_way is not None and writes:
-            away = await anyio.to_thread.run_sync(self._folders_gone, writes, limiter=self.limiter)
-            if away:
+            away, nowhere = await anyio.to_thread.run_sync(
+                self._folders_gone, writes, two_way.own_place, limiter=self.limiter
+            )
+            if away or nowhere:
                 held = [w.path for w in writes if split_path(w.path)[0] in away]
-                writes = [w for w in writes if split_path(w.path)[0] not in away]
+                writes = [w for w in writes if split_path(w.path)[0] not in away and w.path not in nowhere]
                 problems += [Problem(path, ProblemKind.MISSING, FOLDER_GONE, now) for path in held]
-                log.info(
-                    "not written, their folder is gone: %s", ", ".join(held[:5]) + (" ..." if len(held) > 5 else "")
-                )
+                for paths, why in ((held, "their folder is gone"), (nowhere, "no place of their templates")):
+                    if paths:
+                        log.info("not written, %s: %s", why, ", ".join(paths[:5]) + (" ..." if len(paths) > 5 else ""))
         results = await write_files(self.root, writes, self.writer) if writes else []
         ok = [r for r in results if isinstance(r, Written)]
         unwritable: list[NotWritten] = []
@@ -398,23 +401,30 @@ class Exporter:
             )
         return not (problems or rechecked or deleted or removals or forget)
 
-    def _folders_gone(self, writes: Sequence[Write]) -> set[str]:
+    def _folders_gone(self, writes: Sequence[Write], own_place: Callable[[str], bool]) -> tuple[set[str], list[str]]:
         """The folders of new files that would have to be made again though the state still
         tracks files in them: moved or deleted by someone (a folder gone, as :mod:`.deletions`
         calls it). Nothing is written there: the folder's return would meet second copies of
         its templates, and a ``mv`` back would find its name taken. The service writes them
-        once the folder is back (:meth:`.service.Service._under_folders`)."""
+        once the folder is back (:meth:`.service.Service._under_folders`).
+
+        And the new files that would make a folder that is no place of theirs (not where
+        ``own_place`` puts them): a group folder met under another name for an instant (a
+        folder renamed and straight back) while this pass walked it. Their files are where
+        the folder is now, and its return to its name brings them to the next look."""
         chains: dict[str, list[str]] = {}
         for folder in {split_path(w.path)[0] for w in writes if w.expect is ABSENT}:
             parts = folder.split("/")
             chains[folder] = ["/".join(parts[: i + 1]) for i in range(len(parts))] if folder else []
         absent = missing(self.root, sorted({p for chain in chains.values() for p in chain}))
-        gone = set()
+        gone: set[str] = set()
+        made: set[str] = set()
         for folder, chain in chains.items():
             first = next((p for p in chain if p in absent), None)
-            if first is not None and self.state.tracks_under(first):
-                gone.add(folder)
-        return gone
+            if first is not None:
+                (gone if self.state.tracks_under(first) else made).add(folder)
+        nowhere = [w.path for w in writes if split_path(w.path)[0] in made and not own_place(w.path)]
+        return gone, nowhere
 
     def _say_conflict(self, problem: Problem) -> None:
         """Log a conflict once (a file event and a database poll may both meet it), saying how to settle it."""

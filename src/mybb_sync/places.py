@@ -4,7 +4,11 @@ The group folder is cosmetic: a template's file may be in any group folder of it
 set's folder. A file met in a new place is the template's file if no other group
 folder holds one for it (a move: the old place's state is forgotten once its file is
 gone); two files are one conflict; and a place with no file while another group
-folder holds the template's file is no place of it.
+folder holds the template's file is no place of it. Nor is a place with no file in a
+group folder that is not there, unless that folder is the template's own group or
+still holds tracked files (moved away: the file is written once it is back): such a
+path is a name seen for an instant (a folder renamed and renamed back), and writing
+the file there would make the folder again.
 """
 
 from __future__ import annotations
@@ -39,12 +43,19 @@ def places(root: Root, state: State, catalog: Catalog, paths: Sequence[str], rec
             return []
         return [p for p in state.paths_of(ref.kind, sid, ref.name) if p != path]
 
-    found, moved = placed(root, [p for p in candidates if p not in tracked], old_places)
+    def may_make(path: str) -> bool:
+        """A file never synced, absent, in a folder not there: its own group folder, or one
+        moved away (tracked files in it), may be made (or waited for); another may not."""
+        return catalog.own_place(path) or state.tracks_under(path.rsplit("/", 1)[0])
+
+    found, moved = placed(root, [p for p in candidates if p not in tracked], old_places, may_make)
     if record and moved:  # the base goes with the file: an edit made as it moved is an edit
         old = state.get(list(moved))
         state.put(replace(st, path=moved[path], stat=None) for path, st in old.items())
         state.delete(list(moved))
         state.clear_problems(list(moved))
+    if record and (nowhere := [p for p, why in found.items() if not why]):
+        state.clear_problems(nowhere)  # no place of a template: nothing there to be missing
     found.update((p, "") for p in moved if p not in found)  # an old place, maybe in this very batch
     if record and (doubles := {p: why for p, why in found.items() if why}):
         now = time.time()

@@ -430,8 +430,9 @@ class Service:
 
     def two_way(self) -> TwoWay:
         return TwoWay(
-            importer=self._import, on_deleted=self._on_deleted, interrupt=self.store.interrupt, hold=self.writers.hold
-        )
+            importer=self._import, on_deleted=self._on_deleted, interrupt=self.store.interrupt,
+            hold=self.writers.hold, own_place=lambda path: self.catalog is None or self.catalog.own_place(path),
+        )  # fmt: skip
 
     def _later(self, path: str, delay: float) -> None:
         """Look at ``path`` again after ``delay`` seconds."""

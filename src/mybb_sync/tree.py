@@ -108,14 +108,14 @@ def template_files(root: Root, set_folder: str) -> dict[str, list[str]]:
 
 
 def placed(
-    root: Root, paths: list[str], old_places: Callable[[str], list[str]]
+    root: Root, paths: list[str], old_places: Callable[[str], list[str]], may_make: Callable[[str], bool]
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Where the templates of ``paths`` (set template files never synced) have their file
     (blocking): {path: why} for a file whose name is in another group folder of its set's folder
     too (one template, two files) and {path: ""} for a path with no file while another group
-    folder holds its template (no place of it); and the old places (``old_places``: the tracked
-    paths of a path's template) whose file is gone, for paths found alone: the file moved
-    ({old place: new place})."""
+    folder holds its template, or whose missing folder ``may_make`` refuses (no place of it);
+    and the old places (``old_places``: the tracked paths of a path's template) whose file is
+    gone, for paths found alone: the file moved ({old place: new place})."""
     found: dict[str, str] = {}
     moved: dict[str, str] = {}
     for path in paths:
@@ -127,6 +127,8 @@ def placed(
             )
         elif present:
             moved.update((p, path) for p in old_places(path) if not os.path.lexists(root.path / p))
+        elif not os.path.lexists(root.path / path.rsplit("/", 1)[0]) and not may_make(path):
+            found[path] = ""
     return found, moved
 
 
