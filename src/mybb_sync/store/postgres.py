@@ -99,7 +99,10 @@ class PostgresStore(SQLStore):
             host=db.unix_socket or db.host, server_settings={"application_name": "mybb-sync"},
         )  # fmt: skip
         try:
-            pool = await asyncpg.create_pool(min_size=1, max_size=maxsize, reset=_keep_session, **kwargs)
+            # No floor of open connections: asyncpg (0.31 and later) keeps one with a task of its
+            # own, which logged a warning and a traceback every few seconds of an outage that
+            # the service already says once; connections are made when a statement needs one.
+            pool = await asyncpg.create_pool(min_size=0, max_size=maxsize, reset=_keep_session, **kwargs)
         except Exception as exc:  # noqa: BLE001 - every driver failure becomes one clear line
             raise DatabaseUnavailable(f"cannot connect to {db.redacted()}: {_reason(exc)}") from None
         try:
