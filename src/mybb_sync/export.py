@@ -408,22 +408,29 @@ class Exporter:
         its templates, and a ``mv`` back would find its name taken. The service writes them
         once the folder is back (:meth:`.service.Service._under_folders`).
 
-        And the new files that would make a folder that is no place of theirs (not where
-        ``own_place`` puts them): a group folder met under another name for an instant (a
-        folder renamed and straight back) while this pass walked it. Their files are where
-        the folder is now, and its return to its name brings them to the next look."""
+        And the new files that would make a folder that is no place of any of them (where
+        ``own_place`` puts none of them): a group folder met under another name for an
+        instant (a folder renamed and straight back) while this pass walked it. Their files
+        are where the folder is now, and its return to its name brings them to the next look."""
+        new: dict[str, list[str]] = {}
+        for w in writes:
+            if w.expect is ABSENT:
+                new.setdefault(split_path(w.path)[0], []).append(w.path)
         chains: dict[str, list[str]] = {}
-        for folder in {split_path(w.path)[0] for w in writes if w.expect is ABSENT}:
+        for folder in new:
             parts = folder.split("/")
             chains[folder] = ["/".join(parts[: i + 1]) for i in range(len(parts))] if folder else []
         absent = missing(self.root, sorted({p for chain in chains.values() for p in chain}))
         gone: set[str] = set()
-        made: set[str] = set()
+        nowhere: list[str] = []
         for folder, chain in chains.items():
             first = next((p for p in chain if p in absent), None)
-            if first is not None:
-                (gone if self.state.tracks_under(first) else made).add(folder)
-        nowhere = [w.path for w in writes if split_path(w.path)[0] in made and not own_place(w.path)]
+            if first is None:
+                continue
+            if self.state.tracks_under(first):
+                gone.add(folder)
+            elif not any(own_place(path) for path in new[folder]):  # one look for a folder that is a place
+                nowhere += new[folder]
         return gone, nowhere
 
     def _say_conflict(self, problem: Problem) -> None:
