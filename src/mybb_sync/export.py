@@ -356,7 +356,8 @@ class Exporter:
             )
             if away or nowhere:
                 held = [w.path for w in writes if split_path(w.path)[0] in away]
-                writes = [w for w in writes if split_path(w.path)[0] not in away and w.path not in nowhere]
+                skipped = set(nowhere)
+                writes = [w for w in writes if split_path(w.path)[0] not in away and w.path not in skipped]
                 problems += [Problem(path, ProblemKind.MISSING, FOLDER_GONE, now) for path in held]
                 for paths, why in ((held, "their folder is gone"), (nowhere, "no place of their templates")):
                     if paths:
