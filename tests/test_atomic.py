@@ -269,8 +269,8 @@ def test_guard_refuses_to_overwrite_a_file_created_where_none_was_expected(
 ) -> None:
     """Refused in one step by ``renameat2(RENAME_NOREPLACE)``, or where a system has none, by
     a look before the rename."""
-    if not noreplace:
-        monkeypatch.setattr(atomic, "_renameat2", None)
+    if not noreplace:  # the kernel's answer where the filesystem has no RENAME_NOREPLACE
+        monkeypatch.setattr(atomic._writes, "rename_new", lambda dfds, temps, names: [-errno.EINVAL] * len(names))
     (sync_root.path / "new.html").write_bytes(b"made by the user meanwhile")
     result = _guarded(sync_root, "new.html", ABSENT, bulk=bulk)
     assert isinstance(result, NotWritten) and result.changed

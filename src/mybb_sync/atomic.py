@@ -12,6 +12,11 @@ same data before any rename but costs one flush instead of one per file
 
 Every folder is opened through :class:`.files.Dirs`, so no symlink below the
 root is followed; each temp gets the mode and group :mod:`.modes` gives it.
+
+The decisions are made here; the per-file system calls of a batch (create and
+write the temps, rename the new files) run in :mod:`._writes`, a small C
+extension that holds no interpreter lock while it works, so that the writer
+thread does not queue for the lock once per system call behind the event loop.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from dataclasses import dataclass
 import anyio
 import anyio.to_thread
 
+from . import _writes
 from .files import Dirs, Root, split_path, stat_of
 from .modes import Attrs, apply_attrs, attrs_of
 from .state import FileStat
@@ -35,15 +41,12 @@ from .state import FileStat
 SYNCFS_THRESHOLD = 32  # files in a batch from which one syncfs beats an fsync per file
 
 _syncfs: Callable[[int], int] | None
-_renameat2: Callable[[int, bytes, int, bytes, int], int] | None
 _libc: ctypes.CDLL | None
 try:
     _libc = ctypes.CDLL(None, use_errno=True)
 except OSError:
     _libc = None
 _syncfs = getattr(_libc, "syncfs", None)  # None (not Linux/glibc): fsync per file instead
-_renameat2 = getattr(_libc, "renameat2", None)  # None: an lstat before each rename instead
-RENAME_NOREPLACE = 1
 
 
 class Absent:
@@ -86,37 +89,41 @@ Staged = list["tuple[Write, str, FileStat, Attrs] | NotWritten"]
 
 
 def _write_temps(root: Root, dirs: Dirs, writes: Sequence[Write], fsync_each: bool) -> Staged:
-    """Each temp created and written; a target that must be absent is not looked at here
+    """Each temp created and written, the batch's system calls in one call without the
+    interpreter lock (:mod:`._writes`); a target that must be absent is not looked at here
     (its rename looks: one system call less per file of a first export)."""
     out: Staged = []
+    todo: list[tuple[Write, str, Attrs]] = []
+    dfds: list[int] = []
+    names: list[str] = []
+    modes: list[int] = []
+    gids: list[int] = []
     first = secrets.randbits(32)  # the batch's temps count up from it: one random draw per batch
     for i, w in enumerate(writes):
         directory, name = split_path(w.path)
-        temp = root.temp_name(name, first + i)
         try:
             dfd = dirs.fd(directory)
             attrs = attrs_of(None if w.expect is ABSENT else dirs.lstat(w.path))
-            mode, group = attrs
-            fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dfd)
-            try:
-                if group is not None:
-                    apply_attrs(fd, attrs)
-                view = memoryview(w.data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                raw = os.fstat(fd)
-                if group is None and stat.S_IMODE(raw.st_mode) != mode:
-                    os.fchmod(fd, mode)  # the umask took bits away: set them (one system call less if not)
-                if fsync_each:
-                    os.fsync(fd)
-                st = stat_of(raw)
-            finally:
-                os.close(fd)
-            out.append((w, temp, st, attrs))
         except OSError as exc:
-            _unlink_quietly(dirs, directory, temp)
-            out.append(NotWritten(w.path, f"cannot write: {exc.strerror or exc}", changed=False, errno=exc.errno))
+            out.append(_unwritten(w.path, exc.errno, exc.strerror or str(exc)))
+            continue
+        temp = root.temp_name(name, first + i)
+        todo.append((w, temp, attrs))
+        dfds.append(dfd)
+        names.append(temp)
+        modes.append(attrs[0])
+        gids.append(-1 if attrs[1] is None else attrs[1])
+    created = _writes.create_temps(dfds, names, [w.data for w, _, _ in todo], modes, gids, fsync_each)
+    for (w, temp, attrs), result in zip(todo, created, strict=True):
+        if isinstance(result, int):
+            out.append(_unwritten(w.path, result, os.strerror(result)))
+        else:
+            out.append((w, temp, FileStat(*result), attrs))
     return out
+
+
+def _unwritten(path: str, err: int | None, why: str) -> NotWritten:
+    return NotWritten(path, f"cannot write: {why}", changed=False, errno=err)
 
 
 def _unlink_quietly(dirs: Dirs, directory: str, name: str) -> None:
@@ -153,54 +160,64 @@ def _rename_all(dirs: Dirs, staged: Sequence[tuple[Write, str, FileStat, Attrs]]
     nobody else writes it (it is our temp), so a later change gets a later
     mtime once the stat is older than the racy window. That is what lets the
     next pass trust the stat of a file it wrote without reading it.
+
+    New files (the target must be absent) are renamed in one call without the
+    interpreter lock, each checked and renamed in one step (``renameat2`` with
+    ``RENAME_NOREPLACE``), which spares an lstat per file of a first export;
+    where the filesystem cannot, they are looked at first like the others.
     """
-    out: list[Result] = []
-    for w, temp, st, attrs in staged:
-        directory, name = split_path(w.path)
-        if w.expect is ABSENT:
-            try:
-                seen_ns = time.time_ns()
-                renamed = _rename_new(dirs.fd(directory), temp, name)
-            except OSError as exc:
-                _unlink_quietly(dirs, directory, temp)
-                out.append(_unrenamed(w.path, exc))
-                continue
-            if renamed:
-                out.append(Written(w.path, st, seen_ns))
-                continue
-        target = dirs.lstat(w.path)
-        now = _judge_target(target)
-        if w.expect is not None and now != w.expect:
-            _unlink_quietly(dirs, directory, temp)
-            out.append(NotWritten(w.path, "changed on disk while being written", changed=True))
+    out: list[Result | None] = [None] * len(staged)  # in the order of ``staged``
+    new: list[tuple[int, int]] = []  # (index, folder fd) of the new files
+    rest: list[int] = []  # and of the others
+    for i, (w, temp, _, _) in enumerate(staged):
+        if w.expect is not ABSENT:
+            rest.append(i)
             continue
         try:
-            if isinstance(now, FileStat) and attrs_of(target) != attrs:
-                _reapply(dirs, directory, temp, st, attrs_of(target))
-            dfd = dirs.fd(directory)
-            seen_ns = time.time_ns()
-            os.rename(temp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            new.append((i, dirs.fd(split_path(w.path)[0])))
         except OSError as exc:
-            _unlink_quietly(dirs, directory, temp)
-            out.append(_unrenamed(w.path, exc))
-            continue
-        out.append(Written(w.path, st, seen_ns))
-    return out
+            _unlink_quietly(dirs, split_path(w.path)[0], temp)
+            out[i] = _unrenamed(w.path, exc)
+    renamed = _writes.rename_new(
+        [dfd for _, dfd in new], [staged[i][1] for i, _ in new], [split_path(staged[i][0].path)[1] for i, _ in new]
+    )
+    for (i, _), seen_ns in zip(new, renamed, strict=True):
+        w, temp, st, _ = staged[i]
+        if seen_ns > 0:
+            out[i] = Written(w.path, st, seen_ns)
+        elif -seen_ns in NO_RENAMEAT2:
+            rest.append(i)
+        else:
+            _unlink_quietly(dirs, split_path(w.path)[0], temp)
+            out[i] = _unrenamed(w.path, OSError(-seen_ns, os.strerror(-seen_ns)))
+    for i in rest:
+        out[i] = _rename_looked(dirs, *staged[i])
+    return [r for r in out if r is not None]
 
 
-def _rename_new(dfd: int, temp: str, name: str) -> bool:
-    """Rename ``temp`` to ``name`` only if nothing is there: check and rename in one step
-    (``renameat2`` with ``RENAME_NOREPLACE``), which spares an lstat per file of a first
-    export. False: this system or filesystem cannot, nothing was done (look, then rename).
-    Raises FileExistsError if something is there."""
-    if _renameat2 is None:
-        return False
-    if _renameat2(dfd, os.fsencode(temp), dfd, os.fsencode(name), RENAME_NOREPLACE) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):  # the filesystem (or kernel) has no such flag
-        return False
-    raise OSError(err, os.strerror(err))
+def _rename_looked(dirs: Dirs, w: Write, temp: str, st: FileStat, attrs: Attrs) -> Result:
+    """Rename one temp over its target after a look at the target (an update, or where
+    ``renameat2`` cannot refuse an existing target)."""
+    directory, name = split_path(w.path)
+    target = dirs.lstat(w.path)
+    now = _judge_target(target)
+    if w.expect is not None and now != w.expect:
+        _unlink_quietly(dirs, directory, temp)
+        return NotWritten(w.path, "changed on disk while being written", changed=True)
+    try:
+        if isinstance(now, FileStat) and attrs_of(target) != attrs:
+            _reapply(dirs, directory, temp, st, attrs_of(target))
+        dfd = dirs.fd(directory)
+        seen_ns = time.time_ns()
+        os.rename(temp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+    except OSError as exc:
+        _unlink_quietly(dirs, directory, temp)
+        return _unrenamed(w.path, exc)
+    return Written(w.path, st, seen_ns)
+
+
+NO_RENAMEAT2 = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP})
+"""What ``renameat2`` says where the filesystem (or kernel) has no ``RENAME_NOREPLACE``."""
 
 
 def _unrenamed(path: str, exc: OSError) -> NotWritten:
@@ -302,11 +319,8 @@ async def write_files(root: Root, writes: Sequence[Write], limiter: anyio.Capaci
     The temps, and then the renames, are written by one thread holding a
     token of ``limiter`` (give it one: one thread writes at a time); the
     waits for the disk (a bulk batch's two ``syncfs``) hold none, so another
-    batch is written meanwhile. One thread, not several: each file is a few
-    system calls, each giving up the interpreter lock, and on a few cores
-    threads doing them side by side mostly hand that lock back and forth
-    (28,000 futex calls per 1,000 files) and queue on the lock of the
-    folder they create files in.
+    batch is written meanwhile. One thread, not several: threads creating
+    files side by side queue on the lock of the folder they create them in.
     """
     if not writes:
         return []
