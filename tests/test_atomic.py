@@ -17,7 +17,7 @@ import pytest
 from mybb_sync import atomic
 from mybb_sync.atomic import ABSENT, SYNCFS_THRESHOLD, NotWritten, Write, Written, write_batch, write_files
 from mybb_sync.files import FileRead, Root, missing, read_files, remove_files, stat_files, stat_of, sweep_temps
-from mybb_sync.state import FINE_RACY_NS, RACY_NS, State
+from mybb_sync.state import FINE_RACY_NS, RACY_NS, State, proves_unchanged
 
 
 def files_under(path: Path) -> dict[str, bytes]:
@@ -270,7 +270,7 @@ def test_guard_refuses_to_overwrite_a_file_created_where_none_was_expected(
     """Refused in one step by ``renameat2(RENAME_NOREPLACE)``, or where a system has none, by
     a look before the rename."""
     if not noreplace:  # the kernel's answer where the filesystem has no RENAME_NOREPLACE
-        monkeypatch.setattr(atomic._writes, "rename_new", lambda dfds, temps, names: [-errno.EINVAL] * len(names))
+        monkeypatch.setattr(atomic, "rename_new", lambda dfds, temps, names: [-errno.EINVAL] * len(names))
     (sync_root.path / "new.html").write_bytes(b"made by the user meanwhile")
     result = _guarded(sync_root, "new.html", ABSENT, bulk=bulk)
     assert isinstance(result, NotWritten) and result.changed
@@ -493,11 +493,30 @@ def test_without_a_state_folder_the_racy_window_is_the_safe_one(sync_root: Root)
     assert sync_root.racy_ns == RACY_NS
 
 
-def test_a_written_files_stat_is_dated_at_its_rename_not_at_its_write(sync_root: Root) -> None:
-    """Nobody else writes our temp before the rename: the stat is dated then, so a file
-    written early in a large batch is trusted sooner. Every rename follows every write."""
-    writes = [Write(f"g{i % 10}/t{i}.html", b"x", None) for i in range(2000)]
+@pytest.mark.parametrize("count", [1, SYNCFS_THRESHOLD * 20], ids=["small", "large"])
+@pytest.mark.parametrize("state_folder", [True, False], ids=["fine-window", "safe-window"])
+def test_a_written_files_stat_is_trusted_at_once(sync_root: Root, count: int, state_folder: bool) -> None:
+    """Its mtime is set a racy window before its write: the stat recorded at its rename
+    proves the file unchanged to the very next look, which need not read it."""
+    if state_folder:
+        State(sync_root.path).close()
+    writes = [Write(f"g{i % 10}/t{i}.html", b"x", None) for i in range(count)]
     results = write_batch(sync_root, writes)
     assert all(isinstance(r, Written) for r in results)
-    last_write = max(r.stat.mtime_ns for r in results)  # type: ignore[union-attr]
-    assert results[0].seen_ns >= last_write  # type: ignore[union-attr]
+    for r in results:
+        assert isinstance(r, Written)
+        now = stat_of(os.lstat(sync_root.path / r.path))
+        assert proves_unchanged(r.stat, r.seen_ns, now, sync_root.racy_ns)
+
+
+def test_a_file_rewritten_in_place_right_after_its_write_no_longer_matches_its_stat(sync_root: Root) -> None:
+    """The racy case the backdated mtime rules out: same size, same inode, written within the
+    same timestamp tick as our rename. Its mtime is now, never the one we recorded."""
+    State(sync_root.path).close()
+    (result,) = write_batch(sync_root, [Write("t.html", b"from the database", None)])
+    assert isinstance(result, Written)
+    with open(sync_root.path / "t.html", "r+b") as f:
+        f.write(b"FROM")  # same size, in place
+    now = stat_of(os.lstat(sync_root.path / "t.html"))
+    assert (now.size, now.ino) == (result.stat.size, result.stat.ino) and now.mtime_ns != result.stat.mtime_ns
+    assert not proves_unchanged(result.stat, result.seen_ns, now, sync_root.racy_ns)

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,11 +25,11 @@ from mybb_sync.catalog import load_catalog
 from mybb_sync.config import Database
 from mybb_sync.errors import DatabaseUnavailable
 from mybb_sync.export import Exporter
-from mybb_sync.files import Root
+from mybb_sync.files import Root, stat_files
 from mybb_sync.layout import Kind
 from mybb_sync.report import ExportReport
 from mybb_sync.scope import Scope
-from mybb_sync.state import FINE_RACY_NS, RACY_NS, State
+from mybb_sync.state import RACY_NS, State
 from mybb_sync.store import open_store
 from mybb_sync.store.sql import SQLStore
 from mybb_sync.synthetic import Board
@@ -318,9 +318,8 @@ async def test_changing_an_inherited_stylesheet_rewrites_it_in_every_theme(board
 
 
 async def agreed_export(db: Database, root: Path) -> None:
-    """An export, then a re-export that reads (and re-stamps) the files still in the racy window."""
+    """An export, then a re-export with nothing left to write."""
     assert (await export(db, root, "--json")).json()["rows_read"] > 0
-    await anyio.sleep(0.1)  # not synchronisation: stats younger than the racy window are never trusted
     assert (await export(db, root, "--json")).json()["written"] == 0
 
 
@@ -563,81 +562,17 @@ async def exported_in_process(db: Database, root: Path) -> tuple[Exporter, State
     return exporter, exporter.state
 
 
-async def test_a_freshly_written_file_read_back_unchanged_gets_a_stat_the_next_pass_trusts(
-    board: Database, root: Path
-) -> None:
+async def test_every_exported_file_is_proven_unchanged_by_its_stat_right_away(board: Database, root: Path) -> None:
+    """No file needs reading back before the next pass may trust its stat (atomic: its mtime
+    is set a racy window before its write)."""
     exporter, state = await exported_in_process(board, root)
     try:
-        path = set_path(a_master_only())
-        [before] = state.get([path]).values()
-        state.put([replace(before, checked_ns=before.stat.mtime_ns)])  # as if renamed right after its write
-        await anyio.sleep(FINE_RACY_NS / 1e9)  # not synchronisation: the window must have passed
-        await anyio.to_thread.run_sync(exporter._confirm, [path])  # noqa: SLF001 - the read-back at a pass's end
-        [after] = state.get([path]).values()
-        assert after.unchanged(after.stat, exporter.root.racy_ns) and after.base == before.base
+        tracked = state.get([p.relative_to(root).as_posix() for p in root.rglob("*.html")])
+        assert len(tracked) > 100
+        stats = stat_files(exporter.root, list(tracked))
+        assert [p for p, st in tracked.items() if not st.unchanged(stats[p], exporter.root.racy_ns)] == []
     finally:
         state.close()
-
-
-async def test_a_fresh_file_rewritten_within_its_timestamp_tick_is_not_confirmed(board: Database, root: Path) -> None:
-    """Same size, same mtime, other bytes: only reading can tell, and the read says no."""
-    exporter, state = await exported_in_process(board, root)
-    try:
-        path = set_path(a_master_only())
-        [before] = state.get([path]).values()
-        state.put([replace(before, checked_ns=before.stat.mtime_ns)])
-        file = root / path
-        data = file.read_bytes()
-        with open(file, "r+b") as f:
-            f.write(b"X" if data[:1] != b"X" else b"Y")  # same size, in place (same inode)
-        os.utime(file, ns=(before.stat.mtime_ns, before.stat.mtime_ns))  # the same tick
-        await anyio.sleep(FINE_RACY_NS / 1e9)  # not synchronisation: the window must have passed
-        await anyio.to_thread.run_sync(exporter._confirm, [path])  # noqa: SLF001
-        [after] = state.get([path]).values()
-        assert after.checked_ns == before.stat.mtime_ns  # still distrusted: the next pass reads it
-    finally:
-        state.close()
-
-
-async def test_a_fresh_file_still_too_young_to_read_back_is_left_for_a_later_look(board: Database, root: Path) -> None:
-    """Read back within its racy window a file proves nothing yet: it is handed back (the pass
-    looks again at its end) and keeps its distrusted stat."""
-    exporter, state = await exported_in_process(board, root)
-    try:
-        path = set_path(a_master_only())
-        os.utime(root / path)  # written just now, as far as its stat says
-        [before] = state.get([path]).values()
-        stat = replace(before.stat, mtime_ns=os.lstat(root / path).st_mtime_ns)
-        state.put([replace(before, stat=stat, checked_ns=stat.mtime_ns)])
-        young = await anyio.to_thread.run_sync(exporter._confirm, [path])  # noqa: SLF001
-        [after] = state.get([path]).values()
-        assert young == [path] and after.checked_ns == stat.mtime_ns
-    finally:
-        state.close()
-
-
-async def test_fresh_files_are_read_back_during_the_pass_not_all_after_it(board: Database, root: Path) -> None:
-    """Batches read back the fresh files of the batches before them while later ones are
-    written: at the end of the pass only the last batches' files are left to read."""
-    done = 0
-    looked_at: list[int] = []  # files exported when each read-back began
-
-    def progress(count: int, total: int) -> None:
-        nonlocal done
-        done = count
-
-    class Observed(Exporter):
-        def _confirm(self, paths: Sequence[str]) -> list[str]:
-            looked_at.append(done)
-            return super()._confirm(paths)
-
-    async with open_store(board, "mybb_") as store:
-        catalog = await load_catalog(store)
-        exporter = Observed(Root(root), State(root), batch=20)
-        report = await exporter.run(store, catalog, Scope((1,), ()), progress=progress)
-        exporter.state.close()
-    assert report.written > 100 and report.fresh
-    assert looked_at and min(looked_at) < report.written  # the first read-back came before the last batch
 
 
 async def test_a_file_put_in_a_folder_the_pass_created_is_an_orphan_from_the_next_pass(

@@ -6,7 +6,9 @@
  * is most of the writer's time (issue 26: 6,800 context switches per 10,000
  * files; the export took the sum of the two threads' time, not the larger).
  * Here the whole batch runs with the lock released: the writer's system calls
- * overlap the Python around them. The decisions (which files, which names,
+ * overlap the Python around them. Each temp's mtime is set a racy window before
+ * its write, so that the stat recorded at its rename is trusted at once (see
+ * atomic.py). The decisions (which files, which names,
  * modes and groups, what counts as a conflict) stay in atomic.py; these two
  * functions only carry out one batch's system calls and report each file's
  * outcome.
@@ -58,8 +60,9 @@ static int same_length(PyObject *const *lists, int count, Py_ssize_t *n) {
 }
 
 /* One temp: created (never an existing file), given its group and mode, written whole,
- * stat'ed, optionally fsynced, closed; removed again if any step failed. */
-static void create_temp(temp_t *t, int fsync_each) {
+ * its mtime set ``backdate_ns`` before now, stat'ed, optionally fsynced, closed; removed
+ * again if any step failed. */
+static void create_temp(temp_t *t, int fsync_each, long long backdate_ns) {
     const char *name = PyBytes_AS_STRING(t->name);
     int fd = openat(t->dfd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, t->mode);
     if (fd < 0) {
@@ -83,6 +86,17 @@ static void create_temp(temp_t *t, int fsync_each) {
         else if (n > 0)
             done += n;
     }
+    if (!t->err && backdate_ns > 0) {
+        struct timespec now, times[2];
+        clock_gettime(CLOCK_REALTIME, &now);
+        long long mtime_ns = (long long)now.tv_sec * 1000000000LL + now.tv_nsec - backdate_ns;
+        times[0].tv_sec = 0;
+        times[0].tv_nsec = UTIME_OMIT;
+        times[1].tv_sec = (time_t)(mtime_ns / 1000000000LL);
+        times[1].tv_nsec = (long)(mtime_ns % 1000000000LL);
+        if (futimens(fd, times) < 0)
+            t->err = errno;
+    }
     if (!t->err && fstat(fd, &t->st) < 0)
         t->err = errno;
     if (!t->err && t->gid == -1 && (int)(t->st.st_mode & 07777) != t->mode && fchmod(fd, t->mode) < 0)
@@ -96,16 +110,19 @@ static void create_temp(temp_t *t, int fsync_each) {
 }
 
 PyDoc_STRVAR(create_temps_doc,
-             "create_temps(dfds, names, datas, modes, gids, fsync_each, /)\n--\n\n"
+             "create_temps(dfds, names, datas, modes, gids, fsync_each, backdate_ns, /)\n--\n\n"
              "Create, write and close one temp per entry (O_CREAT|O_EXCL|O_NOFOLLOW in the folder\n"
              "``dfds[i]``), without the interpreter lock. ``gids[i]`` -1 leaves the kernel's group.\n"
+             "Each temp's mtime is set ``backdate_ns`` before the moment it was written (0: left).\n"
              "Returns per entry (size, mtime_ns, inode) of the temp, or the errno that stopped it\n"
              "(the temp is then removed).");
 
 static PyObject *create_temps(PyObject *self, PyObject *args) {
     PyObject *dfds, *names, *datas, *modes, *gids;
     int fsync_each;
-    if (!PyArg_ParseTuple(args, "OOOOOp:create_temps", &dfds, &names, &datas, &modes, &gids, &fsync_each))
+    long long backdate_ns;
+    if (!PyArg_ParseTuple(args, "OOOOOpL:create_temps", &dfds, &names, &datas, &modes, &gids, &fsync_each,
+                          &backdate_ns))
         return NULL;
     PyObject *lists[] = {dfds, names, datas, modes, gids};
     Py_ssize_t n = 0;
@@ -135,7 +152,7 @@ static PyObject *create_temps(PyObject *self, PyObject *args) {
     }
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++)
-        create_temp(&temps[i], fsync_each);
+        create_temp(&temps[i], fsync_each, backdate_ns);
     Py_END_ALLOW_THREADS
 
     out = PyList_New(n);

@@ -13,6 +13,13 @@ same data before any rename but costs one flush instead of one per file
 Every folder is opened through :class:`.files.Dirs`, so no symlink below the
 root is followed; each temp gets the mode and group :mod:`.modes` gives it.
 
+Each temp's mtime is set one racy window (:attr:`.files.Root.racy_ns`) before
+the moment it is written. The stat recorded just before its rename is then
+trusted at once (:func:`.state.proves_unchanged`): any later write, even within
+the same timestamp tick as our rename, gets an mtime after it. Without that, a
+file renamed within the window of its write would have to be read back before
+the next pass could trust it (a tenth to a quarter of a first export's files).
+
 The decisions are made here; the per-file system calls of a batch (create and
 write the temps, rename the new files) run in :mod:`._writes`, a small C
 extension that holds no interpreter lock while it works, so that the writer
@@ -33,12 +40,13 @@ from dataclasses import dataclass
 import anyio
 import anyio.to_thread
 
-from . import _writes
+from ._writes import create_temps, rename_new
 from .files import Dirs, Root, split_path, stat_of
 from .modes import Attrs, apply_attrs, attrs_of
 from .state import FileStat
 
 SYNCFS_THRESHOLD = 32  # files in a batch from which one syncfs beats an fsync per file
+BACKDATE_MARGIN_NS = 1_000_000  # a temp's mtime: this much more than the racy window before its write
 
 _syncfs: Callable[[int], int] | None
 _libc: ctypes.CDLL | None
@@ -113,7 +121,8 @@ def _write_temps(root: Root, dirs: Dirs, writes: Sequence[Write], fsync_each: bo
         names.append(temp)
         modes.append(attrs[0])
         gids.append(-1 if attrs[1] is None else attrs[1])
-    created = _writes.create_temps(dfds, names, [w.data for w, _, _ in todo], modes, gids, fsync_each)
+    backdate = root.racy_ns + BACKDATE_MARGIN_NS
+    created = create_temps(dfds, names, [w.data for w, _, _ in todo], modes, gids, fsync_each, backdate)
     for (w, temp, attrs), result in zip(todo, created, strict=True):
         if isinstance(result, int):
             out.append(_unwritten(w.path, result, os.strerror(result)))
@@ -157,9 +166,9 @@ def _rename_all(dirs: Dirs, staged: Sequence[tuple[Write, str, FileStat, Attrs]]
     """Phase 2: each temp renamed over its target, unless the target changed meanwhile.
 
     A written file's stat counts as taken just before its rename: until then
-    nobody else writes it (it is our temp), so a later change gets a later
-    mtime once the stat is older than the racy window. That is what lets the
-    next pass trust the stat of a file it wrote without reading it.
+    nobody else writes it (it is our temp), and its mtime is a racy window
+    older than that, so any later change gets a later mtime. That is what lets
+    the next pass trust the stat of a file it wrote without reading it.
 
     New files (the target must be absent) are renamed in one call without the
     interpreter lock, each checked and renamed in one step (``renameat2`` with
@@ -178,7 +187,7 @@ def _rename_all(dirs: Dirs, staged: Sequence[tuple[Write, str, FileStat, Attrs]]
         except OSError as exc:
             _unlink_quietly(dirs, split_path(w.path)[0], temp)
             out[i] = _unrenamed(w.path, exc)
-    renamed = _writes.rename_new(
+    renamed = rename_new(
         [dfd for _, dfd in new], [staged[i][1] for i, _ in new], [split_path(staged[i][0].path)[1] for i, _ in new]
     )
     for (i, _), seen_ns in zip(new, renamed, strict=True):

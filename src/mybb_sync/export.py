@@ -31,17 +31,15 @@ from .engine import (
     Entry,
     Hold,
     agreed_state,
-    max_bytes,
     plan,
     states_after_writes,
 )
 from .entries import BATCH, Batch, admitted, located_entries, stylesheet_entries
 from .errors import DiskUnavailable
-from .files import Root, missing, read_files, remove_files, split_path, stat_files
+from .files import Root, missing, remove_files, split_path, stat_files
 from .importer import Imported
 from .layout import Kind, under
 from .parallel import in_parallel
-from .reconcile import content_hash
 from .report import ExportReport
 from .scope import Scope, scope_folders, scope_label
 from .selection import Filter
@@ -150,21 +148,12 @@ class Exporter:
                 exported.update(e.path for e in batch)
                 yield batch, frozenset()
 
-        confirmed = marked = 0  # report.fresh[:confirmed] was read back; [:marked] by the batches before the last
-        young: list[str] = []  # read back too soon: again at the end
-
         async def export_batch(item: Batch) -> None:
-            nonlocal confirmed, marked
             batch, absent = item
             settled = await self._export_batch(catalog, batch, force, report, two_way, absent)
             if not settled and batch and batch[0].kind is Kind.TEMPLATE:
                 unsettled.add(batch[0].owner)
             advance(len(batch))
-            # The fresh files of the batches before this one are old enough by now, most of them:
-            # read back here, beside the writing of the next batches, not all after the last.
-            chunk, confirmed, marked = report.fresh[confirmed:marked], marked, len(report.fresh)
-            if chunk:
-                young.extend(await anyio.to_thread.run_sync(self._confirm, chunk, limiter=self.limiter))
 
         created = await anyio.to_thread.run_sync(
             missing, self.root, scope_folders(catalog, scope), limiter=self.limiter
@@ -172,9 +161,6 @@ class Exporter:
         await in_parallel(batches(), export_batch, workers=IN_FLIGHT, ready=0)  # memory: see entries.BATCH
         files = {tid: p for tid, p in settings_files(catalog, scope.themes).items() if flt.admits(p)}
         await self.theme_files.sync(store, files, report, two_way=two_way is not None, force=force)
-        rest = young + report.fresh[confirmed:]
-        for start in range(0, len(rest), self.batch):
-            await anyio.to_thread.run_sync(self._confirm, rest[start : start + self.batch], limiter=self.limiter)
         report.orphans = await anyio.to_thread.run_sync(
             self._orphans, catalog, scope, exported, report, created, flt, limiter=self.limiter
         )
@@ -234,31 +220,6 @@ class Exporter:
             rows = await store.templates_by_title(sid, [name for _, name in chunk])
             report.rows_read += len(rows)
             yield admitted(flt, [Entry(path, Kind.TEMPLATE, sid, name, rows.get(name)) for path, name in chunk])
-
-    def _confirm(self, paths: Sequence[str]) -> list[str]:
-        """Files written with a stat too young to trust (renamed within the racy window of
-        their write) are read back later in the pass: those still holding their base get a
-        stat the next pass can trust, which spares it reading them all again. Returns the
-        files still too young to be read back."""
-        states = self.state.get(paths)
-        seen_ns = time.time_ns()  # before every stat below
-        confirmed = []
-        young = []
-        for read in read_files(self.root, paths, max_bytes=max_bytes(Kind.STYLESHEET)):
-            st = states.get(read.path)
-            if st is None or read.data is None or read.stat is None or read.stat != st.stat:
-                continue
-            if read.stat.mtime_ns + self.root.racy_ns >= seen_ns:
-                young.append(read.path)
-                continue
-            try:
-                text = read.data.decode("utf-8")
-            except UnicodeDecodeError:
-                continue
-            if content_hash(st.kind, text) == st.base:
-                confirmed.append(replace(st, checked_ns=seen_ns))
-        self.state.put(confirmed)
-        return young
 
     def _page_moved(self, sid: int, after: str) -> tuple[list[Tracked], set[str]]:
         """A page of the set's state rows, and the paths whose stat does not prove them unchanged."""
@@ -381,7 +342,6 @@ class Exporter:
         report.written += len(ok)
         report.changed += [(r.path, "export") for r in ok] + [(path, "delete") for path, _ in removals]
         report.bytes += sum(r.stat.size for r in ok)
-        report.fresh += [r.path for r in ok if r.stat.mtime_ns + self.root.racy_ns >= r.seen_ns]
         settled += states_after_writes({d.entry.path: d for d in decisions}, ok)
 
         def record() -> None:

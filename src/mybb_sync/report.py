@@ -26,7 +26,6 @@ class ExportReport:
     rows_read: int = 0  # template rows fetched (a set unchanged since it was last agreed costs none)
     refused: list[str] = field(default_factory=list)
     recheck: list[str] = field(default_factory=list)  # paths to look at again (changed while being handled)
-    fresh: list[str] = field(default_factory=list)  # written files whose stat is too young to trust yet
     seen: set[str] = field(default_factory=set)  # every path the pass met a row for
     changed: list[tuple[str, str]] = field(default_factory=list)  # (path, "export" or "delete"): what it wrote
     per_scope: Counter[str] = field(default_factory=Counter)
