@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import anyio
@@ -520,3 +521,13 @@ def test_a_file_rewritten_in_place_right_after_its_write_no_longer_matches_its_s
     now = stat_of(os.lstat(sync_root.path / "t.html"))
     assert (now.size, now.ino) == (result.stat.size, result.stat.ino) and now.mtime_ns != result.stat.mtime_ns
     assert not proves_unchanged(result.stat, result.seen_ns, now, sync_root.racy_ns)
+
+
+def test_a_root_that_is_not_backdated_keeps_each_files_write_time(tmp_path: Path) -> None:
+    """The forum's cache folder: MyBB serves a cached stylesheet only if its mtime is not
+    older than its row's ``lastmodified``."""
+    root = Root(tmp_path, backdate=False)
+    before = time.time_ns()
+    (result,) = write_batch(root, [Write("theme2/global.css", b"body {}", ABSENT)])
+    assert isinstance(result, Written)
+    assert before - 20_000_000 <= os.lstat(tmp_path / "theme2/global.css").st_mtime_ns <= time.time_ns()

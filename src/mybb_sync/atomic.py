@@ -14,7 +14,8 @@ Every folder is opened through :class:`.files.Dirs`, so no symlink below the
 root is followed; each temp gets the mode and group :mod:`.modes` gives it.
 
 Each temp's mtime is set one racy window (:attr:`.files.Root.racy_ns`) before
-the moment it is written. The stat recorded just before its rename is then
+the moment it is written (in the sync root; not in the forum's cache folder,
+whose mtimes MyBB compares with the rows'). The stat recorded just before its rename is then
 trusted at once (:func:`.state.proves_unchanged`): any later write, even within
 the same timestamp tick as our rename, gets an mtime after it. Without that, a
 file renamed within the window of its write would have to be read back before
@@ -121,7 +122,7 @@ def _write_temps(root: Root, dirs: Dirs, writes: Sequence[Write], fsync_each: bo
         names.append(temp)
         modes.append(attrs[0])
         gids.append(-1 if attrs[1] is None else attrs[1])
-    backdate = root.racy_ns + BACKDATE_MARGIN_NS
+    backdate = root.racy_ns + BACKDATE_MARGIN_NS if root.backdate else 0
     created = create_temps(dfds, names, [w.data for w, _, _ in todo], modes, gids, fsync_each, backdate)
     for (w, temp, attrs), result in zip(todo, created, strict=True):
         if isinstance(result, int):

@@ -45,9 +45,13 @@ def split_path(path: str) -> tuple[str, str]:
 class Root:
     """The sync root, opened once; every access below it goes through here."""
 
-    def __init__(self, path: Path, temp_suffix: str = ".tmp") -> None:
+    def __init__(self, path: Path, temp_suffix: str = ".tmp", *, backdate: bool = True) -> None:
         self.path = path
         self.temp_suffix = temp_suffix
+        # Files written here get an mtime one racy window before their write (atomic.py), so that
+        # their recorded stat is trusted at once. Not where others read the mtimes: MyBB serves
+        # a theme's cached stylesheet only if its mtime is not older than the row (ForumCache).
+        self.backdate = backdate
         self._temp_re = re.compile(r"^\..*\.[0-9a-f]{8}" + re.escape(temp_suffix) + "$", re.DOTALL)
 
     def open_root(self) -> int:

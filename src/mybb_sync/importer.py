@@ -211,7 +211,7 @@ class ForumCache:
     """``<forum root>/cache/themes``: where MyBB serves stylesheets from."""
 
     def __init__(self, mybb_root: Path) -> None:
-        self.root = Root(mybb_root / "cache" / "themes")
+        self.root = Root(mybb_root / "cache" / "themes", backdate=False)  # MyBB compares their mtimes
 
     def mtime(self, tid: int, name: str) -> int | None:
         try:
