@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from mybb_sync.config import Database
+from mybb_sync.files import Root
 from mybb_sync.layout import Found, why_ignored
 from mybb_sync.offline import offline_status
+from mybb_sync.tree import walk_tree
 
 from service_helpers import cli, db_url, running_service, tpath, write
 
@@ -133,3 +135,19 @@ async def test_export_lists_what_it_passed_over(board: Database, root: Path, tmp
     result = await cli("export", "--json", "--db", db_url(board), "--root", str(root), cwd=tmp_path)
     report = json.loads(result.stdout)
     assert report["ignored"] == {f"{SET_FOLDER}/piped.html": "is not a regular file (a FIFO, socket or device)"}
+
+
+def test_a_walk_told_the_synced_paths_finds_and_passes_over_the_same(tmp_path: Path) -> None:
+    """The export's orphan walk takes files at paths its rows were met at without judging their
+    names again: what it lists, and what it passes over with why, is what a plain walk says."""
+    folder = tmp_path / "template_sets" / "S"
+    (folder / "ungrouped").mkdir(parents=True)
+    for name in ("a.html", "b.html", "stray.html", "pct%2.html", ".hidden.html", "x.html~"):
+        (folder / "ungrouped" / name).write_text("x")
+    (folder / "ungrouped" / "dir.html").mkdir()
+    os.symlink(folder / "ungrouped" / "a.html", folder / "ungrouped" / "link.html")
+    root = Root(tmp_path)
+    plain = walk_tree(root, "template_sets")
+    told = walk_tree(root, "template_sets", {"template_sets/S/ungrouped/a.html", "template_sets/S/ungrouped/b.html"})
+    assert sorted(told.files) == sorted(plain.files) and "template_sets/S/ungrouped/stray.html" in told.files
+    assert told.ignored == plain.ignored and len(plain.ignored) >= 3

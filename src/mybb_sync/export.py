@@ -416,7 +416,7 @@ class Exporter:
         for folder in scope_folders(catalog, scope):
             if folder in created:
                 continue
-            walk = walk_tree(self.root, folder)
+            walk = walk_tree(self.root, folder, exported)
             orphans += (rel for rel in walk.files if rel not in exported and flt.admits(rel))
             report.ignored.update((rel, why) for rel, why in walk.ignored.items() if flt.admits(rel))
         return sorted(orphans)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,8 +66,12 @@ class Walk:
     ignored: dict[str, str] = field(default_factory=dict)
 
 
-def walk_tree(root: Root, folder: str) -> Walk:
-    """Walk ``folder`` (blocking; no symlink followed, dot-folders skipped)."""
+def walk_tree(root: Root, folder: str, known: Container[str] = frozenset()) -> Walk:
+    """Walk ``folder`` (blocking; no symlink followed, dot-folders skipped).
+
+    ``known``: paths of files that are synced (a pass's rows were met at them): a regular
+    file there is taken as it is, not judged by its name again (three quarters of the walk's
+    time in a re-export)."""
     walk = Walk()
     for rel, items in folders(root.path, folder):
         for entry in items:
@@ -77,6 +81,9 @@ def walk_tree(root: Root, folder: str) -> Walk:
                     continue
                 found = layout.Found.DIR
             elif entry.is_file(follow_symlinks=False):
+                if child in known:
+                    walk.files.append(child)
+                    continue
                 found = layout.Found.FILE
             else:
                 found = layout.Found.SYMLINK if entry.is_symlink() else layout.Found.OTHER
