@@ -28,6 +28,17 @@
 #define RENAME_NOREPLACE (1 << 0)
 #endif
 
+/* A system call again while a signal interrupted it (Python's handlers do not ask the kernel
+ * to restart calls; PEP 475 retries them in Python, and so must C). Not for close(). */
+#define RETRY(call)                                                                                                    \
+    ({                                                                                                                 \
+        long _r;                                                                                                       \
+        do                                                                                                             \
+            _r = (long)(call);                                                                                         \
+        while (_r < 0 && errno == EINTR);                                                                              \
+        _r;                                                                                                            \
+    })
+
 typedef struct {
     int dfd;
     PyObject *name; /* bytes, owned */
@@ -64,18 +75,18 @@ static int same_length(PyObject *const *lists, int count, Py_ssize_t *n) {
  * again if any step failed. */
 static void create_temp(temp_t *t, int fsync_each, long long backdate_ns) {
     const char *name = PyBytes_AS_STRING(t->name);
-    int fd = openat(t->dfd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, t->mode);
+    int fd = (int)RETRY(openat(t->dfd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, t->mode));
     if (fd < 0) {
         t->err = errno;
         return;
     }
     if (t->gid != -1) { /* modes.apply_attrs: the group where we may give it, then the mode */
-        if (fstat(fd, &t->st) < 0)
+        if (RETRY(fstat(fd, &t->st)) < 0)
             t->err = errno;
-        else if ((long)t->st.st_gid != t->gid && fchown(fd, (uid_t)-1, (gid_t)t->gid) < 0 && errno != EPERM &&
+        else if ((long)t->st.st_gid != t->gid && RETRY(fchown(fd, (uid_t)-1, (gid_t)t->gid)) < 0 && errno != EPERM &&
                  errno != EACCES)
             t->err = errno;
-        if (!t->err && fchmod(fd, t->mode) < 0)
+        if (!t->err && RETRY(fchmod(fd, t->mode)) < 0)
             t->err = errno;
     }
     Py_ssize_t done = 0;
@@ -94,14 +105,14 @@ static void create_temp(temp_t *t, int fsync_each, long long backdate_ns) {
         times[0].tv_nsec = UTIME_OMIT;
         times[1].tv_sec = (time_t)(mtime_ns / 1000000000LL);
         times[1].tv_nsec = (long)(mtime_ns % 1000000000LL);
-        if (futimens(fd, times) < 0)
+        if (RETRY(futimens(fd, times)) < 0)
             t->err = errno;
     }
-    if (!t->err && fstat(fd, &t->st) < 0)
+    if (!t->err && RETRY(fstat(fd, &t->st)) < 0)
         t->err = errno;
-    if (!t->err && t->gid == -1 && (int)(t->st.st_mode & 07777) != t->mode && fchmod(fd, t->mode) < 0)
+    if (!t->err && t->gid == -1 && (int)(t->st.st_mode & 07777) != t->mode && RETRY(fchmod(fd, t->mode)) < 0)
         t->err = errno; /* the umask took bits away: set them */
-    if (!t->err && fsync_each && fsync(fd) < 0)
+    if (!t->err && fsync_each && RETRY(fsync(fd)) < 0)
         t->err = errno;
     if (close(fd) < 0 && !t->err)
         t->err = errno;
@@ -219,8 +230,8 @@ static PyObject *rename_new(PyObject *self, PyObject *args) {
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
         r->seen_ns = (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
-        if (syscall(SYS_renameat2, r->dfd, PyBytes_AS_STRING(r->temp), r->dfd, PyBytes_AS_STRING(r->name),
-                    RENAME_NOREPLACE) < 0)
+        if (RETRY(syscall(SYS_renameat2, r->dfd, PyBytes_AS_STRING(r->temp), r->dfd, PyBytes_AS_STRING(r->name),
+                          RENAME_NOREPLACE)) < 0)
             r->err = errno;
     }
     Py_END_ALLOW_THREADS
