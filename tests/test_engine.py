@@ -82,3 +82,27 @@ def test_deciding_needs_no_files_only_what_was_gathered() -> None:
 def test_a_held_file_gets_no_decision() -> None:
     gathered = Gathered(states={}, intents={}, stats={PATH: None}, reads={}, held={PATH}, seen_ns=0)
     assert decide_all([entry("base")], gathered) == []
+
+
+def test_a_file_its_writer_opened_while_it_was_being_read_is_left_alone(root: Path) -> None:
+    """The writer opens the file (truncating it) and writes half just after the plan asked
+    whether anyone writes it: asked again once read, the watcher knows now, and the half gets
+    no decision (soak seed 3301: "a rescan imported a half-written file")."""
+    state = base_state(root, "base")
+    file = root / PATH
+    file.parent.mkdir(parents=True)
+    file.write_text("edited, whole")
+    asked: list[str] = []
+
+    def hold(path: str, stat: FileStat) -> bool:
+        asked.append(path)
+        if len(asked) == 1:  # no writer yet; one starts right after the answer
+            file.write_text("edi")
+            return False
+        return True  # its IN_MODIFY reached the watcher meanwhile
+
+    try:
+        assert plan(Root(root), state, [entry("base")], hold=hold) == []
+    finally:
+        state.close()
+    assert asked == [PATH, PATH]

@@ -146,7 +146,7 @@ def gather(
     not change); with ``read_all`` every file is.
 
     ``hold`` is asked about each file whose stat does not prove it unchanged
-    before it is read: a file it holds (still being written) gets no decision
+    before it is read, and again after: a file it holds (still being written) gets no decision
     at all - it is left out of the result, neither read nor written, and its
     state is not touched - and must be brought back later by whoever held it.
 
@@ -173,6 +173,13 @@ def gather(
             continue
         to_read.append(e.path)
     reads = {r.path: r for r in read_files(root, to_read, max_bytes=16 * 1024 * 1024)} if to_read else {}
+    if hold is not None:
+        # Asked again once read: a writer that opened a file between the first question and
+        # the read (its IN_MODIFY read by the watcher meanwhile, on the event loop) may have
+        # left half of it there. Such a file is left alone like the others it holds.
+        for path in [p for p, r in reads.items() if r.stat is not None and hold(p, r.stat)]:
+            held.add(path)
+            del reads[path]
     return Gathered(states, intents, stats, reads, held, seen_ns)
 
 
