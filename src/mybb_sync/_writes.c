@@ -94,6 +94,8 @@ static void create_temp(temp_t *t, int fsync_each, long long backdate_ns) {
         ssize_t n = write(fd, t->data + done, (size_t)(t->size - done));
         if (n < 0 && errno != EINTR)
             t->err = errno;
+        else if (n == 0)
+            t->err = EIO; /* no progress and no error: never loop on it */
         else if (n > 0)
             done += n;
     }
