@@ -177,28 +177,27 @@ def _rename_all(dirs: Dirs, staged: Sequence[tuple[Write, str, FileStat, Attrs]]
     where the filesystem cannot, they are looked at first like the others.
     """
     out: list[Result | None] = [None] * len(staged)  # in the order of ``staged``
-    new: list[tuple[int, int]] = []  # (index, folder fd) of the new files
+    new: list[tuple[int, str, int, str]] = []  # (index, folder, its fd, name) of the new files
     rest: list[int] = []  # and of the others
     for i, (w, temp, _, _) in enumerate(staged):
         if w.expect is not ABSENT:
             rest.append(i)
             continue
+        directory, name = split_path(w.path)
         try:
-            new.append((i, dirs.fd(split_path(w.path)[0])))
+            new.append((i, directory, dirs.fd(directory), name))
         except OSError as exc:
-            _unlink_quietly(dirs, split_path(w.path)[0], temp)
+            _unlink_quietly(dirs, directory, temp)
             out[i] = _unrenamed(w.path, exc)
-    renamed = rename_new(
-        [dfd for _, dfd in new], [staged[i][1] for i, _ in new], [split_path(staged[i][0].path)[1] for i, _ in new]
-    )
-    for (i, _), seen_ns in zip(new, renamed, strict=True):
+    renamed = rename_new([n[2] for n in new], [staged[n[0]][1] for n in new], [n[3] for n in new])
+    for (i, directory, _, _), seen_ns in zip(new, renamed, strict=True):
         w, temp, st, _ = staged[i]
         if seen_ns > 0:
             out[i] = Written(w.path, st, seen_ns)
         elif -seen_ns in NO_RENAMEAT2:
             rest.append(i)
         else:
-            _unlink_quietly(dirs, split_path(w.path)[0], temp)
+            _unlink_quietly(dirs, directory, temp)
             out[i] = _unrenamed(w.path, OSError(-seen_ns, os.strerror(-seen_ns)))
     for i in rest:
         out[i] = _rename_looked(dirs, *staged[i])
