@@ -538,17 +538,34 @@ async def test_a_file_moved_to_another_group_folder_is_the_same_template_and_nev
     assert await text_of(board, title) == "<b>edited where it moved</b>" != before
 
 
-async def test_a_file_moved_while_nothing_ran_is_found_where_it_went(
-    board: Database, root: Path, board_spec: Board
-) -> None:
+async def moved_while_nothing_ran(board: Database, root: Path, board_spec: Board) -> tuple[str, Path]:
+    """A set copy's file, pulled, then moved to a new group folder: (title, where it is now)."""
     await pulled(board, root)
     title = a_copy(board_spec)
     moved = root / "template_sets" / SET_TITLE / "Moved Templates" / f"{title}.html"
     moved.parent.mkdir()
     (root / tpath(title)).rename(moved)
+    return title, moved
+
+
+async def test_a_file_moved_while_nothing_ran_is_found_where_it_went(
+    board: Database, root: Path, board_spec: Board
+) -> None:
+    title, moved = await moved_while_nothing_ran(board, root, board_spec)
     code, report = await run(board, root, "sync")
     assert (code, report["steps"]) == (0, [])
     await admin_cp(board, title, "admin cp")
     code, report = await run(board, root, "pull")
     assert (code, actions(report)) == (0, {moved.relative_to(root).as_posix(): "export"})
     assert not (root / tpath(title)).exists() and moved.read_text() == "admin cp"
+
+
+async def test_a_file_moved_and_edited_while_nothing_ran_is_imported_from_where_it_went(
+    board: Database, root: Path, board_spec: Board
+) -> None:
+    """Its base goes with it: an edit made as it moved is an edit, not a file never synced."""
+    title, moved = await moved_while_nothing_ran(board, root, board_spec)
+    moved.write_text("<b>edited as it moved</b>")
+    code, report = await run(board, root, "sync")
+    assert (code, actions(report)) == (0, {moved.relative_to(root).as_posix(): "import"})
+    assert await text_of(board, title) == "<b>edited as it moved</b>"

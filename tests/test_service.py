@@ -608,6 +608,28 @@ async def test_offline_changes_are_handled_at_start(
         assert [(w.title, w.template) for w in await audit(db, mark)] == [(disk_only, "<p>edited offline</p>")]
 
 
+async def test_a_file_moved_to_another_group_folder_and_edited_while_down_is_imported_at_start(
+    db: Database, board_spec: Board, root: Path
+) -> None:
+    """Its state goes with it: the start-up pass imports the edit and tracks the new place only."""
+    title = board_spec.master_title(OWN)
+    async with running_service(db, root):
+        pass
+    moved = root / tpath(title).rsplit("/", 2)[0] / "Moved Templates" / f"{title}.html"
+    moved.parent.mkdir()
+    (root / tpath(title)).rename(moved)
+    write(moved, "<p>moved and edited</p>\n")
+    async with running_service(db, root) as svc:
+        assert (await shown(db, title)).template == "<p>moved and edited</p>"
+        assert problems(root, "conflict") == {}
+        assert not any("never synced" in line for line in svc.log.lines)
+    state = State(root)
+    try:
+        assert state.paths_of(Kind.TEMPLATE, SET_SID, title) == [moved.relative_to(root).as_posix()]
+    finally:
+        state.close()
+
+
 async def test_files_imported_by_the_service_leave_their_set_provably_unchanged(
     db: Database, board_spec: Board, root: Path
 ) -> None:

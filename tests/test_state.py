@@ -163,6 +163,30 @@ def test_delete_removes_the_rows(state: State) -> None:
     assert set(state.get(["global_templates/a.html", "global_templates/b.html"])) == {"global_templates/b.html"}
 
 
+OLD_PLACE, NEW_PLACE = "template_sets/S/index/index.html", "template_sets/S/Moved/index.html"
+
+
+def test_move_gives_the_new_place_the_base_and_row_but_no_stat(state: State) -> None:
+    state.put([make_state(OLD_PLACE, row_digest=99)])
+    state.report([Problem(OLD_PLACE, ProblemKind.MISSING, "file deleted", 1.0)])
+    state.move({OLD_PLACE: NEW_PLACE})
+    found = state.get([OLD_PLACE, NEW_PLACE])
+    assert list(found) == [NEW_PLACE]
+    assert found[NEW_PLACE] == make_state(NEW_PLACE, row_digest=99, stat=None, checked_ns=None)
+    assert state.problems() == []
+
+
+def test_move_keeps_a_state_the_new_place_has_already(state: State) -> None:
+    state.put([make_state(OLD_PLACE), make_state(NEW_PLACE, base="f" * 32)])
+    state.move({OLD_PLACE: NEW_PLACE})
+    assert [s.base for s in state.get([OLD_PLACE, NEW_PLACE]).values()] == ["f" * 32]
+
+
+def test_of_names_finds_an_owners_states_wherever_their_files_are(state: State) -> None:
+    state.put([make_state(NEW_PLACE), make_state("template_sets/S/x/x.html", name="x"), make_state(owner=2)])
+    assert [s.path for s in state.of_names(Kind.TEMPLATE, 1, ["index"])] == [NEW_PLACE]
+
+
 def test_delete_of_an_unknown_path_is_harmless(state: State) -> None:
     state.put([make_state()])
     state.delete(["global_templates/none.html"])

@@ -87,7 +87,7 @@ class Deletions:
     recheck: list[str] = field(default_factory=list)  # back on disk meanwhile: looked at again, not missing
     details: dict[str, str] = field(default_factory=dict)  # why each other file is missing (status shows it)
     held_with: dict[str, str] = field(default_factory=dict)  # not looked at, held with a mass deletion: why
-    moved: list[str] = field(default_factory=list)  # moved to another group folder of the set: state dropped
+    moved: dict[str, str] = field(default_factory=dict)  # moved to another group folder: old -> new place
 
 
 def kind_of(mode: int) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, replace
 
 from .atomic import ABSENT, Expect, Write, Written
-from .files import FileRead, Root, read_files, stat_files
+from .files import FileRead, Root, missing, read_files, stat_files
 from .layout import Kind
 from .reconcile import Action, content_hash, decide
 from .state import FileStat, FileState, State
@@ -162,6 +162,9 @@ def gather(
     stats: dict[str, FileStat | None] = dict.fromkeys(p for p in paths if p in absent)
     if len(stats) < len(paths):
         stats.update(stat_files(root, [p for p in paths if p not in absent]))
+    arrived = [e for e in entries if e.kind is Kind.TEMPLATE and e.path not in states and stats[e.path] is not None]
+    if arrived:
+        states.update(moved_here(root, state, arrived))
     to_read = []
     held: set[str] = set()
     for e in entries:
@@ -181,6 +184,26 @@ def gather(
             held.add(path)
             del reads[path]
     return Gathered(states, intents, stats, reads, held, seen_ns)
+
+
+def moved_here(root: Root, state: State, entries: Sequence[Entry]) -> dict[str, FileState]:
+    """The states that go with files met where nothing is tracked (blocking): a template's
+    state at another path, whose file is gone, is the state of a file that moved (to another
+    group folder of its set), base and all, so an edit made as it moved is an edit, not a
+    file never synced. Its stat is not carried: the file is read."""
+    wanted: dict[int, dict[str, str]] = {}  # owner -> name -> the path the file is met at
+    for e in entries:
+        wanted.setdefault(e.owner, {})[e.name] = e.path
+    elsewhere = [
+        (wanted[owner][s.name], s)
+        for owner, names in wanted.items()
+        for s in state.of_names(Kind.TEMPLATE, owner, list(names))
+        if s.path != names[s.name]
+    ]
+    if not elsewhere:
+        return {}
+    gone = missing(root, [s.path for _, s in elsewhere])
+    return {path: replace(s, path=path, stat=None) for path, s in elsewhere if s.path in gone}
 
 
 def decide_all(entries: Sequence[Entry], facts: Gathered) -> list[Decision]:

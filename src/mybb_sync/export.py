@@ -270,6 +270,7 @@ class Exporter:
         work = work_of(decisions, two_way=two_way is not None, force=force, racy_ns=self.root.racy_ns)
         writes, settled, imports, removals = work.writes, work.settled, work.imports, work.removals
         forget, deleted = work.forget, work.deleted
+        moves: dict[str, str] = {}  # files moved to another group folder: their state goes with them
         report.unchanged += work.unchanged
         report.adopted += work.adopted
         report.forced += work.forced
@@ -299,7 +300,8 @@ class Exporter:
                 )  # fmt: skip
         if deleted and two_way is not None:
             gone = await two_way.on_deleted(deleted)
-            forget += gone.reverted + gone.moved
+            forget += gone.reverted
+            moves.update(gone.moved)
             report.recheck += gone.reverted + gone.recheck
             for d in deleted:
                 if d.entry.path in gone.reverted or d.entry.path in gone.recheck or d.entry.path in gone.moved:
@@ -348,6 +350,7 @@ class Exporter:
             if removals:
                 forget.extend(remove_files(self.root, removals))
             self.state.put(settled)
+            self.state.move(moves)
             self.state.delete(forget)
             self.state.report(problems)
             for s in settled:

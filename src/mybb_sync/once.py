@@ -220,7 +220,7 @@ async def run_once(
         done = await _carry_out(service, direction, chosen, force)
         steps += await _theme_files(service, selection, direction, force, done)
         await anyio.to_thread.run_sync(service.state.report, [_doubled(p, why) for p, why in doubles.items()])
-        await anyio.to_thread.run_sync(service.state.delete, moved)
+        await anyio.to_thread.run_sync(service.state.move, moved)
         steps = _outcomes(steps, done)
         report.errors = done.errors
     report.steps = sorted(steps, key=lambda s: s.path)
@@ -250,9 +250,9 @@ def _doubled(path: str, detail: str) -> Problem:
 
 async def _decide(
     service: Service, selection: Selection, progress: Progress | None
-) -> tuple[list[Decision], dict[str, str], list[str]]:
+) -> tuple[list[Decision], dict[str, str], dict[str, str]]:
     """Every file and row the selection covers, decided (read-only: nothing is written); the
-    doubles, and the tracked old places of moved files (their state is to be forgotten)."""
+    doubles, and the tracked old places of moved files with their new ones (their state moves there)."""
     store, root = service.store, service.root
     catalog = service.catalog = await load_catalog(store)
     scope = select_scope(catalog, selection)
@@ -274,7 +274,7 @@ async def _decide(
     if scope.themes:
         await decide(await stylesheet_entries(store, catalog, scope.themes, skipped))
 
-    def others() -> tuple[list[str], list[str]]:
+    def others() -> tuple[list[str], dict[str, str]]:
         """Files on disk and tracked files not met with a row; and of the tracked ones, the old
         places of templates whose file moved to another group folder."""
         folders = scope_folders(catalog, scope)

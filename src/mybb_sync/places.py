@@ -17,7 +17,6 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 
 from . import layout
 from .catalog import Catalog
@@ -49,11 +48,8 @@ def places(root: Root, state: State, catalog: Catalog, paths: Sequence[str], rec
         return catalog.own_place(path) or state.tracks_under(path.rsplit("/", 1)[0])
 
     found, moved = placed(root, [p for p in candidates if p not in tracked], old_places, may_make)
-    if record and moved:  # the base goes with the file: an edit made as it moved is an edit
-        old = state.get(list(moved))
-        state.put(replace(st, path=moved[path], stat=None) for path, st in old.items())
-        state.delete(list(moved))
-        state.clear_problems(list(moved))
+    if record:  # the base goes with the file: an edit made as it moved is an edit
+        state.move(moved)
     if record and (nowhere := [p for p, why in found.items() if not why]):
         state.clear_problems(nowhere)  # no place of a template: nothing there to be missing
     found.update((p, "") for p in moved if p not in found)  # an old place, maybe in this very batch
@@ -65,10 +61,14 @@ def places(root: Root, state: State, catalog: Catalog, paths: Sequence[str], rec
     return found
 
 
-def moved_away(root: Root, tracked: Sequence[str]) -> list[str]:
+def moved_away(root: Root, tracked: Sequence[str]) -> dict[str, str]:
     """The set template files among ``tracked`` that are gone while another group folder of
-    their set holds a file of their template (blocking): the file moved, not deleted."""
-    return [
-        p for p in tracked
-        if layout.same_set_folder(p, p) and not os.path.lexists(root.path / p) and same_template(root, p)
-    ]  # fmt: skip
+    their set holds a file of their template (blocking): the file moved, not deleted.
+    {old place: new place} (the first, if a name is in two folders: a double, which its
+    pass reports)."""
+    moved = {}
+    for path in tracked:
+        gone = layout.same_set_folder(path, path) and not os.path.lexists(root.path / path)
+        if gone and (others := same_template(root, path)):
+            moved[path] = others[0]
+    return moved

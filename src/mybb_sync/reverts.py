@@ -113,7 +113,7 @@ class Reverts:
         log.info("reverted %r in set %d: its file's deletion was confirmed (resolve --take disk)", name, sid)
 
     async def on_deleted(
-        self, decisions: Sequence[Decision], moved: Callable[[list[str]], list[str]] | None = None
+        self, decisions: Sequence[Decision], moved: Callable[[list[str]], dict[str, str]] | None = None
     ) -> Deletions:
         """Files found gone with their rows unchanged. What ``lstat`` finds on the way to each
         decides (:mod:`.deletions`): with ``on_delete = revert``, only a real deletion of a set
@@ -126,10 +126,10 @@ class Reverts:
         others = [p for p in {**self._sightings, **self._held} if p not in asked]
         first_look = revert and not self._held_loaded
 
-        def look() -> tuple[dict[str, Facts], list[tuple[str, str]], list[str]]:
+        def look() -> tuple[dict[str, Facts], list[tuple[str, str]], dict[str, str]]:
             problems = self.state.problems(ProblemKind.MISSING) if first_look else []
             held = [(p.path, p.detail) for p in problems if p.detail.startswith(HELD)]
-            return gather(self.root.path, [*asked, *others]), held, moved(sorted(asked)) if moved else []
+            return gather(self.root.path, [*asked, *others]), held, moved(sorted(asked)) if moved else {}
 
         facts, held_before, gone_elsewhere = await anyio.to_thread.run_sync(look, limiter=self._limiter)
         decisions = [d for d in decisions if d.entry.path not in gone_elsewhere]

@@ -261,14 +261,14 @@ class Service:
 
     def _stale_paths(self, scope: Scope, report: ExportReport) -> set[str]:
         """Tracked files of the scope that the pass did not meet (their row is gone), but for old
-        places of templates whose file the pass met in another group folder: those are forgotten."""
+        places of templates whose file the pass met in another group folder: their state moves
+        there (:meth:`.state.State.move`)."""
         assert self.catalog is not None
         folders = scope_folders(self.catalog, scope)
         unseen = [p for p in self.state.paths() if p not in report.seen and self.filter.admits(p)]
         stale = {p for folder in folders for p in under(folder, unseen)}
         moved = moved_away(self.root, sorted(stale))
-        self.state.delete(moved)
-        self.state.clear_problems(moved)
+        self.state.move(moved)
         return stale - set(moved)
 
     @property

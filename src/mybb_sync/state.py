@@ -17,7 +17,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -252,6 +252,15 @@ class State:
                     found.setdefault(row_id, []).append((path, (owner, name)))
         return found
 
+    def of_names(self, kind: Kind, owner: int, names: Sequence[str]) -> list[FileState]:
+        """The states of these templates or stylesheets of one set or theme, wherever their files are."""
+        found: list[FileState] = []
+        with self._lock:
+            for chunk, marks in _in_lists(names):
+                sql = f"SELECT {_COLUMNS} FROM files WHERE kind = ? AND owner = ? AND name IN ({marks})"
+                found += map(_row, self._db.execute(sql, (kind.value, owner, *chunk)))
+        return found
+
     def paths_of(self, kind: Kind, owner: int, name: str) -> list[str]:
         """The files tracked for one template or stylesheet (more than one only while a file moves)."""
         with self._lock:
@@ -325,6 +334,25 @@ class State:
             self._db.executemany("DELETE FROM intents WHERE path = ?", keys)
             self._db.executemany("DELETE FROM problems WHERE path = ?", keys)
             self._db.execute("COMMIT")
+
+    def move(self, moves: Mapping[str, str]) -> None:
+        """Files moved ({old path: new path}): each state goes to the new path, base and all but
+        its stat (the file there is read), unless a state is there already; the old path is forgotten."""
+        if not moves:
+            return
+        with self._lock:
+            self._db.execute("BEGIN")
+            for old, new in moves.items():
+                self._db.execute(
+                    f"INSERT OR IGNORE INTO files ({_COLUMNS}) SELECT ?, kind, owner, name, base, row_id, row_owner,"
+                    " marker, NULL, NULL, NULL, NULL, row_digest FROM files WHERE path = ?",
+                    (new, old),
+                )
+            for table in ("files", "intents", "problems"):
+                self._db.executemany(f"DELETE FROM {table} WHERE path = ?", [(old,) for old in moves])
+            self._db.execute("COMMIT")
+        for old, new in moves.items():
+            log.info("moved: %s -> %s (its state goes with it)", old, new, extra={"event": "moved", "path": new})
 
     def page_of(self, kind: Kind, owner: int, after: str, limit: int) -> list[Tracked]:
         """The files of one set or theme, by name, the first ``limit`` after ``after``."""
