@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from mybb_sync.watch import News, Rescan, Touched, Watcher
+from mybb_sync.watch import COOKIE_PREFIX, News, Rescan, Touched, Watcher
 
 from service_helpers import queue_limit
 
@@ -145,6 +145,30 @@ async def test_a_file_is_being_written_from_its_first_write_to_its_close(root: P
         os.close(fd)
     await reader.touched("open.html")
     assert watcher.writing == set()
+
+
+async def test_caught_up_knows_a_writer_that_began_just_before_it(root: Path, watcher: Watcher) -> None:
+    """The writer's IN_MODIFY is still queued when the call begins; once it returns True the
+    watcher has handled it. Its cookie leaves no file and no news behind."""
+    watcher.add_tree()
+    reader = Reader(watcher)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reader.until, lambda _: False)
+        with open(root / "open.html", "w") as writer:
+            writer.write("<b>HALF")
+            writer.flush()
+            assert watcher.writing == set()  # nothing has read the queue since the write
+            assert await watcher.caught_up(TIMEOUT)
+            assert watcher.writing == {"open.html"}
+        tg.cancel_scope.cancel()
+    assert [p.name for p in root.iterdir()] == ["open.html"]
+    assert not any(p.startswith(COOKIE_PREFIX) for p in touched_paths(reader.seen))
+
+
+async def test_caught_up_says_no_when_nothing_reads_the_events(root: Path, watcher: Watcher) -> None:
+    watcher.add_tree()
+    (root / "open.html").write_text("queued")
+    assert not await watcher.caught_up(0.2)
 
 
 async def test_what_ends_a_write_and_what_carries_it_to_another_name(

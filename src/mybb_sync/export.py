@@ -15,7 +15,7 @@ import errno
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import anyio
@@ -43,7 +43,7 @@ from .parallel import in_parallel
 from .report import ExportReport
 from .scope import Scope, scope_folders, scope_label
 from .selection import Filter
-from .state import Problem, ProblemKind, State, Tracked
+from .state import FileStat, Problem, ProblemKind, State, Tracked
 from .stopping import finish_within
 from .store import Store
 from .themesync import ThemeFiles, settings_files
@@ -65,6 +65,8 @@ class TwoWay:
     on_deleted: Callable[[Sequence[Decision]], Awaitable[Deletions]]  # what became of files found gone
     interrupt: Callable[[], Awaitable[None]]  # aborts their statements in flight (Store.interrupt)
     hold: Hold | None = None  # files still being written: left out of the pass (engine.plan)
+    # Of files read and about to be imported, those being written after all (Writers.written).
+    written: Callable[[Mapping[str, FileStat]], Awaitable[set[str]]] | None = None
     own_place: Callable[[str], bool] = lambda path: True  # whether a file belongs at this path (Catalog.own_place)
 
 
@@ -279,6 +281,10 @@ class Exporter:
         for problem in problems:
             report.conflicts.append(problem.path)
             self._say_conflict(problem)
+        busy: set[str] = set()  # read, then found being written: left for their close
+        if imports and two_way is not None and two_way.written is not None:
+            busy = await two_way.written({d.entry.path: d.disk_stat for d in imports if d.disk_stat is not None})
+            imports = [d for d in imports if d.entry.path not in busy]
         if imports and two_way is not None:
             intents = {d.entry.path: d.disk_hash for d in imports if d.disk_text is not None and d.disk_hash}
             await anyio.to_thread.run_sync(self.state.record_intents, intents, limiter=self.limiter)
@@ -363,7 +369,7 @@ class Exporter:
             raise DiskUnavailable(
                 f"cannot write {self.root.path}: {cause} ({len(unwritable)} file(s) waiting, e.g. {first.path})"
             )
-        return not (problems or rechecked or deleted or removals or forget)
+        return not (problems or rechecked or deleted or removals or forget or busy)
 
     def _folders_gone(self, writes: Sequence[Write], own_place: Callable[[str], bool]) -> tuple[set[str], list[str]]:
         """The folders of new files that would have to be made again though the state still

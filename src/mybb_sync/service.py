@@ -49,7 +49,7 @@ from .themefile import theme_of
 from .timers import Timers
 from .tree import walk_tree
 from .watch import Passed, Rescan, Touched, Watcher
-from .writers import Writers
+from .writers import CATCH_UP_SECONDS, Writers
 
 log = logging.getLogger(__name__)
 
@@ -431,7 +431,7 @@ class Service:
     def two_way(self) -> TwoWay:
         return TwoWay(
             importer=self._import, on_deleted=self._on_deleted, interrupt=self.store.interrupt,
-            hold=self.writers.hold, own_place=lambda path: self.catalog is None or self.catalog.own_place(path),
+            hold=self.writers.hold, written=self.writers.written, own_place=lambda path: self.catalog is None or self.catalog.own_place(path),
         )  # fmt: skip
 
     def _later(self, path: str, delay: float) -> None:
@@ -465,6 +465,7 @@ class Service:
         """The watcher's news into :attr:`pending`; the files it sees being written go to
         :attr:`writers` (a pass leaves them alone until their close comes as news)."""
         self.writers.writing = watcher.writing
+        self.writers.catch_up = partial(watcher.caught_up, CATCH_UP_SECONDS)
         async for news in watcher.news():
             if isinstance(news, Touched):
                 self.writers.closed(news.paths)

@@ -94,6 +94,7 @@ class Passed:
 News = Touched | Rescan | Passed
 
 READ_EVENTS = 256
+COOKIE_PREFIX = ".mybb-sync-cookie-"  # files :meth:`Watcher.caught_up` makes and removes in the root
 WATCH_LIMIT_HINT = (
     "out of inotify watches: raise the limit with "
     "'sysctl fs.inotify.max_user_watches=524288' (and fs.inotify.max_user_instances)"
@@ -119,6 +120,31 @@ class Watcher:
         # Folders to watch (new ones, or all after an overflow): walked in a worker thread
         # once the read is handled, never on the event loop.
         self._walks: list[Callable[[], None]] = []
+        self._cookies: dict[str, anyio.Event] = {}  # cookie name -> set once its event is handled
+        self._cookie_count = 0
+
+    async def caught_up(self, within: float) -> bool:
+        """Whether every event the kernel queued before this call has been handled, so that
+        :attr:`writing` knows every write begun before it (a pass about to import a file it
+        read asks: a writer may have opened it just before the read).
+
+        The proof is a cookie, as watchman's: a file made and removed in the root now, whose
+        events come after all those queued before (one inotify queue keeps its order).
+        False if :meth:`news` did not get to it within ``within`` seconds, or the root
+        could not be written.
+        """
+        self._cookie_count += 1
+        name = f"{COOKIE_PREFIX}{os.getpid()}-{self._cookie_count}"
+        handled = self._cookies[name] = anyio.Event()
+        try:
+            await anyio.to_thread.run_sync(_make_cookie, self.root / name)
+            with anyio.move_on_after(within):
+                await handled.wait()
+        except OSError as exc:
+            log.debug("no cookie in %s: %s", self.root, exc)
+        finally:
+            del self._cookies[name]
+        return handled.is_set()
 
     def close(self) -> None:
         self._inotify.close()
@@ -269,6 +295,10 @@ class Watcher:
         if mask & _ISDIR:
             self._handle_dir(mask, event.cookie, rel, name, rescans)
             return
+        if name.startswith(COOKIE_PREFIX):
+            if (handled := self._cookies.get(name)) is not None:
+                handled.set()
+            return
         if is_ignored_name(name, self.temp_suffix):
             return
         if mask & _MODIFY:  # one per write() call: keep this cheap
@@ -319,6 +349,12 @@ class Watcher:
         elif mask & _DELETE:
             self._forget_tree(rel)
             rescans.append(Rescan(rel, "directory deleted"))
+
+
+def _make_cookie(path: Path) -> None:
+    """Make and remove a file (blocking: run in a worker thread)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+    os.unlink(path)
 
 
 def _found(path: Path) -> Found | None:

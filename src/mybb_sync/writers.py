@@ -15,6 +15,12 @@ changed:
   being imported until it closes it (a delete of the file, or a rename over
   it, ends the wait too); so does ``truncate(2)`` by name, which brings an
   ``IN_MODIFY`` and never a close, until the file is next saved.
+* a writer that opens the file between a pass's question and its read is
+  not known yet when the pass reads (its ``IN_MODIFY`` still queued in the
+  kernel): before importing what it read, a pass asks :meth:`Writers.written`,
+  which waits until the watcher has handled every event queued so far
+  (:meth:`.watch.Watcher.caught_up`) and leaves out what is being written
+  then. If the watcher cannot tell in time, a file must hold still, as below.
 * where inotify cannot see the writers - on a network filesystem (NFS, SMB,
   FUSE: writes made on other machines bring no event), and after events were
   lost (an inotify overflow) for the pass that follows - a file is only
@@ -35,7 +41,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import anyio.from_thread
@@ -46,6 +52,12 @@ from .state import FileStat
 log = logging.getLogger(__name__)
 
 SETTLE_SECONDS = 2.0  # how long a file must hold still where writers cannot be seen
+CATCH_UP_SECONDS = 1.0  # how long an import waits for the watcher to handle the events queued before it
+
+
+async def _no_watcher() -> bool:
+    """Nothing watches the root (a one-shot command): no event is waiting to be handled."""
+    return True
 
 
 @dataclass(slots=True)
@@ -68,6 +80,8 @@ class Writers:
         self.writing: set[str] = set()  # the watcher's own set once it runs (Service.read_events)
         self.network = False  # writers on other machines: every changed file must hold still
         self.unsure: Callable[[], bool] = lambda: False  # events were lost: writers are unknown
+        # Whether the watcher has handled every event queued before the call (Watcher.caught_up).
+        self.catch_up: Callable[[], Awaitable[bool]] = _no_watcher
         self._wake = wake
         self._settling: dict[str, _Sighting] = {}
         self._lock = threading.Lock()
@@ -86,6 +100,25 @@ class Writers:
         if delay > 0:
             anyio.from_thread.run_sync(self._wake, path, delay)
         return True
+
+    async def written(self, files: Mapping[str, FileStat]) -> set[str]:
+        """Of the files a pass read and is about to import (with the stat it read), those to
+        leave alone after all (on the event loop): being written once the watcher has
+        caught up; if it could not, those that have not held still (a timer brings them back)."""
+        if not files:
+            return set()
+        caught = await self.catch_up()
+        out = set()
+        for path, stat in files.items():
+            if path in self.writing:
+                out.add(path)
+            elif not caught and (delay := self._settle(path, stat)) is not None:
+                out.add(path)
+                if delay > 0:
+                    self._wake(path, delay)
+        if out:
+            log.debug("not imported, still being written: %s", ", ".join(sorted(out)[:5]))
+        return out
 
     def closed(self, paths: frozenset[str]) -> None:
         """inotify saw these closed, deleted or renamed: after lost events, that ends the wait.
