@@ -15,6 +15,7 @@ import errno
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -244,10 +245,11 @@ class Exporter:
         decisions = await anyio.to_thread.run_sync(
             lambda: plan(self.root, self.state, batch, hold=hold, absent=absent), limiter=self.limiter
         )
-        for d in decisions:
-            report.per_scope[scope_label(catalog, d.entry.kind, d.entry.owner)] += 1
-            if d.entry.kind is Kind.TEMPLATE:
-                report.per_group[layout.group_of(d.entry.name, catalog.groups)] += 1
+        for (kind, owner), count in Counter((d.entry.kind, d.entry.owner) for d in decisions).items():
+            report.per_scope[scope_label(catalog, kind, owner)] += count  # a label per set, not per file
+        report.per_group.update(
+            layout.group_of(d.entry.name, catalog.groups) for d in decisions if d.entry.kind is Kind.TEMPLATE
+        )
         settled = await self.apply(decisions, report, force=force, two_way=two_way)
         return settled and len(decisions) == len(batch)
 

@@ -131,7 +131,13 @@ def template_path(set_title: str | None, title: str, group: str = UNGROUPED) -> 
     filename = escape_part(title + TEMPLATE_EXT)
     if set_title is None:
         return f"{GLOBAL_DIR}/{filename}"
-    return f"{SETS_DIR}/{escape_part(set_title)}/{escape_part(group)}/{filename}"
+    return f"{_group_folder(set_title, group)}/{filename}"
+
+
+@lru_cache(maxsize=4096)
+def _group_folder(set_title: str, group: str) -> str:
+    """A group folder's path (asked once per folder: a pass asks per file)."""
+    return f"{SETS_DIR}/{escape_part(set_title)}/{escape_part(group)}"
 
 
 def stylesheet_path(theme_name: str, name: str) -> str:

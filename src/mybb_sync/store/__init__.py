@@ -94,7 +94,7 @@ def row_digest(tid: int, sid: int, dateline: int, title: str, template: str | by
     was agreed with."""
     data = template if isinstance(template, bytes) else template.encode("utf-8")
     key = f"{tid}:{sid}:{dateline}:{title}:{zlib.crc32(data)}:{len(data)}"
-    return int(hashlib.md5(key.encode("utf-8")).hexdigest()[:10], 16)
+    return int.from_bytes(hashlib.md5(key.encode("utf-8")).digest()[:5], "big")  # its first 10 hex digits
 
 
 def template_digest(row: TemplateRow) -> int:
