@@ -106,3 +106,41 @@ def test_a_file_its_writer_opened_while_it_was_being_read_is_left_alone(root: Pa
     finally:
         state.close()
     assert asked == [PATH, PATH]
+
+
+OLD_PLACE = "template_sets/Default/footer/footer_x.html"
+NEW_PLACE = "template_sets/Default/Moved/footer_x.html"
+
+
+def set_entry(path: str, text: str) -> Entry:
+    return Entry(path, Kind.TEMPLATE, 1, "footer_x", TemplateRow(8, 1, "footer_x", text, "1837", "", 1))
+
+
+def moved_state(root: Path, *files: tuple[str, str]) -> State:
+    """The template's state at its old place (base "base"), and these files on disk."""
+    state = State(root)
+    base = content_hash(Kind.TEMPLATE, "base")
+    state.put([FileState(OLD_PLACE, Kind.TEMPLATE, 1, "footer_x", base, 8, 1, 1, None)])
+    for path, text in files:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    return state
+
+
+def test_a_file_met_where_its_template_moved_to_has_its_old_places_base(root: Path) -> None:
+    state = moved_state(root, (NEW_PLACE, "edited as it moved"))
+    try:
+        [decision] = plan(Root(root), state, [set_entry(NEW_PLACE, "base")])
+    finally:
+        state.close()
+    assert (decision.action, decision.disk_text) == (Action.IMPORT, "edited as it moved")
+
+
+def test_a_second_file_of_a_template_whose_tracked_file_is_still_there_gets_no_base(root: Path) -> None:
+    """A copy, not a move: the old place's file is there, so its base stays where it is."""
+    state = moved_state(root, (OLD_PLACE, "base"), (NEW_PLACE, "a copy, edited"))
+    try:
+        [decision] = plan(Root(root), state, [set_entry(NEW_PLACE, "base")])
+    finally:
+        state.close()
+    assert (decision.action, decision.state) == (Action.CONFLICT, None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from functools import partial
 from pathlib import Path
 
@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from mybb_sync.files import Root, stat_of
-from mybb_sync.watch import Watcher
+from mybb_sync.watch import News, Watcher
 from mybb_sync.writers import SETTLE_SECONDS, Writers
 
 pytestmark = pytest.mark.anyio
@@ -38,8 +38,8 @@ def writers_of(root: Path, watcher: Watcher, within: float, wakes: list[tuple[st
     return writers
 
 
-async def read_forever(watcher: Watcher) -> None:
-    async for _ in watcher.news():
+async def read_all(news: AsyncIterator[News]) -> None:
+    async for _ in news:
         pass
 
 
@@ -48,12 +48,25 @@ async def test_a_file_whose_writer_began_before_the_import_is_left_out(root: Pat
     (root / "done.html").write_text("whole")
     writers = writers_of(root, watcher, TIMEOUT, [])
     async with anyio.create_task_group() as tg:
-        tg.start_soon(read_forever, watcher)
+        tg.start_soon(read_all, watcher.news())  # read from now on, as the service's reader
         with open(root / "open.html", "w") as writer:
             writer.write("<b>HALF")
             writer.flush()
             files = {name: stat_of(os.lstat(root / name)) for name in ("open.html", "done.html")}
             assert await writers.written(files) == {"open.html"}
+        tg.cancel_scope.cancel()
+
+
+async def test_a_file_written_on_since_it_was_read_is_left_out(root: Path, watcher: Watcher) -> None:
+    """Its writer finished between the pass's read and the import: its close brings it back."""
+    target = root / "a.html"
+    target.write_text("<b>HALF")
+    read = stat_of(os.lstat(target))
+    target.write_text("<b>HALF and the rest</b>")
+    writers = writers_of(root, watcher, TIMEOUT, [])
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(read_all, watcher.news())
+        assert await writers.written({"a.html": read}) == {"a.html"}
         tg.cancel_scope.cancel()
 
 

@@ -267,8 +267,11 @@ def remove_files(root: Root, removals: Sequence[tuple[str, FileStat]]) -> list[s
     return removed
 
 
+COOKIE_PREFIX = ".mybb-sync-cookie-"  # files the watcher makes and removes in the root (Watcher.caught_up)
+
+
 def sweep_temps(root: Root) -> int:
-    """Remove temp files a crashed run left behind; returns how many."""
+    """Remove temp files (and the watcher's cookies) a crashed run left behind; returns how many."""
     removed = 0
     stack = [root.path]
     while stack:
@@ -281,7 +284,9 @@ def sweep_temps(root: Root) -> int:
             if entry.is_dir(follow_symlinks=False):
                 if entry.name != ".mybb-sync":
                     stack.append(Path(entry.path))
-            elif root.is_temp(entry.name) and entry.is_file(follow_symlinks=False):
+            elif (root.is_temp(entry.name) or entry.name.startswith(COOKIE_PREFIX)) and entry.is_file(
+                follow_symlinks=False
+            ):
                 try:
                     os.unlink(entry.path)
                     removed += 1

@@ -293,7 +293,8 @@ async def _decide(
 async def _carry_out(service: Service, direction: Direction, chosen: list[Decision], force: bool) -> ExportReport:
     """The chosen decisions done, a batch at a time, stylesheets in batches of their own."""
     done = ExportReport()
-    two_way = None if direction is Direction.PULL else service.two_way()
+    # The files as they are now were asked for (decided without Writers.hold: no wait on writers).
+    two_way = None if direction is Direction.PULL else replace(service.two_way(), written=None)
     sheets = [d for d in chosen if d.entry.kind is Kind.STYLESHEET]
     templates = [d for d in chosen if d.entry.kind is not Kind.STYLESHEET]
     for group in (templates, sheets):

@@ -388,8 +388,8 @@ class Service:
                 await self._take_deletion(decision, report)
                 message = f"{path}: took the file's deletion: reverted the set's copy"
             else:
-                forced = replace(decision, action=Action.IMPORT)
-                await self.exporter.apply([forced], report, two_way=self.two_way())
+                forced = replace(decision, action=Action.IMPORT)  # the file as it is now was asked for
+                await self.exporter.apply([forced], report, two_way=replace(self.two_way(), written=None))
                 if report.refused:
                     raise MybbSyncError(f"cannot take the file: {report.refused[0]}")
             if report.errors:

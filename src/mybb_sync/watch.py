@@ -43,6 +43,7 @@ from asyncinotify import Event, Inotify, Mask, Watch
 
 from ._compat import take_buffered
 from .errors import MybbSyncError
+from .files import COOKIE_PREFIX
 from .layout import STATE_DIR, Found, is_ignored_name, why_ignored
 from .tree import folders
 
@@ -94,7 +95,6 @@ class Passed:
 News = Touched | Rescan | Passed
 
 READ_EVENTS = 256
-COOKIE_PREFIX = ".mybb-sync-cookie-"  # files :meth:`Watcher.caught_up` makes and removes in the root
 WATCH_LIMIT_HINT = (
     "out of inotify watches: raise the limit with "
     "'sysctl fs.inotify.max_user_watches=524288' (and fs.inotify.max_user_instances)"
@@ -122,6 +122,8 @@ class Watcher:
         self._walks: list[Callable[[], None]] = []
         self._cookies: dict[str, anyio.Event] = {}  # cookie name -> set once its event is handled
         self._cookie_count = 0
+        self._overflows = 0  # queue overflows handled: the writers known before one are forgotten
+        self._reading = False  # news() is being read (until it ends): only then is a cookie's event handled
 
     async def caught_up(self, within: float) -> bool:
         """Whether every event the kernel queued before this call has been handled, so that
@@ -130,9 +132,13 @@ class Watcher:
 
         The proof is a cookie, as watchman's: a file made and removed in the root now, whose
         events come after all those queued before (one inotify queue keeps its order).
-        False if :meth:`news` did not get to it within ``within`` seconds, or the root
-        could not be written.
+        False if :meth:`news` is not being read or did not get to it within ``within``
+        seconds, if the root could not be written, or if the queue overflowed meanwhile (the
+        writers' events may be among those lost).
         """
+        if not self._reading:
+            return False
+        overflows = self._overflows
         self._cookie_count += 1
         name = f"{COOKIE_PREFIX}{os.getpid()}-{self._cookie_count}"
         handled = self._cookies[name] = anyio.Event()
@@ -144,7 +150,7 @@ class Watcher:
             log.debug("no cookie in %s: %s", self.root, exc)
         finally:
             del self._cookies[name]
-        return handled.is_set()
+        return handled.is_set() and self._overflows == overflows
 
     def close(self) -> None:
         self._inotify.close()
@@ -235,26 +241,33 @@ class Watcher:
             watch.path = self.root / moved
             self._by_rel[moved] = watch
 
-    async def news(self) -> AsyncIterator[News]:
+    def news(self) -> AsyncIterator[News]:
         """Kernel events as news, batched per read from the inotify fd."""
-        while True:
-            event = await self._inotify.get()
-            touched: set[str] = set()
-            rescans: list[Rescan] = []
-            self._handle(event, touched, rescans)
-            # Drain what the same read() returned before yielding.
-            for more in take_buffered(self._inotify):
-                self._handle(more, touched, rescans)
-            touched |= self._expire_moves()
-            while self._walks:
-                await anyio.to_thread.run_sync(self._walks.pop(0))
-            for rescan in rescans:
-                yield rescan
-            if touched:
-                yield Touched(frozenset(touched))
-            if self._passed:
-                passed, self._passed = self._passed, {}
-                yield Passed(passed)
+        self._reading = True
+        return self._news()
+
+    async def _news(self) -> AsyncIterator[News]:
+        try:
+            while True:
+                event = await self._inotify.get()
+                touched: set[str] = set()
+                rescans: list[Rescan] = []
+                self._handle(event, touched, rescans)
+                # Drain what the same read() returned before yielding.
+                for more in take_buffered(self._inotify):
+                    self._handle(more, touched, rescans)
+                touched |= self._expire_moves()
+                while self._walks:
+                    await anyio.to_thread.run_sync(self._walks.pop(0))
+                for rescan in rescans:
+                    yield rescan
+                if touched:
+                    yield Touched(frozenset(touched))
+                if self._passed:
+                    passed, self._passed = self._passed, {}
+                    yield Passed(passed)
+        finally:
+            self._reading = False
 
     def _expire_moves(self) -> set[str]:
         """A MOVED_FROM whose MOVED_TO did not arrive in the same read was a move out of the root."""
@@ -273,6 +286,7 @@ class Watcher:
         mask = int(event.mask)
         if mask & _OVERFLOW:
             log.warning("inotify queue overflowed: rescanning the whole root")
+            self._overflows += 1
             self._walks.append(self._resync)
             self.writing.clear()  # closes may be among the lost events: writers are unknown now
             rescans.append(Rescan("", "inotify queue overflow", lost=True))

@@ -45,8 +45,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import anyio.from_thread
+import anyio.to_thread
 
-from .files import Root
+from .files import Root, stat_files
 from .state import FileStat
 
 log = logging.getLogger(__name__)
@@ -103,14 +104,17 @@ class Writers:
 
     async def written(self, files: Mapping[str, FileStat]) -> set[str]:
         """Of the files a pass read and is about to import (with the stat it read), those to
-        leave alone after all (on the event loop): being written once the watcher has
-        caught up; if it could not, those that have not held still (a timer brings them back)."""
+        leave alone after all (on the event loop). Once the watcher has caught up: those being
+        written, and those written on since the read (a writer that finished meanwhile: its
+        close brings them back). If it could not: those that have not held still (a timer
+        brings them back)."""
         if not files:
             return set()
         caught = await self.catch_up()
+        now = await anyio.to_thread.run_sync(stat_files, self.root, list(files)) if caught else {}
         out = set()
         for path, stat in files.items():
-            if path in self.writing:
+            if path in self.writing or (caught and now[path] != stat):
                 out.add(path)
             elif not caught and (delay := self._settle(path, stat)) is not None:
                 out.add(path)
