@@ -53,6 +53,7 @@ from .state import FileStat
 log = logging.getLogger(__name__)
 
 SETTLE_SECONDS = 2.0  # how long a file must hold still where writers cannot be seen
+FEW = 8  # files stat'ed on the event loop rather than in a worker thread
 CATCH_UP_SECONDS = 1.0  # how long an import waits for the watcher to handle the events queued before it
 
 
@@ -111,7 +112,11 @@ class Writers:
         if not files:
             return set()
         caught = await self.catch_up()
-        now = await anyio.to_thread.run_sync(stat_files, self.root, list(files)) if caught else {}
+        now: dict[str, FileStat | None] = {}
+        if caught and len(files) <= FEW:  # an lstat or two: cheaper on the loop than a thread hop
+            now = stat_files(self.root, list(files))
+        elif caught:
+            now = await anyio.to_thread.run_sync(stat_files, self.root, list(files))
         out = set()
         for path, stat in files.items():
             if path in self.writing or (caught and now[path] != stat):
