@@ -37,8 +37,9 @@ from mybb_sync.control import SUN_PATH_MAX, call, socket_path
 from mybb_sync.errors import MybbSyncError
 from mybb_sync.layout import STATE_DIR
 from mybb_sync.offline import offline_service, offline_status
+from mybb_sync.rootlock import RootLock
 from mybb_sync.serve import serve
-from mybb_sync.state import RootLock, State
+from mybb_sync.state import State
 from mybb_sync.synthetic import Board
 
 from service_helpers import TIMEOUT, LogTap, cli_command, cli_env, cli_service, db_url, running_service
@@ -422,7 +423,7 @@ async def test_a_hostile_state_folder_stops_the_commands_with_one_line(
 TRY_LOCK = """
 import sys
 from pathlib import Path
-from mybb_sync.state import RootLock
+from mybb_sync.rootlock import RootLock
 print("locked" if RootLock(Path(sys.argv[1])).acquire() else "refused")
 """
 

@@ -13,8 +13,9 @@ from .config import Settings
 from .errors import MybbSyncError
 from .files import Root
 from .layout import Kind
+from .rootlock import RootLock
 from .service import Service
-from .state import RootLock, State
+from .state import State
 from .statedir import state_dir
 from .store import open_store
 

@@ -45,10 +45,11 @@ from .files import Root, sweep_temps
 from .filesystems import remote_filesystem
 from .handle import ServiceHandle
 from .poller import Poller
+from .rootlock import RootLock
 from .security import unsafe_templates
 from .selection import EVERYTHING, Selection
 from .service import DEFAULT_TUNING, Service, Tuning
-from .state import RootLock, State
+from .state import State
 from .statedir import StateDirGuard
 from .store import Store, open_store
 from .systemd import Notifier
