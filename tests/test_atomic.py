@@ -91,6 +91,19 @@ def test_write_replaces_an_existing_file_whose_stat_is_as_expected(sync_root: Ro
     assert os.lstat(target).st_ino != before.st_ino  # renamed into place, not rewritten in place
 
 
+def test_a_file_whose_folder_moved_away_is_not_written_and_its_folder_not_made(sync_root: Root) -> None:
+    """Decided while its folder was there, written after it was moved aside (the PostgreSQL
+    soak of CI, seed 45929, found the set folder made again): a changed file, nothing made."""
+    (sync_root.path / "set" / "nav").mkdir(parents=True)
+    target = sync_root.path / "set" / "nav" / "a.html"
+    target.write_bytes(b"old")
+    seen = stat_of(os.lstat(target))
+    (sync_root.path / "set").rename(sync_root.path / ".aside")
+    (result,) = write_batch(sync_root, [Write("set/nav/a.html", b"new", seen)])
+    assert isinstance(result, NotWritten) and result.changed
+    assert sorted(os.listdir(sync_root.path)) == [".aside"]
+
+
 @pytest.mark.anyio
 async def test_write_files_writes_a_large_batch_across_many_folders(sync_root: Root) -> None:
     writes = [Write(f"s{i % 11}/g{i % 5}/t{i}.html", content(i, 50 + (i * 131) % 5000), ABSENT) for i in range(1500)]

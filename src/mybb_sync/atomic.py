@@ -111,8 +111,12 @@ def _write_temps(root: Root, dirs: Dirs, writes: Sequence[Write], fsync_each: bo
     for i, w in enumerate(writes):
         directory, name = split_path(w.path)
         try:
-            dfd = dirs.fd(directory)
+            # A file that must be there is in a folder that is there: never make it (moved away).
+            dfd = dirs.fd(directory, make=not isinstance(w.expect, FileStat))
             attrs = attrs_of(None if w.expect is ABSENT else dirs.lstat(w.path))
+        except FileNotFoundError:
+            out.append(NotWritten(w.path, "its folder is gone", changed=True, errno=errno.ENOENT))
+            continue
         except OSError as exc:
             out.append(_unwritten(w.path, exc.errno, exc.strerror or str(exc)))
             continue

@@ -106,15 +106,16 @@ class Dirs:
         self._create = create
         self.created_in: set[str] = set()  # dirs in which we made a new subdirectory
 
-    def fd(self, directory: str) -> int:
+    def fd(self, directory: str, make: bool = True) -> int:
+        """``make=False``: a missing folder is not made, even with ``create``."""
         if directory in self._fds:
             return self._fds[directory]
         parent, _, name = directory.rpartition("/")
-        parent_fd = self.fd(parent)
+        parent_fd = self.fd(parent, make)
         try:
             fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
         except FileNotFoundError:
-            if not self._create:
+            if not (self._create and make):
                 raise
             made = False
             try:
