@@ -136,6 +136,18 @@ def test_a_file_met_where_its_template_moved_to_has_its_old_places_base(root: Pa
     assert (decision.action, decision.disk_text) == (Action.IMPORT, "edited as it moved")
 
 
+def test_a_write_of_ours_in_doubt_moves_with_the_template(root: Path) -> None:
+    """Imported 'first' at the old place, killed before the read-back; then moved and edited
+    while nothing ran. The row holds our own 'first': the edit is imported, not a conflict."""
+    state = moved_state(root, (NEW_PLACE, "edited as it moved"))
+    try:
+        state.record_intents({OLD_PLACE: content_hash(Kind.TEMPLATE, "first")})
+        [decision] = plan(Root(root), state, [set_entry(NEW_PLACE, "first")])
+    finally:
+        state.close()
+    assert (decision.action, decision.intent_landed, decision.disk_text) == (Action.IMPORT, True, "edited as it moved")
+
+
 def test_a_second_file_of_a_template_whose_tracked_file_is_still_there_gets_no_base(root: Path) -> None:
     """A copy, not a move: the old place's file is there, so its base stays where it is."""
     state = moved_state(root, (OLD_PLACE, "base"), (NEW_PLACE, "a copy, edited"))

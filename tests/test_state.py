@@ -177,6 +177,28 @@ def test_move_keeps_a_state_the_new_place_has_already(state: State) -> None:
     assert [s.base for s in state.get([OLD_PLACE, NEW_PLACE]).values()] == ["f" * 32]
 
 
+def test_move_takes_a_write_of_ours_in_doubt_along(state: State) -> None:
+    state.put([make_state(OLD_PLACE)])
+    state.record_intents({OLD_PLACE: "h"})
+    state.move({OLD_PLACE: NEW_PLACE})
+    assert state.intents([OLD_PLACE, NEW_PLACE]) == {NEW_PLACE: "h"}
+
+
+def test_move_to_a_tracked_place_keeps_that_places_own_intent(state: State) -> None:
+    state.put([make_state(OLD_PLACE), make_state(NEW_PLACE)])
+    state.record_intents({OLD_PLACE: "old", NEW_PLACE: "new"})
+    state.move({OLD_PLACE: NEW_PLACE})
+    assert state.intents([OLD_PLACE, NEW_PLACE]) == {NEW_PLACE: "new"}
+
+
+def test_put_clears_an_intent_and_a_problem_among_others(state: State) -> None:
+    state.record_intents({OLD_PLACE: "a", NEW_PLACE: "b"})
+    state.report([Problem(p, ProblemKind.CONFLICT, "x", 1.0) for p in (OLD_PLACE, NEW_PLACE)])
+    state.put([make_state(OLD_PLACE)])
+    assert state.intents([OLD_PLACE, NEW_PLACE]) == {NEW_PLACE: "b"}
+    assert [p.path for p in state.problems()] == [NEW_PLACE]
+
+
 def test_of_names_finds_an_owners_states_wherever_their_files_are(state: State) -> None:
     state.put([make_state(NEW_PLACE), make_state("template_sets/S/x/x.html", name="x"), make_state(owner=2)])
     assert [s.path for s in state.of_names(Kind.TEMPLATE, 1, ["index"])] == [NEW_PLACE]

@@ -164,7 +164,10 @@ def gather(
         stats.update(stat_files(root, [p for p in paths if p not in absent]))
     arrived = [e for e in entries if e.kind is Kind.TEMPLATE and e.path not in states and stats[e.path] is not None]
     if arrived:
-        states.update(moved_here(root, state, arrived))
+        moved = moved_here(root, state, arrived)
+        states.update({path: replace(s, path=path, stat=None) for path, s in moved.items()})
+        carried = state.intents([s.path for s in moved.values()])  # a write of ours in doubt goes too
+        intents.update({path: carried[s.path] for path, s in moved.items() if s.path in carried})
     to_read = []
     held: set[str] = set()
     for e in entries:
@@ -190,7 +193,8 @@ def moved_here(root: Root, state: State, entries: Sequence[Entry]) -> dict[str, 
     """The states that go with files met where nothing is tracked (blocking): a template's
     state at another path, whose file is gone, is the state of a file that moved (to another
     group folder of its set), base and all, so an edit made as it moved is an edit, not a
-    file never synced. Its stat is not carried: the file is read."""
+    file never synced. Returned as found, at its old path, by the path the file is met at
+    (the caller carries the base and the intent, not the stat: the file is read)."""
     wanted: dict[int, dict[str, str]] = {}  # owner -> name -> the path the file is met at
     for e in entries:
         wanted.setdefault(e.owner, {})[e.name] = e.path
@@ -203,7 +207,7 @@ def moved_here(root: Root, state: State, entries: Sequence[Entry]) -> dict[str, 
     if not elsewhere:
         return {}
     gone = missing(root, [s.path for _, s in elsewhere])
-    return {path: replace(s, path=path, stat=None) for path, s in elsewhere if s.path in gone}
+    return {path: s for path, s in elsewhere if s.path in gone}
 
 
 def decide_all(entries: Sequence[Entry], facts: Gathered) -> list[Decision]:

@@ -296,10 +296,18 @@ class State:
         with self._lock:
             self._db.execute("BEGIN")
             self._db.executemany(f"INSERT OR REPLACE INTO files ({_COLUMNS}) VALUES ({','.join('?' * 13)})", rows)
-            self._db.executemany("DELETE FROM intents WHERE path = ?", [(r[0],) for r in rows])
-            # Disk and database agree again: whatever was wrong with the file is settled.
-            self._db.executemany("DELETE FROM problems WHERE path = ?", [(r[0],) for r in rows])
+            # Disk and database agree again: no write of ours is in doubt, nothing is wrong with the file.
+            self._forget([r[0] for r in rows], ("intents", "problems"))
             self._db.execute("COMMIT")
+
+    def _forget(self, paths: Sequence[str], tables: Sequence[str]) -> None:
+        """Delete the paths' rows from ``tables`` (with the lock held, in a transaction). A table
+        with no rows at all (intents and problems, mostly) is not searched path by path: a first
+        export records 10,000 states, and two empty lookups per state were a quarter of its cost."""
+        keys = [(p,) for p in paths]
+        for table in tables:
+            if table == "files" or self._db.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()[0]:
+                self._db.executemany(f"DELETE FROM {table} WHERE path = ?", keys)
 
     # -- intents: a database write that may have landed ------------------------
 
@@ -323,31 +331,34 @@ class State:
         return found
 
     def delete(self, paths: Iterable[str]) -> None:
-        keys = [(p,) for p in paths]
-        if not keys:
+        gone = list(paths)
+        if not gone:
             return
         with self._lock:
             self._db.execute("BEGIN")
-            self._db.executemany("DELETE FROM files WHERE path = ?", keys)
-            self._db.executemany("DELETE FROM intents WHERE path = ?", keys)
-            self._db.executemany("DELETE FROM problems WHERE path = ?", keys)
+            self._forget(gone, ("files", "intents", "problems"))
             self._db.execute("COMMIT")
 
     def move(self, moves: Mapping[str, str]) -> None:
         """Files moved ({old path: new path}): each state goes to the new path, base and all but
-        its stat (the file there is read), unless a state is there already; the old path is forgotten."""
+        its stat (the file there is read), unless a state is there already; so does a write of
+        ours still in doubt (its intent). The old path is forgotten."""
         if not moves:
             return
         with self._lock:
             self._db.execute("BEGIN")
             for old, new in moves.items():
+                if self._db.execute("SELECT 1 FROM files WHERE path = ?", (new,)).fetchone():
+                    continue  # the new place has a state of its own: it stays, with its own intent
                 self._db.execute(
-                    f"INSERT OR IGNORE INTO files ({_COLUMNS}) SELECT ?, kind, owner, name, base, row_id, row_owner,"
+                    f"INSERT INTO files ({_COLUMNS}) SELECT ?, kind, owner, name, base, row_id, row_owner,"
                     " marker, NULL, NULL, NULL, NULL, row_digest FROM files WHERE path = ?",
                     (new, old),
                 )
-            for table in ("files", "intents", "problems"):
-                self._db.executemany(f"DELETE FROM {table} WHERE path = ?", [(old,) for old in moves])
+                self._db.execute(
+                    "INSERT OR REPLACE INTO intents (path, hash) SELECT ?, hash FROM intents WHERE path = ?", (new, old)
+                )
+            self._forget(list(moves), ("files", "intents", "problems"))
             self._db.execute("COMMIT")
         for old, new in moves.items():
             log.info("moved: %s -> %s (its state goes with it)", old, new, extra={"event": "moved", "path": new})
@@ -400,7 +411,9 @@ class State:
 
     def clear_problems(self, paths: Iterable[str]) -> None:
         with self._lock:
-            self._db.executemany("DELETE FROM problems WHERE path = ?", [(p,) for p in paths])
+            self._db.execute("BEGIN")
+            self._forget(list(paths), ("problems",))
+            self._db.execute("COMMIT")
 
     def problems(self, kind: ProblemKind | None = None) -> list[Problem]:
         args: tuple[str, ...]
