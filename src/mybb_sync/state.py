@@ -306,7 +306,7 @@ class State:
         export records 10,000 states, and two empty lookups per state were a quarter of its cost."""
         keys = [(p,) for p in paths]
         for table in tables:
-            if table == "files" or self._db.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()[0]:
+            if self._db.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()[0]:
                 self._db.executemany(f"DELETE FROM {table} WHERE path = ?", keys)
 
     # -- intents: a database write that may have landed ------------------------
