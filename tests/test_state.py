@@ -191,6 +191,16 @@ def test_move_to_a_tracked_place_keeps_that_places_own_intent(state: State) -> N
     assert state.intents([OLD_PLACE, NEW_PLACE]) == {NEW_PLACE: "new"}
 
 
+def test_no_intent_is_found_where_none_was_recorded(state: State) -> None:
+    assert state.intents([OLD_PLACE, NEW_PLACE]) == {}
+
+
+def test_an_intent_is_found_among_a_thousand_paths(state: State) -> None:
+    paths = [f"template_sets/S/index/t{i}.html" for i in range(1000)]
+    state.record_intents({paths[950]: "h"})
+    assert state.intents(paths) == {paths[950]: "h"}
+
+
 def test_put_clears_an_intent_and_a_problem_among_others(state: State) -> None:
     state.record_intents({OLD_PLACE: "a", NEW_PLACE: "b"})
     state.report([Problem(p, ProblemKind.CONFLICT, "x", 1.0) for p in (OLD_PLACE, NEW_PLACE)])
