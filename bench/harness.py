@@ -68,6 +68,7 @@ from mybb_sync.themefile import read_meta, render_meta
 from mybb_sync.themesync import settings_files
 
 from . import engines, procfs, report
+from .floor import floor_export
 from .service import ServiceProcess
 
 log = logging.getLogger("bench")
@@ -155,10 +156,16 @@ async def _fetch_files(store: Any, catalog: Catalog, scope: Scope) -> list[tuple
             files.extend((e.path, e.text.encode("utf-8")) for e in batch if e.text is not None)
     sheets = await stylesheet_entries(store, catalog, scope.themes, report)
     files.extend((e.path, e.text.encode("utf-8")) for e in sheets if e.text is not None)
-    themes, rows = await store.themes(), await store.stylesheets()  # and each theme's theme.json, as mybb-sync
-    for tid, path in settings_files(catalog, scope.themes).items():
-        files.append((path, render_meta(read_meta(themes, rows, tid)).encode("utf-8")))
-    return files
+    return files + await _theme_files(store, catalog, scope)
+
+
+async def _theme_files(store: Any, catalog: Catalog, scope: Scope) -> list[tuple[str, bytes]]:
+    """Each theme's theme.json, as mybb-sync writes it."""
+    themes, rows = await store.themes(), await store.stylesheets()
+    return [
+        (path, render_meta(read_meta(themes, rows, tid)).encode("utf-8"))
+        for tid, path in settings_files(catalog, scope.themes).items()
+    ]
 
 
 def write_sequential(root: Path, files: Sequence[tuple[str, bytes]], *, durable: bool) -> None:
@@ -229,6 +236,11 @@ async def export_once(db: Database, prefix: str, pattern: str, root: Path) -> di
             if rep.errors or rep.conflicts:
                 raise RuntimeError(f"mybb-sync export reported problems: {rep.errors[:3]} {rep.conflicts[:3]}")
             return {"seconds": seconds, "files": rep.files, "written": rep.written, "bytes": rep.bytes}
+        if pattern == "floor":
+            started = time.perf_counter()
+            extra = [(path, data, None) for path, data in await _theme_files(store, catalog, scope)]
+            written = await floor_export(store, catalog, scope, root, extra)
+            return {"seconds": time.perf_counter() - started, "files": written, "written": written}
         started = time.perf_counter()
         files = await _fetch_files(store, catalog, scope)
         fetched = time.perf_counter()

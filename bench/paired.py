@@ -10,12 +10,14 @@ recently deleted inodes when it creates files, so a root removed just
 before a run would slow the run after it.
 
 Baselines: (b) the replaced tool's pattern (fetch every row through the
-same store, then per file ``<name>.tmp`` + rename, no fsync) and (p) a
-plain write (each file opened in place, written, closed). Comparisons:
+same store, then per file ``<name>.tmp`` + rename, no fsync), (p) a plain
+write (each file opened in place, written, closed) and (f) the floor of a
+durable export (``bench/floor.py``: the same fetch, writer, flushes and
+state rows, nothing decided or checked). Comparisons:
 
-export        in this process: ``Exporter.run`` against (b) and (p), each
-              timing including the rows' fetch; wall, user and system time
-              (``getrusage``, all threads).
+export        in this process: ``Exporter.run`` against (b), (p) and (f), and
+              (f) against (b), each timing including the rows' fetch; wall,
+              user and system time (``getrusage``, all threads).
 process       ``mybb-sync export --all`` against ``python -m bench.oneshot
               replaced_tool`` (a small script doing (b)), whole processes:
               start-up included; wall, user, system time and peak RSS.
@@ -56,11 +58,12 @@ from .service import ServiceProcess, db_url
 log = logging.getLogger("bench.paired")
 
 REPO = Path(__file__).resolve().parents[1]  # `python -m bench.oneshot` is found from here
-PATTERNS = ("mybb_sync", "replaced_tool", "plain")
+PATTERNS = ("mybb_sync", "replaced_tool", "plain", "floor")
 LABELS = {
     "mybb_sync": "(a) mybb-sync",
     "replaced_tool": "(b) replaced tool: .tmp + rename, no fsync",
     "plain": "(p) plain write in place",
+    "floor": "(f) the floor: a durable export that decides nothing (bench/floor.py)",
 }
 COUNTED = {  # syscall groups counted per 1,000 files
     "futex": ("futex",),
@@ -208,9 +211,13 @@ def run_size(args: argparse.Namespace, server: Database, work: Path, size: int) 
         bench = Paired(args, db, work / f"p{size}", result["files"])
         bench.work.mkdir()
         mybb = bench.in_process("mybb_sync")
-        for base in ("replaced_tool", "plain"):
+        for base in ("replaced_tool", "plain", "floor"):
             with Stage(f"{tag} export: (a) vs {LABELS[base]}, {args.pairs} pairs"):
                 result[f"export_vs_{base}"] = paired(args.pairs, mybb, bench.in_process(base))
+        with Stage(f"{tag} export: (f) vs (b), {args.pairs} pairs"):
+            result["floor_vs_replaced_tool"] = paired(
+                args.pairs, bench.in_process("floor"), bench.in_process("replaced_tool")
+            )
         cli = ["-m", "mybb_sync.cli", "export", "--all"]
         script = ["-m", "bench.oneshot", "replaced_tool"]
         with Stage(f"{tag} whole processes: mybb-sync export vs the (b) script, {args.pairs} pairs"):
@@ -255,6 +262,8 @@ def markdown(document: dict[str, Any]) -> str:
     names = {
         "export_vs_replaced_tool": "export (a) / (b)",
         "export_vs_plain": "export (a) / (p)",
+        "export_vs_floor": "export (a) / (f) floor",
+        "floor_vs_replaced_tool": "floor (f) / (b)",
         "process_vs_replaced_tool": "`mybb-sync export` / (b) script",
         "service_vs_replaced_tool": "service start-up / (b) script",
     }
