@@ -76,17 +76,17 @@ async def floor_export(store: Store, catalog: Catalog, scope: Scope, path: Path,
 
     async def handle(batch: list[Item]) -> None:
         nonlocal written
-        hashes = [None if e is None else content_hash(e.kind, e.text or "") for _, _, e in batch]
         fds, temps, names, made = await anyio.to_thread.run_sync(stage, batch, limiter=writer)
         await anyio.to_thread.run_sync(_flush, root)
         seen = await anyio.to_thread.run_sync(rename_new, fds, temps, names, limiter=writer)
         await anyio.to_thread.run_sync(_flush, root)
-        if not all(isinstance(st, tuple) for st in made) or min(seen, default=1) <= 0:
+        stats = [FileStat(*st) for st in made if isinstance(st, tuple)]
+        if len(stats) != len(batch) or min(seen, default=1) <= 0:
             raise OSError(f"the floor could not write a file of {[rel for rel, _, _ in batch[:3]]} ...")
         states: list[FileState] = [
-            agreed_state(e, h, FileStat(*st), ns)
-            for (_, _, e), h, st, ns in zip(batch, hashes, made, seen, strict=True)
-            if e is not None and h is not None and isinstance(st, tuple)
+            agreed_state(e, content_hash(e.kind, e.text or ""), st, ns)
+            for (_, _, e), st, ns in zip(batch, stats, seen, strict=True)
+            if e is not None
         ]
         await anyio.to_thread.run_sync(state.put, states)
         written += len(batch)
